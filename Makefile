@@ -1,0 +1,37 @@
+# The two commands of the quick start: `make run` (the default pipeline) and `make test` (the test suite).
+# Both create or refresh .venv themselves.
+#
+# torch: the CPU build by default. CUDA users: `make run TORCH_SPEC="torch==2.13.0" \
+#   TORCH_INDEX="--index-url https://download.pytorch.org/whl/cu128"` (or install torch into .venv yourself
+#   and pass TORCH_SPEC=skip).
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?=
+CORES ?= all
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.elign-installed
+
+.PHONY: setup run test schema clean-results
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	if [ "$(TORCH_SPEC)" != "skip" ]; then $(BIN)/pip install -q $(TORCH_INDEX) "$(TORCH_SPEC)"; fi
+	$(BIN)/pip install -q -e ".[test]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: setup
+	PATH="$(abspath $(BIN)):$$PATH" snakemake --cores $(CORES) --workflow-profile workflow/profiles/default
+
+test: setup
+	PATH="$(abspath $(BIN)):$$PATH" pytest -q
+	PATH="$(abspath $(BIN)):$$PATH" snakemake --lint
+	PATH="$(abspath $(BIN)):$$PATH" snakemake -n --cores 1 --quiet rules
+
+schema: setup
+	$(BIN)/elign config-schema
+
+clean-results:
+	rm -rf results logs benchmarks .snakemake

@@ -1,0 +1,44 @@
+"""``elign <stage> ...``: the command line every Snakemake rule calls.
+
+Each stage module under ``elign.cli`` has ``add_parser(subparsers)`` (parsing) and ``run(args)`` (work).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from elign import __version__
+from elign.config import ConfigError
+from elign.data.errors import DataFormatError
+
+STAGES = {
+    "prepare": "elign.cli.prepare",
+    "config-schema": "elign.cli.schema",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="elign", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"elign {__version__}")
+    sub = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
+    for name, module in STAGES.items():
+        importlib.import_module(module).add_parser(sub, name)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.run(args) or 0)
+    except (ConfigError, DataFormatError, FileNotFoundError) as exc:
+        # Expected user-facing failures: one clear message, no traceback.
+        print(f"elign {args.stage}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

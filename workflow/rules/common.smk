@@ -1,0 +1,45 @@
+# Helpers only (no rules): config validation, the per-stage config passed to the CLI, targets.
+import json
+
+from elign.config import ConfigError, validate_config
+
+
+SCHEMA = "../schemas/config.schema.yaml"  # relative to this file
+
+try:  # the typed config names every bad key path and what is allowed, in one message
+    validate_config(config, source="snakemake config")
+except ConfigError as err:
+    raise WorkflowError(str(err)) from None
+validate(config, SCHEMA)
+
+DATASET = config["data"]["dataset"]
+SPLITS = ["train", "valid", "test"]
+
+
+def stage_config(*sections):
+    """JSON of the config sections a stage reads (plus the seed): its params, so a change reruns it."""
+    return json.dumps({"seed": config["seed"], **{s: config[s] for s in sections}}, sort_keys=True)
+
+
+def data_source_files(wildcards):
+    """Input files of the data stage for sources that read local files (none for qm9pack/downloads)."""
+    data = config["data"]
+    if data["source"] == "files":
+        return data["files"]["paths"]
+    if data["source"] == "geom_drugs":
+        return [data["geom_drugs"]["path"]]
+    if data["source"] == "figshare" and data["figshare"]["local_dir"]:
+        return [data["figshare"]["local_dir"]]
+    return []
+
+
+def data_outputs(dataset):
+    return [f"results/data/{dataset}/{split}.parquet" for split in SPLITS] + [f"results/data/{dataset}/stats.json"]
+
+
+def final_targets():
+    return data_outputs(DATASET)
+
+
+wildcard_constraints:
+    dataset=DATASET,
