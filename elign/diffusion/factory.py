@@ -1,0 +1,66 @@
+"""Build an :class:`EnVariationalDiffusion` from a model-config dict, and back; load our checkpoints.
+
+The model-config layout is documented in :mod:`elign.model.presets`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from elign.diffusion.en_diffusion import DiffusionConfig, EnVariationalDiffusion
+from elign.model.checkpoint import load_checkpoint
+from elign.model.dynamics import DynamicsConfig, EGNNDynamics
+from elign.model.presets import MODEL_CONFIG_FORMAT
+
+_TOP_KEYS = {"format", "atom_decoder", "include_charges", "dynamics", "diffusion"}
+
+
+def build_model(model_config: Mapping[str, Any], dtype: torch.dtype | None = None) -> EnVariationalDiffusion:
+    """Fresh (randomly initialised, EDM init) model from a model-config dict; float32 unless ``dtype``."""
+    unknown = sorted(set(model_config) - _TOP_KEYS)
+    missing = sorted(_TOP_KEYS - set(model_config) - {"format"})
+    if unknown or missing:
+        raise ValueError(f"model config: unknown keys {unknown}, missing keys {missing}")
+    fmt = model_config.get("format", MODEL_CONFIG_FORMAT)
+    if fmt != MODEL_CONFIG_FORMAT:
+        raise ValueError(f"model config format {fmt!r} is not {MODEL_CONFIG_FORMAT!r}")
+    decoder = list(model_config["atom_decoder"])
+    charges = bool(model_config["include_charges"])
+    dyn = DynamicsConfig.from_dict(model_config["dynamics"])
+    if dyn.in_node_nf != len(decoder) + int(charges):
+        raise ValueError(f"dynamics.in_node_nf={dyn.in_node_nf} but {len(decoder)} atom types + "
+                         f"{int(charges)} charge column = {len(decoder) + int(charges)}")
+    diff = DiffusionConfig.from_dict(model_config["diffusion"])
+    model = EnVariationalDiffusion(EGNNDynamics(dyn), len(decoder), charges, diff, atom_decoder=decoder)
+    return model.to(dtype) if dtype is not None else model
+
+
+def model_config_of(model: EnVariationalDiffusion) -> dict[str, Any]:
+    """The resolved model-config dict of a built model (what checkpoints store)."""
+    return {
+        "format": MODEL_CONFIG_FORMAT,
+        "atom_decoder": list(model.atom_decoder),
+        "include_charges": model.include_charges,
+        "dynamics": model.dynamics.config.to_dict(),
+        "diffusion": model.config.to_dict(),
+    }
+
+
+def load_model(path: str | Path, use_ema: bool = True, dtype: torch.dtype | None = None,
+               map_location: str | torch.device = "cpu") -> EnVariationalDiffusion:
+    """Model from one of our checkpoints (EMA weights when present and ``use_ema``), in eval mode.
+
+    dtype: default = the dtype the weights were saved in (the stored γ table is loaded as saved).
+    """
+    ckpt = load_checkpoint(path, map_location=map_location)
+    model = build_model(ckpt["model_config"])
+    state = ckpt.get("ema_state_dict") if use_ema and ckpt.get("ema_state_dict") is not None else ckpt["state_dict"]
+    if dtype is None:  # the dtype the weights were saved in
+        dtype = next((v.dtype for k, v in state.items() if k != "schedule.gamma" and v.is_floating_point()),
+                     torch.get_default_dtype())
+    model = model.to(dtype)
+    model.load_state_dict(state, strict=True)
+    return model.eval()

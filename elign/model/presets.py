@@ -1,0 +1,102 @@
+"""Named backbone sizes and the model-config dict that builds a model.
+
+A *model config* is a plain dict (stored in every checkpoint as ``model_config``)::
+
+    {"format": "elign.edm/1",
+     "atom_decoder": ["H", "C", "N", "O", "F"],      # one-hot column k = element atom_decoder[k]
+     "include_charges": True,                         # extra integer feature = atomic number (EDM QM9)
+     "dynamics": {...DynamicsConfig fields...},       # elign.model.dynamics.DynamicsConfig
+     "diffusion": {...DiffusionConfig fields...}}     # elign.diffusion.en_diffusion.DiffusionConfig
+
+``elign.diffusion.factory.build_model(config)`` turns it into an ``EnVariationalDiffusion``.
+
+Presets (EDM: Hoogeboom et al. 2022, App. C; args of the published runs ``outputs/edm_qm9`` and
+``outputs/edm_geom_drugs``): ``edm_qm9`` 9 layers × 256, ``edm_geom`` 4 layers × 256 (both: 1 invariant
+sublayer per block, attention, tanh coordinate updates, norm_constant 1, normalization_factor 1, sum
+aggregation, no sin embedding) and ``small_cpu`` 4 layers × 64 with the same switches, for tests and CPU
+runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
+
+MODEL_CONFIG_FORMAT = "elign.edm/1"
+
+QM9_ATOM_DECODER = ("H", "C", "N", "O", "F")
+GEOM_ATOM_DECODER = ("H", "B", "C", "N", "O", "F", "Al", "Si", "P", "S", "Cl", "As", "Br", "I", "Hg", "Bi")
+
+#: EDM's diffusion hyper-parameters for QM9 and GEOM-Drugs (same for both).
+EDM_DIFFUSION: dict[str, Any] = {
+    "timesteps": 1000, "noise_schedule": "polynomial_2", "noise_precision": 1e-5, "loss_type": "l2",
+    "normalize_factors": [1.0, 4.0, 10.0], "norm_biases": [None, 0.0, 0.0],
+}
+
+
+@dataclass(frozen=True)
+class BackbonePreset:
+    """Architecture hyper-parameters (DynamicsConfig fields except in_node_nf / context_node_nf),
+    plus the dataset defaults the preset was published with."""
+
+    hidden_nf: int
+    n_layers: int
+    inv_sublayers: int = 1
+    attention: bool = True
+    tanh: bool = True
+    coords_range: float = 15.0
+    norm_constant: float = 1.0
+    normalization_factor: float = 1.0
+    aggregation_method: str = "sum"
+    sin_embedding: bool = False
+    condition_time: bool = True
+    default_atom_decoder: tuple[str, ...] = QM9_ATOM_DECODER
+    default_include_charges: bool = True
+
+    def architecture(self) -> dict[str, Any]:
+        d = asdict(self)
+        del d["default_atom_decoder"], d["default_include_charges"]
+        return d
+
+
+PRESETS: dict[str, BackbonePreset] = {
+    "edm_qm9": BackbonePreset(hidden_nf=256, n_layers=9),
+    "edm_geom": BackbonePreset(hidden_nf=256, n_layers=4, default_atom_decoder=GEOM_ATOM_DECODER,
+                               default_include_charges=False),
+    "small_cpu": BackbonePreset(hidden_nf=64, n_layers=4),
+}
+
+
+def get_preset(name: str) -> BackbonePreset:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown backbone preset {name!r}; choose one of {sorted(PRESETS)}") from None
+
+
+def make_model_config(preset: str | BackbonePreset, atom_decoder: Sequence[str] | None = None,
+                      include_charges: bool | None = None, context_node_nf: int = 0,
+                      diffusion: dict[str, Any] | None = None, **architecture: Any) -> dict[str, Any]:
+    """A complete model-config dict from a preset name, the dataset's atom types and optional overrides.
+
+    Args:
+        preset: preset name or object; atom_decoder / include_charges default to the preset's dataset.
+        diffusion: overrides of EDM_DIFFUSION; architecture: overrides of preset fields (e.g. n_layers=2).
+    """
+    p = get_preset(preset) if isinstance(preset, str) else preset
+    decoder = list(atom_decoder if atom_decoder is not None else p.default_atom_decoder)
+    charges = p.default_include_charges if include_charges is None else bool(include_charges)
+    arch = p.architecture()
+    unknown = sorted(set(architecture) - set(arch))
+    if unknown:
+        raise ValueError(f"unknown architecture overrides {unknown}; known: {sorted(arch)}")
+    arch.update(architecture)
+    diff = dict(EDM_DIFFUSION)
+    diff.update(diffusion or {})
+    return {
+        "format": MODEL_CONFIG_FORMAT,
+        "atom_decoder": decoder,
+        "include_charges": charges,
+        "dynamics": {"in_node_nf": len(decoder) + int(charges), "context_node_nf": int(context_node_nf), **arch},
+        "diffusion": diff,
+    }
