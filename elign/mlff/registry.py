@@ -1,0 +1,57 @@
+"""Backend registry: ``register_backend(name)`` on a factory, ``get_backend(name, **options)`` to build one.
+
+Registering costs nothing: a backend imports its library (torchani, mace-torch, fairchem, ...) only when it
+is built, so a missing optional package fails there with a message saying what to ``pip install``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Callable
+
+from elign.mlff.base import MissingDependencyError, MLFFBackend
+
+DEFAULT_BACKEND = "ani2x"
+
+_FACTORIES: dict[str, Callable[..., MLFFBackend]] = {}
+
+
+def register_backend(name: str) -> Callable:
+    """Decorator: register a backend class or factory under ``name`` (case-insensitive)."""
+    key = name.lower()
+
+    def decorate(factory: Callable[..., MLFFBackend]) -> Callable[..., MLFFBackend]:
+        if key in _FACTORIES and _FACTORIES[key] is not factory:
+            raise ValueError(f"MLFF backend {name!r} is already registered")
+        _FACTORIES[key] = factory
+        return factory
+
+    return decorate
+
+
+def available_backends() -> list[str]:
+    """Names accepted by get_backend."""
+    return sorted(_FACTORIES)
+
+
+def get_backend(name: str = DEFAULT_BACKEND, **options) -> MLFFBackend:
+    """Build the backend registered as ``name`` with its options (device, dtype, batch_size, model_path, ...)."""
+    key = str(name).lower()
+    if key not in _FACTORIES:
+        raise KeyError(f"unknown MLFF backend {name!r}; known backends: {', '.join(available_backends())}")
+    return _FACTORIES[key](**options)
+
+
+def require(module: str, pip_spec: str, purpose: str, extra: str = ""):
+    """Import ``module`` or raise MissingDependencyError naming what to install."""
+    package = pip_spec.split("=")[0].split("<")[0].split(">")[0]
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        if isinstance(exc, ModuleNotFoundError) and exc.name and module.startswith(exc.name):
+            message = f"{purpose} needs the Python package {package!r}, which is not installed: pip install {pip_spec}"
+        else:
+            message = f"{purpose}: importing {module!r} (pip package {package!r}) failed: {exc}"
+        if extra:
+            message += f". {extra}"
+        raise MissingDependencyError(message) from exc
