@@ -10,6 +10,12 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 CORES ?= all
 BIN := $(VENV)/bin
+# Offline force-field weights: where ../shared/mlff/torchani exists (this workplace, CI), torchani reads them
+# from there; elsewhere torchani downloads its weights on first use.
+SHARED_ANI := $(abspath ../shared/mlff/torchani)
+ifneq ($(wildcard $(SHARED_ANI)),)
+export TORCHANI_DATA_DIR ?= $(SHARED_ANI)
+endif
 STAMP := $(VENV)/.elign-installed
 
 .PHONY: setup run test schema clean-results

@@ -9,6 +9,9 @@ configfile: "config/config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/pretrain.smk"
+include: "workflow/rules/sample.smk"
+include: "workflow/rules/evaluate.smk"
 
 
 rule all:

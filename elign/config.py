@@ -117,20 +117,109 @@ class DataConfig(Section):
 
 
 # ------------------------------------------------------------------------------- later stages (shape)
+class ModelArchitecture(Section):
+    """Overrides of the backbone preset's architecture; null keeps the preset's value."""
+
+    hidden_nf: int | None = Field(None, ge=1)
+    n_layers: int | None = Field(None, ge=1)
+    inv_sublayers: int | None = Field(None, ge=1)
+    attention: bool | None = None
+
+
 class PretrainConfig(Section):
-    """EDM backbone pretraining (filled in by the backbone issue)."""
+    """EDM backbone pretraining (Hoogeboom et al. 2022): AdamW(amsgrad), EMA, EDM's gradient clipping."""
+
+    preset: Literal["small_cpu", "edm_qm9", "edm_geom"] = Field(
+        "small_cpu", description="backbone size (elign.model.presets); edm_qm9 = the paper's 9 x 256")
+    architecture: ModelArchitecture = ModelArchitecture()
+    atom_decoder: list[str] | None = Field(
+        None, description="one-hot atom types in order; null = the preset's (QM9: H C N O F)")
+    include_charges: bool | None = Field(None, description="atomic number as an extra feature; null = preset's")
+    diffusion_steps: int = Field(1000, ge=10, description="T (EDM: 1000)")
+    noise_precision: float = Field(1e-5, gt=0, lt=0.5, description="polynomial_2 clipping (EDM: 1e-5)")
+    batch_size: int = Field(64, ge=1, description="molecules per optimizer step, over all processes (EDM: 64)")
+    lr: float = Field(1e-4, gt=0, description="AdamW learning rate (EDM: 1e-4)")
+    weight_decay: float = Field(1e-12, ge=0, description="AdamW weight decay (EDM: 1e-12, amsgrad)")
+    ema_decay: float = Field(0.9999, ge=0, lt=1, description="EMA of weights (EDM: 0.9999); 0 disables")
+    clip_grad: bool = Field(True, description="EDM's adaptive clipping: 1.5 x mean + 2 x std of recent norms")
+    max_steps: int = Field(2000, ge=1, description="optimizer steps (an epoch of QM9 = 100000 / batch_size)")
+    checkpoint_every: int = Field(200, ge=1, description="atomic checkpoint every N steps (resume after a kill)")
+    log_every: int = Field(10, ge=1, description="history.parquet row every N steps")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    init_from: str | None = Field(None, description="start from this checkpoint (e.g. an imported EDM model)")
+
+
+class MLFFConfig(Section):
+    """Which force field scores molecules (elign.mlff registry); energies in eV, forces in eV/Å."""
+
+    backend: Literal["ani2x", "ani1x", "ani1ccx", "aimnet2", "mace-off", "uma"] = Field(
+        "ani2x", description="default ANI-2x (torchani; H C N O F S Cl)")
+    model_path: str | None = Field(None, description="weights file for aimnet2 / mace-off / uma")
+    model: str | None = Field(None, description="mace-off size: small | medium | large")
+    model_index: int | None = Field(None, ge=0, description="ANI: one ensemble member instead of the ensemble")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    dtype: Literal["float32", "float64"] = "float32"
+    batch_size: int = Field(256, ge=1, description="molecules per MLFF call")
 
 
 class FinetuneConfig(Section):
-    """FED-GRPO post-training (filled in by the FED-GRPO issue)."""
+    """FED-GRPO post-training (Elign, arXiv 2601.21985; DESIGN.md "Science"). Paper values in comments."""
+
+    iterations: int = Field(20, ge=1, description="rollout + update iterations")
+    prompts_per_iteration: int = Field(4, ge=1, description="prompts (molecule sizes) per iteration (paper: 4)")
+    rollouts_per_prompt: int = Field(8, ge=2, description="K rollouts per prompt = group size (paper: 24)")
+    sizes: Literal["histogram"] | int | list[int] = Field(
+        "histogram", description="prompt sizes: drawn from the training histogram, one size, or a list")
+    shared_prefix_steps: int = Field(700, ge=0, description="reverse steps shared by a group (paper: 600-700 of 1000)")
+    train_steps_per_rollout: int | None = Field(
+        32, ge=1, description="branched steps trained per update, a random subset; null = all of them")
+    energy_every: int = Field(10, ge=1, description="PBRS potential evaluated every k-th trained step")
+    weight_force: float = Field(1.0, ge=0, description="w_F (paper: 1)")
+    weight_energy: float = Field(0.1, ge=0, description="w_E (paper: 0.05 or 0.1)")
+    advantage_clip: float = Field(5.0, gt=0, description="advantages clipped to +-this (paper: 5)")
+    clip_range: float = Field(2e-3, gt=0, description="PPO ratio clip epsilon (paper: 2e-3)")
+    kl_weight: float = Field(0.04, ge=0, description="weight of KL to the frozen pretrained policy (paper: 0.04)")
+    lr: float = Field(4e-6, gt=0, description="AdamW learning rate (paper: 4e-6)")
+    weight_decay: float = Field(0.0, ge=0)
+    grad_clip: float = Field(1.0, gt=0, description="max gradient norm")
+    update_epochs: int = Field(1, ge=1, description="passes over the iteration's rollouts")
+    minibatch_steps: int = Field(16, ge=1, description="trained steps per gradient accumulation chunk")
+    ema_decay: float = Field(0.0, ge=0, lt=1, description="EMA of the aligned weights; 0 disables")
+    stable_only: bool = Field(False, description="gate: only chemically stable molecules get the force reward")
+    invalid_penalty: float | None = Field(
+        None, description="explicit penalty (reward units) for an RDKit-invalid molecule; null = none")
+    checkpoint_every: int = Field(1, ge=1, description="atomic checkpoint every N iterations (resume after a kill)")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    mlff: MLFFConfig = MLFFConfig()
 
 
 class SampleConfig(Section):
-    """Sampling from a model (filled in by the backbone issue)."""
+    """Sampling molecules from a model with the reverse diffusion chain."""
+
+    num_molecules: int = Field(256, ge=1)
+    batch_size: int = Field(64, ge=1)
+    sizes: Literal["histogram"] | int | list[int] = Field(
+        "histogram", description="atom counts: 'histogram' (training split, stats.json), one size, or a list")
+    seed_offset: int = Field(1000, ge=0, description="sampling seed = seed + seed_offset (fresh noise)")
+    use_ema: bool = True
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    max_abs_position_ang: float = Field(
+        100.0, gt=0, description="a sample with |x| beyond this (or NaN) is kept with status 'exploded'")
+    guidance_scale: float = Field(
+        1.0, ge=0, description="MLFF-guided baseline: mean += scale * sigma_t^2 * F(x0_hat) per reverse step")
+    guidance_mlff: MLFFConfig = MLFFConfig()
 
 
 class EvaluateConfig(Section):
-    """Metrics and MLFF scoring (filled in by the evaluation issue)."""
+    """Per-molecule metrics: EDM stability, RDKit validity/uniqueness/novelty, MLFF energy and forces."""
+
+    mlff: MLFFConfig = MLFFConfig()
+    reference_split: Literal["train", "valid", "test"] = Field(
+        "test", description="the data split evaluated as the reference row")
+    reference_max_molecules: int | None = Field(
+        None, ge=1, description="evaluate only the first N reference molecules; null = all")
+    novelty_reference: Literal["smiles", "geometry"] = Field(
+        "smiles", description="training set for novelty: its SMILES column, or SMILES rebuilt from its geometries")
 
 
 class DftConfig(Section):

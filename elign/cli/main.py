@@ -16,6 +16,11 @@ from elign.data.errors import DataFormatError
 
 STAGES = {
     "prepare": "elign.cli.prepare",
+    "sample": "elign.cli.sample",
+    "import-edm": "elign.cli.import_edm",
+    "pretrain": "elign.cli.pretrain",
+    "evaluate": "elign.cli.evaluate",
+    "summarize": "elign.cli.evaluate:add_summarize_parser",
     "config-schema": "elign.cli.schema",
 }
 
@@ -24,8 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="elign", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"elign {__version__}")
     sub = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
-    for name, module in STAGES.items():
-        importlib.import_module(module).add_parser(sub, name)
+    for name, target in STAGES.items():
+        module, _, func = target.partition(":")
+        getattr(importlib.import_module(module), func or "add_parser")(sub, name)
     return parser
 
 
@@ -34,10 +40,20 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return int(args.run(args) or 0)
-    except (ConfigError, DataFormatError, FileNotFoundError) as exc:
+    except Exception as exc:
+        if not isinstance(exc, _user_errors()):
+            raise
         # Expected user-facing failures: one clear message, no traceback.
         print(f"elign {args.stage}: error: {exc}", file=sys.stderr)
         return 2
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """Exception types reported as one message. EDMImportError's module imports torch, so it is only looked
+    up when a stage has already imported it (it cannot have been raised otherwise)."""
+    edm_import = sys.modules.get("elign.model.edm_import")
+    extra = (edm_import.EDMImportError,) if edm_import is not None else ()
+    return (ConfigError, DataFormatError, FileNotFoundError) + extra
 
 
 if __name__ == "__main__":

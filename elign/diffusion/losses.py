@@ -94,10 +94,14 @@ class DiffusionLossMixin:
     def compute_loss(self, x: torch.Tensor, h_cat: torch.Tensor, h_int: torch.Tensor, node_mask: torch.Tensor,
                      edge_mask: torch.Tensor | None = None, context: torch.Tensor | None = None,
                      t0_always: bool = False, graph: MolGraph | None = None, t_int: torch.Tensor | None = None,
-                     generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                     generator: torch.Generator | None = None, eps: torch.Tensor | None = None
+                     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """EDM ``compute_loss`` on normalised data; returns (loss (B,), {'t', 'error', 'loss_t', …}).
 
-        t_int: optional (B,) or (B, 1) integer steps to use instead of sampling them (tests).
+        t_int: optional (B,) or (B, 1) integer steps to use instead of sampling them (tests, data-parallel
+        training). eps: optional (B, N, 3 + F) noise to use instead of sampling it (zero-CoM x part, zero in
+        padded slots, e.g. ``sample_combined_position_feature_noise``); the t = 0 pass of ``t0_always``
+        still samples its own.
         """
         graph = graph if graph is not None else self.make_graph(node_mask, edge_mask)
         b = x.shape[0]
@@ -107,7 +111,13 @@ class DiffusionLossMixin:
         s, t = (t_int - 1).clamp(min=0) / self.T, t_int / self.T
         gamma_s = self._inflate(self.gamma(s, x.dtype), x)
         gamma_t = self._inflate(self.gamma(t, x.dtype), x)
-        eps = self.sample_combined_position_feature_noise(b, x.shape[1], node_mask, generator, x.dtype)
+        if eps is None:
+            eps = self.sample_combined_position_feature_noise(b, x.shape[1], node_mask, generator, x.dtype)
+        elif tuple(eps.shape) != (b, x.shape[1], self.n_dims + self.in_node_nf):
+            expected = (b, x.shape[1], self.n_dims + self.in_node_nf)
+            raise ValueError(f"eps has shape {tuple(eps.shape)}, expected {expected}")
+        else:
+            eps = eps.to(x.dtype)
         xh = torch.cat([x, h_cat, h_int], dim=2)
         z_t = self.alpha(gamma_t, x) * xh + self.sigma(gamma_t, x) * eps
         geo.assert_mean_zero_with_mask(z_t[:, :, :self.n_dims], node_mask)
@@ -142,7 +152,8 @@ class DiffusionLossMixin:
     def loss_terms(self, x: torch.Tensor, h_cat: torch.Tensor, h_int: torch.Tensor, node_mask: torch.Tensor,
                    edge_mask: torch.Tensor | None = None, context: torch.Tensor | None = None,
                    graph: MolGraph | None = None, t_int: torch.Tensor | None = None,
-                   generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                   generator: torch.Generator | None = None, eps: torch.Tensor | None = None
+                   ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """EDM ``forward`` on data units (x in Å, one-hot, integer charges) plus the info dict.
 
         Returns (−log p(x, h) estimate per molecule (B,), info). In l2 training this is the training loss
@@ -152,12 +163,19 @@ class DiffusionLossMixin:
         if self._l2_training():
             delta_log_px = torch.zeros_like(delta_log_px)
         loss, info = self.compute_loss(x, h_cat, h_int, node_mask, edge_mask, context,
-                                       t0_always=not self.training, graph=graph, t_int=t_int, generator=generator)
+                                       t0_always=not self.training, graph=graph, t_int=t_int, generator=generator,
+                                       eps=eps)
         info["delta_log_px"] = delta_log_px
         return loss - delta_log_px, info
 
     def forward(self, x: torch.Tensor, h_cat: torch.Tensor, h_int: torch.Tensor, node_mask: torch.Tensor,
                 edge_mask: torch.Tensor | None = None, context: torch.Tensor | None = None,
-                graph: MolGraph | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-        """(B,) loss / negative log-likelihood estimate, as EDM's ``EnVariationalDiffusion.forward``."""
-        return self.loss_terms(x, h_cat, h_int, node_mask, edge_mask, context, graph, generator=generator)[0]
+                graph: MolGraph | None = None, generator: torch.Generator | None = None,
+                t_int: torch.Tensor | None = None, eps: torch.Tensor | None = None) -> torch.Tensor:
+        """(B,) loss / negative log-likelihood estimate, as EDM's ``EnVariationalDiffusion.forward``.
+
+        t_int / eps: optional pre-drawn time steps and noise (see :meth:`compute_loss`); training draws them
+        for the whole global batch so a data-parallel shard sees the same noise as a single process.
+        """
+        return self.loss_terms(x, h_cat, h_int, node_mask, edge_mask, context, graph, t_int=t_int,
+                               generator=generator, eps=eps)[0]

@@ -1,9 +1,9 @@
 """Sparse per-molecule message passing == EDM's dense masked message passing, with the same weights.
 
-The dense reference below re-implements EDM's ``EGNN_dynamics_QM9._forward`` / ``EGNN`` /
-``EquivariantBlock`` / ``GCL`` / ``EquivariantUpdate`` (ehoogeboom/e3_diffusion_for_molecules) literally:
-all B·N·N edges including self loops and padding, messages multiplied by ``edge_mask``, node states by
-``node_mask``. It reads the weights from our module.
+The dense reference (:mod:`elign.model.dense_reference`) re-implements EDM's ``EGNN_dynamics_QM9._forward``
+/ ``EGNN`` / ``EquivariantBlock`` / ``GCL`` / ``EquivariantUpdate`` (ehoogeboom/e3_diffusion_for_molecules)
+literally: all B·N·N edges including self loops and padding, messages multiplied by ``edge_mask``, node
+states by ``node_mask``. It reads the weights from our module.
 """
 
 from __future__ import annotations
@@ -12,55 +12,11 @@ import pytest
 import torch
 
 from elign.diffusion.factory import build_model
+from elign.model.dense_reference import dense_edm_forward
 from elign.model.graph import build_graph, fully_connected_edge_mask, graph_from_edge_mask
 from elign.model.presets import make_model_config
 
 DT = torch.float64
-
-
-def _dense_segment_sum(data, row, n):
-    out = data.new_zeros(n, data.shape[1])
-    return out.scatter_add_(0, row[:, None].expand(-1, data.shape[1]), data)
-
-
-def dense_edm_forward(dyn, t, xh, node_mask, edge_mask):
-    """EDM's dense masked dynamics forward (reference); xh (B, N, D), node_mask (B, N, 1), edge_mask (B·N·N, 1)."""
-    bs, n, _ = xh.shape
-    b_idx = torch.arange(bs).repeat_interleave(n * n)
-    i_idx = torch.arange(n).repeat_interleave(n).repeat(bs)
-    j_idx = torch.arange(n).repeat(n * bs)
-    row, col = b_idx * n + i_idx, b_idx * n + j_idx
-    nm, em = node_mask.reshape(bs * n, 1), edge_mask.reshape(bs * n * n, 1)
-    xh = xh.reshape(bs * n, -1).clone() * nm
-    x0 = xh[:, :3].clone()
-    h = torch.cat([xh[:, 3:], torch.full((bs * n, 1), float(t), dtype=xh.dtype)], dim=1)
-    egnn = dyn.egnn
-
-    def c2d(x, norm_constant):
-        diff = x[row] - x[col]
-        radial = torch.sum(diff ** 2, 1, keepdim=True)
-        return radial, diff / (torch.sqrt(radial + 1e-8) + norm_constant)
-
-    dist0, _ = c2d(x0, 1.0)
-    x = x0
-    h = egnn.embedding(h)
-    for block in egnn.blocks:
-        radial, cdiff = c2d(x, block.norm_constant)
-        ea = torch.cat([radial, dist0], dim=1)
-        for gcl in block.gcls:
-            mij = gcl.edge_mlp(torch.cat([h[row], h[col], ea], dim=1))
-            msg = mij * gcl.att_mlp(mij) * em
-            agg = _dense_segment_sum(msg, row, bs * n) / gcl.normalization_factor
-            h = (h + gcl.node_mlp(torch.cat([h, agg], dim=1))) * nm
-        cu = block.coord_update
-        trans = cdiff * torch.tanh(cu.coord_mlp(torch.cat([h[row], h[col], ea], dim=1))) * cu.coords_range * em
-        x = (x + _dense_segment_sum(trans, row, bs * n) / cu.normalization_factor) * nm
-        h = h * nm
-    h = egnn.embedding_out(h) * nm
-    vel = ((x - x0) * nm).reshape(bs, n, 3)
-    mask3 = node_mask.reshape(bs, n, 1)
-    vel = vel - (vel.sum(1, keepdim=True) / mask3.sum(1, keepdim=True)) * mask3
-    return torch.cat([vel, h[:, :-1].reshape(bs, n, -1)], dim=2)
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ TREE = ("Snakefile", "workflow", "config", "envs")
 
 def _snakemake(cwd: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    env.setdefault("TORCHANI_DATA_DIR", str(Path(__file__).resolve().parents[2].parent / "shared/mlff/torchani"))
     return subprocess.run([str(Path(sys.executable).parent / "snakemake"), *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
 

@@ -37,9 +37,30 @@ def data_outputs(dataset):
     return [f"results/data/{dataset}/{split}.parquet" for split in SPLITS] + [f"results/data/{dataset}/stats.json"]
 
 
+MODELS = ["pretrained"]
+REFERENCE = "reference"  # the evaluate row of a data split (evaluate.reference_split)
+EVAL_NAMES = [REFERENCE] + MODELS
+
+
+def evaluate_input(wildcards):
+    """The molecules evaluated under a name: the reference data split, or a model's samples."""
+    if wildcards.name == REFERENCE:
+        return f"results/data/{wildcards.dataset}/{config['evaluate']['reference_split']}.parquet"
+    return f"results/samples/{wildcards.dataset}/{wildcards.name}.parquet"
+
+
+def evaluate_limit(wildcards):
+    limit = config["evaluate"]["reference_max_molecules"]
+    return f"--max-molecules {limit}" if wildcards.name == REFERENCE and limit else ""
+
+
 def final_targets():
-    return data_outputs(DATASET)
+    samples = [f"results/samples/{DATASET}/{model}.{ext}" for model in MODELS for ext in ("parquet", "sdf", "xyz")]
+    metrics = [f"results/metrics/{DATASET}/summary.csv"]
+    return data_outputs(DATASET) + samples + metrics
 
 
 wildcard_constraints:
     dataset=DATASET,
+    model="|".join(MODELS),
+    name="|".join(EVAL_NAMES),

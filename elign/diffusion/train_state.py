@@ -1,0 +1,130 @@
+"""Pretraining state on disk: resumable checkpoints and ``history.parquet``.
+
+Files (``out`` = the final checkpoint, e.g. ``results/models/qm9/pretrained.pt``):
+
+* ``<out>.partial``: the periodic checkpoint (every ``checkpoint_every`` steps). It is the *resume file*:
+  a restarted run continues from it (or from ``<out>`` if that is further along) and reaches bit-identical
+  weights on CPU. It lives outside Snakemake's declared outputs, so a failed job's cleanup keeps it.
+  It is deleted once ``<out>`` is written.
+* ``<out>``: written when training ends (``extra.finished = True``); it holds the same resumable state,
+  so raising ``max_steps`` later continues from it.
+
+Both are our checkpoint format (:mod:`elign.model.checkpoint`, atomic). ``extra`` layout::
+
+    {"stage": "pretrain", "finished": bool,
+     "step": int,                     # optimizer updates done
+     "epoch": int, "epoch_step": int, # position of the *next* global batch: epoch, index inside it
+     "steps_per_epoch": int, "world_size": int, "seconds": float (cumulative training time),
+     "optimizer": AdamW state_dict, "grad_norm_queue": [float, ...] (EDM's queue, newest first),
+     "rng": {"noise": ByteTensor (training-noise torch.Generator), "torch": ByteTensor (global CPU RNG),
+             "cuda": [ByteTensor, ...]},
+     "log_window": {"n": int, "loss_sum": float, "grad_norm_sum": float, "clipped": bool},
+     "history": {column: [values]},   # rows so far (what history.parquet holds)
+     "config": ElignConfig dump (JSON types), "seed": int,
+     "data": {"train_molecules": int, "fingerprint": sha256 of mol_id + num_atoms},
+     "init_from": str | None, "provenance": {...}}
+
+``history.parquet`` columns: step (int64), epoch (int64), loss (float64, mean training loss over the
+steps since the previous row), grad_norm (float64, mean pre-clipping L2 norm over those steps),
+clipped (bool, any of those steps clipped), lr (float64), seconds (float64, cumulative training time);
+provenance as JSON under the schema-metadata key ``elign`` (as the molecule files).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from elign.config import ConfigError
+from elign.data.table import MoleculeTable
+from elign.io.atomic import atomic_path
+from elign.io.molecules import METADATA_KEY
+from elign.model.checkpoint import load_checkpoint
+
+log = logging.getLogger("elign.pretrain")
+
+HISTORY_COLUMNS = ("step", "epoch", "loss", "grad_norm", "clipped", "lr", "seconds")
+_HISTORY_TYPES = {"step": pa.int64(), "epoch": pa.int64(), "loss": pa.float64(), "grad_norm": pa.float64(),
+                  "clipped": pa.bool_(), "lr": pa.float64(), "seconds": pa.float64()}
+#: pretrain keys that may change between a run and its resumption (they do not change the trajectory).
+RESUMABLE_CHANGES = ("max_steps", "checkpoint_every", "log_every", "device")
+
+
+def partial_path(out: str | Path) -> Path:
+    """The resume file of a final checkpoint path: ``<out>.partial``."""
+    out = Path(out)
+    return out.with_name(out.name + ".partial")
+
+
+def data_fingerprint(table: MoleculeTable) -> dict[str, Any]:
+    """Identity of the training set (resuming on other data is an error)."""
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(table.mol_id, dtype=np.int64).tobytes())
+    h.update(np.ascontiguousarray(table.num_atoms, dtype=np.int64).tobytes())
+    return {"train_molecules": int(len(table)), "fingerprint": h.hexdigest()}
+
+
+def _checkpoint_step(path: Path) -> int | None:
+    if not path.is_file():
+        return None
+    ckpt = load_checkpoint(path)
+    extra = ckpt.get("extra", {})
+    if extra.get("stage") != "pretrain" or "optimizer" not in extra:
+        raise ValueError(f"{path} exists but is not a resumable pretraining checkpoint; move it away "
+                         "(to start from a model's weights use pretrain.init_from)")
+    return int(extra["step"])
+
+
+def find_resume(out: str | Path) -> Path | None:
+    """The checkpoint to resume from: ``<out>.partial`` or ``<out>``, whichever has more steps; else None."""
+    out = Path(out)
+    candidates = [(s, p) for p in (partial_path(out), out) if (s := _checkpoint_step(p)) is not None]
+    return max(candidates, key=lambda sp: sp[0])[1] if candidates else None
+
+
+def trajectory_config(config: dict) -> dict:
+    """The parts of a config dump that fix the training trajectory (seed + pretrain minus resumable keys)."""
+    pre = {k: v for k, v in config.get("pretrain", {}).items() if k not in RESUMABLE_CHANGES}
+    return {"seed": config.get("seed"), "pretrain": pre}
+
+
+def check_resume_compatible(extra: dict, config: dict, data: dict, path: Path) -> None:
+    """ConfigError if the checkpoint was trained with another trajectory config or other data."""
+    old, new = trajectory_config(extra.get("config", {})), trajectory_config(config)
+    diffs = _diff(old, new)
+    if diffs:
+        raise ConfigError(f"cannot resume from {path}: the config changed ({'; '.join(diffs)}); only "
+                          f"{', '.join(RESUMABLE_CHANGES)} may change. Delete {path} to start over.")
+    if extra.get("data") != data:
+        raise ConfigError(f"cannot resume from {path}: it was trained on other data "
+                          f"({extra.get('data')} vs {data}). Delete it to start over.")
+
+
+def _diff(old: Any, new: Any, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[str] = []
+        for key in sorted(set(old) | set(new)):
+            out += _diff(old.get(key), new.get(key), f"{prefix}.{key}" if prefix else str(key))
+        return out
+    return [] if old == new else [f"{prefix}: {old!r} -> {new!r}"]
+
+
+def empty_history() -> dict[str, list]:
+    return {c: [] for c in HISTORY_COLUMNS}
+
+
+def write_history(path: str | Path, history: dict[str, list], provenance: dict[str, str] | None = None) -> None:
+    """Write ``history`` (column → list) to Parquet atomically, with provenance in the schema metadata."""
+    arrays = {c: pa.array(history[c], type=_HISTORY_TYPES[c]) for c in HISTORY_COLUMNS}
+    table = pa.table(arrays)
+    if provenance:
+        table = table.replace_schema_metadata({METADATA_KEY: json.dumps(provenance).encode()})
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)

@@ -1,0 +1,104 @@
+"""Per-molecule evaluation of a molecule table: stability, chemistry and MLFF physics, plus a summary.
+
+One row per molecule (a molecule that could not be scored keeps its row, with a status and a reason):
+``mol_id, num_atoms, sample_status, num_stable_atoms, molecule_stable, valid, smiles, invalid_reason,
+novel, mlff_status, mlff_reason, energy_ev, formation_energy_per_atom_ev, force_rms_ev_per_ang,
+force_max_ev_per_ang``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from elign.data.table import MoleculeTable
+from elign.metrics.chemistry import evaluate_chemistry
+from elign.metrics.stability import check_stability
+from elign.mlff.base import MLFFBackend, pad_molecules
+
+NOT_SCORED = "not_scored"
+
+
+def force_rms(forces_ev_per_ang: np.ndarray, num_atoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """RMS over real atoms of |F_i| and max |F_i|, per molecule.
+
+    forces_ev_per_ang: (B, N, 3), zero at padding; num_atoms: (B,). Returns two (B,) arrays in eV/Å
+    (NaN where the forces are NaN).
+    """
+    norm2 = (forces_ev_per_ang ** 2).sum(axis=-1)
+    rms = np.sqrt(norm2.sum(axis=1) / np.maximum(num_atoms, 1))
+    return rms, np.sqrt(norm2.max(axis=1))
+
+
+def mlff_columns(table: MoleculeTable, backend: MLFFBackend, scorable: np.ndarray) -> dict[str, np.ndarray]:
+    """MLFF energy and force statistics of the molecules where ``scorable`` (M,) is true; NaN elsewhere."""
+    m = len(table)
+    out = {"mlff_status": np.full(m, NOT_SCORED, dtype=object), "mlff_reason": np.full(m, "", dtype=object)}
+    for name in ("energy_ev", "formation_energy_per_atom_ev", "force_rms_ev_per_ang", "force_max_ev_per_ang"):
+        out[name] = np.full(m, np.nan)
+    idx = np.flatnonzero(scorable)
+    out["mlff_reason"][~scorable] = "the sample itself failed (see sample_status)"
+    if len(idx) == 0:
+        return out
+    o = table.offsets
+    z, x = pad_molecules([table.atomic_numbers[o[i]:o[i + 1]] for i in idx],
+                         [table.positions_ang[o[i]:o[i + 1]] for i in idx])
+    result = backend.evaluate(z, x)
+    rms, fmax = force_rms(result.forces_ev_per_ang, result.num_atoms)
+    out["mlff_status"][idx], out["mlff_reason"][idx] = result.status, result.reason
+    out["energy_ev"][idx] = result.energy_ev
+    out["formation_energy_per_atom_ev"][idx] = result.formation_energy_per_atom_ev
+    out["force_rms_ev_per_ang"][idx], out["force_max_ev_per_ang"][idx] = rms, fmax
+    return out
+
+
+def evaluate_table(table: MoleculeTable, backend: MLFFBackend | None, training_keys: set[str] | None) -> pd.DataFrame:
+    """All per-molecule metrics of ``table`` (samples or a data split) as a DataFrame, one row per molecule."""
+    status = table.columns.get("status")
+    sample_status = np.asarray(status, dtype=object) if status is not None else np.full(len(table), "ok", dtype=object)
+    sample_ok = sample_status == "ok"
+    stab = check_stability(table)
+    chem = evaluate_chemistry(table, stab.bonds, training_keys)
+    frame = {
+        "mol_id": table.mol_id, "num_atoms": table.num_atoms, "sample_status": sample_status,
+        "num_stable_atoms": stab.num_stable_atoms, "molecule_stable": stab.molecule_stable & sample_ok,
+        "valid": chem.valid & sample_ok, "smiles": chem.smiles, "invalid_reason": chem.invalid_reason,
+        "novel": chem.novel if chem.novel is not None else np.full(len(table), None, dtype=object),
+    }
+    if backend is not None:
+        frame.update(mlff_columns(table, backend, sample_ok))
+    return pd.DataFrame(frame)
+
+
+def _mean_sem(values: pd.Series) -> tuple[float, float]:
+    v = values.dropna().to_numpy(dtype=float)
+    if len(v) == 0:
+        return float("nan"), float("nan")
+    return float(v.mean()), float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else float("nan")
+
+
+def summarize(frame: pd.DataFrame, name: str) -> dict:
+    """One summary row: EDM metrics (atom/molecule stability, validity, uniqueness, novelty) and MLFF stats."""
+    n = len(frame)
+    valid = frame["valid"].astype(bool)
+    unique = frame.loc[valid, "smiles"].nunique()
+    novel = frame.loc[valid, "novel"]
+    row = {
+        "model": name, "num_molecules": n,
+        "sample_ok_fraction": float((frame["sample_status"] == "ok").mean()) if n else float("nan"),
+        "atom_stability": float(frame["num_stable_atoms"].sum() / frame["num_atoms"].sum()) if n else float("nan"),
+        "molecule_stability": float(frame["molecule_stable"].mean()) if n else float("nan"),
+        "validity": float(valid.mean()) if n else float("nan"),
+        "uniqueness": unique / int(valid.sum()) if valid.any() else float("nan"),
+        "valid_and_unique": unique / n if n else float("nan"),
+        "novelty": float(frame.loc[valid].drop_duplicates("smiles")["novel"].astype(bool).mean())
+        if valid.any() and novel.notna().all() else float("nan"),
+    }
+    if "mlff_status" in frame:
+        ok = frame["mlff_status"] == "ok"
+        row["mlff_ok_fraction"] = float(ok.mean()) if n else float("nan")
+        for col in ("formation_energy_per_atom_ev", "force_rms_ev_per_ang"):
+            row[f"{col}_mean"], row[f"{col}_sem"] = _mean_sem(frame.loc[ok, col])
+        failures = frame.loc[~ok & (frame["mlff_status"] != NOT_SCORED), "mlff_status"].value_counts()
+        row["mlff_failures"] = ";".join(f"{k}:{v}" for k, v in failures.items())
+    return row

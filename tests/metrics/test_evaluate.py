@@ -1,0 +1,72 @@
+"""Per-molecule evaluation: force statistics, status rows, summaries."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from elign.data.table import MoleculeRecord, MoleculeTable
+from elign.metrics.evaluate import NOT_SCORED, evaluate_table, force_rms, summarize
+
+METHANE = np.array([[0.0, 0.0, 0.0], [0.629, 0.629, 0.629], [-0.629, -0.629, 0.629],
+                    [-0.629, 0.629, -0.629], [0.629, -0.629, -0.629]])
+
+
+def test_force_rms_over_real_atoms_only():
+    forces = np.zeros((2, 3, 3))
+    forces[0, 0] = [3.0, 4.0, 0.0]  # |F| = 5
+    forces[0, 1] = [0.0, 0.0, 0.0]
+    forces[1, :2] = [[1.0, 0, 0], [0, 1.0, 0]]
+    rms, fmax = force_rms(forces, np.array([2, 2]))
+    np.testing.assert_allclose(rms, [np.sqrt(25 / 2), 1.0])
+    np.testing.assert_allclose(fmax, [5.0, 1.0])
+
+
+@pytest.fixture(scope="module")
+def ani(shared_dir):
+    os.environ.setdefault("TORCHANI_DATA_DIR", str(shared_dir / "mlff/torchani"))
+    from elign.mlff import get_backend
+    return get_backend("ani2x", device="cpu", dtype="float64")
+
+
+def _table():
+    rng = np.random.default_rng(0)
+    recs = [MoleculeRecord(0, np.array([6, 1, 1, 1, 1]), METHANE, props={"status": "ok"}),
+            MoleculeRecord(1, np.array([6, 1, 1, 1, 1]), METHANE + rng.normal(0, 0.1, (5, 3)), props={"status": "ok"}),
+            MoleculeRecord(2, np.array([6, 1, 1, 1, 1]), METHANE * np.nan, props={"status": "nan"}),
+            MoleculeRecord(3, np.array([35, 6, 1, 1, 1]), METHANE * 1.6, props={"status": "ok"})]
+    return MoleculeTable.from_records(recs)
+
+
+def test_evaluate_table_rows_and_statuses(ani):
+    frame = evaluate_table(_table(), ani, {"C"})
+    assert list(frame["mol_id"]) == [0, 1, 2, 3]
+    assert list(frame["mlff_status"]) == ["ok", "ok", NOT_SCORED, "unknown_element"]
+    assert np.isnan(frame.loc[2, "force_rms_ev_per_ang"]) and np.isnan(frame.loc[3, "energy_ev"])
+    assert not frame.loc[2, "valid"] and not frame.loc[2, "molecule_stable"]  # a failed sample is never valid
+    # Near-tetrahedral methane at 1.09 Å: stable, valid, small forces; the distorted copy has larger forces.
+    assert frame.loc[0, "molecule_stable"] and frame.loc[0, "valid"] and frame.loc[0, "smiles"] is not None
+    assert not frame.loc[0, "novel"]  # its key "C" is in the training keys
+    assert frame.loc[1, "force_rms_ev_per_ang"] > 3 * frame.loc[0, "force_rms_ev_per_ang"]
+
+
+def test_summarize_counts():
+    frame = pd.DataFrame({
+        "mol_id": [0, 1, 2, 3], "num_atoms": [5, 5, 3, 2], "sample_status": ["ok", "ok", "ok", "nan"],
+        "num_stable_atoms": [5, 4, 3, 0], "molecule_stable": [True, False, True, False],
+        "valid": [True, True, True, False], "smiles": ["C", "C", "O", None], "novel": [False, False, True, None],
+        "mlff_status": ["ok", "ok", "unknown_element", NOT_SCORED],
+        "formation_energy_per_atom_ev": [-1.0, -3.0, np.nan, np.nan],
+        "force_rms_ev_per_ang": [0.1, 0.3, np.nan, np.nan],
+    })
+    row = summarize(frame, "m")
+    assert row["atom_stability"] == pytest.approx(12 / 15)
+    assert row["molecule_stability"] == 0.5 and row["validity"] == 0.75
+    assert row["uniqueness"] == pytest.approx(2 / 3) and row["valid_and_unique"] == 0.5
+    assert row["novelty"] == 0.5
+    assert row["force_rms_ev_per_ang_mean"] == pytest.approx(0.2)
+    assert row["formation_energy_per_atom_ev_mean"] == pytest.approx(-2.0)
+    assert row["mlff_ok_fraction"] == 0.5 and row["mlff_failures"] == "unknown_element:1"
