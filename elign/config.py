@@ -223,7 +223,20 @@ class EvaluateConfig(Section):
 
 
 class DftConfig(Section):
-    """PySCF validation (filled in by the DFT issue)."""
+    """PySCF single point + analytic gradient of a paired subset of samples (QM9's level by default)."""
+
+    molecules_per_model: int = Field(16, ge=1, description="k molecules per model, same size mix across models")
+    valid_only: bool = Field(True, description="pick only RDKit-valid, sample-ok molecules")
+    shards: int = Field(4, ge=1, description="jobs per model (Snakemake scatter); a rerun reuses finished shards")
+    functional: str = Field("b3lypg", description="PySCF xc; b3lypg = Gaussian's B3LYP (QM9's level)")
+    basis: str = Field("6-31g(2df,p)", description="QM9: 6-31G(2df,p)")
+    density_fit: bool = Field(True, description="density fitting (RI-J) for speed")
+    grid_level: int = Field(3, ge=0, le=9, description="PySCF DFT grid level")
+    conv_tol: float = Field(1e-9, gt=0, description="SCF energy convergence (Ha)")
+    max_cycles: int = Field(100, ge=1)
+    time_limit_s: float = Field(1800.0, gt=0, description="per molecule; beyond it the row gets status timeout")
+    device: Literal["cpu", "cuda"] = Field("cpu", description="cuda uses gpu4pyscf (must be installed)")
+    threads: int | None = Field(None, ge=1, description="OpenMP threads for PySCF; null = the job's cores")
 
 
 class ReportConfig(Section):
