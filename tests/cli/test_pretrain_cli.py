@@ -43,7 +43,8 @@ def test_pretrain_end_to_end(data_dir, tmp_path, repo_root):
     assert model.dynamics.config.hidden_nf == 16
     # same command again: already at max_steps, nothing to train, same weights
     before = ckpt["state_dict"]
-    assert _pretrain(data_dir, out, None, "--history", str(tmp_path / "h.parquet")) == 0
+    assert _pretrain(data_dir, out, None, "--config", str(repo_root / "config/config.yaml"),
+                     "--history", str(tmp_path / "h.parquet")) == 0
     after = load_checkpoint(out)["state_dict"]
     assert all((before[k] == after[k]).all() for k in before)
     assert pq.read_table(tmp_path / "h.parquet").num_rows == 2
