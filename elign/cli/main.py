@@ -19,8 +19,11 @@ STAGES = {
     "sample": "elign.cli.sample",
     "import-edm": "elign.cli.import_edm",
     "pretrain": "elign.cli.pretrain",
+    "finetune": "elign.cli.finetune",
     "evaluate": "elign.cli.evaluate",
     "summarize": "elign.cli.evaluate:add_summarize_parser",
+    "dft": "elign.cli.dft",
+    "dft-gather": "elign.cli.dft:add_gather_parser",
     "config-schema": "elign.cli.schema",
 }
 

@@ -34,6 +34,10 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for torch (default: torch's); 1 is often fastest on a shared machine")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--guidance", choices=("none", "mlff"), default="none",
+                   help="mlff: MLFF-guided baseline, mean += scale * sigma^2 * F(x0_hat) each step (elign.rl.guidance)")
+    p.add_argument("--guidance-scale", type=float, default=None,
+                   help="overrides sample.guidance_scale (1/(k_B T) in 1/eV)")
     p.set_defaults(run=run)
 
 
@@ -82,6 +86,19 @@ def _load(path: str, use_ema: bool, device):
     return model.to(device)
 
 
+def _guidance(args, sc):
+    """The MLFF guidance hook (or None), from sample.guidance_mlff and the scale (flag beats config)."""
+    if args.guidance == "none":
+        return None
+    from elign.rl.guidance import MLFFGuidance
+    from elign.rl.rewards import backend_from_config
+
+    scale = sc.guidance_scale if args.guidance_scale is None else args.guidance_scale
+    if scale < 0:
+        raise ConfigError(f"--guidance-scale must be >= 0, got {scale}")
+    return MLFFGuidance(backend_from_config(sc.guidance_mlff), scale)
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
@@ -102,21 +119,24 @@ def run(args: argparse.Namespace) -> int:
     model = _load(args.model, sc.use_ema, device)
     if args.compile:
         compile_network(model)
+    hook = _guidance(args, sc)
     n_batches = len(plan_batches(sizes, sc.batch_size))
     log.info("sampling %d molecules (%d batches of <= %d, T = %d) on %s, seed %d",
              len(sizes), n_batches, sc.batch_size, model.T, device, seed)
     with tqdm(total=n_batches * model.T, desc="reverse steps", unit="step", mininterval=2.0,
               disable=args.no_progress) as bar:
         result = sample_molecules(model, sizes, sc.batch_size, seed, sc.max_abs_position_ang,
-                                  progress=bar.update)
+                                  hook=hook, progress=bar.update)
     meta = provenance(config.model_dump(mode="json"), seed=seed, stage="sample", model=args.model,
-                      device=device, torch_version=torch.__version__, compiled=bool(args.compile))
+                      device=device, torch_version=torch.__version__, compiled=bool(args.compile),
+                      guidance=args.guidance if hook is None else f"mlff(scale={hook.scale:g})")
     write_molecules(args.out, result.table, meta)
     summary = result.summary()
     summary.update({"seed": seed, "device": str(device), "model": args.model, "batch_size": sc.batch_size,
                     "compiled": bool(args.compile), "parquet": args.out, "sdf": args.sdf, "xyz": args.xyz,
                     "batches": [{"molecules": int(n), "max_atoms": int(a), "seconds": float(s)} for n, a, s in
                                 zip(result.batch_sizes, result.batch_max_atoms, result.batch_seconds)]})
+    summary.update(hook.summary() if hook is not None else {"guidance": "none", "guidance_seconds": 0.0})
     write_json_atomic(args.summary or summary_path(args.out), summary)
     if args.sdf:
         write_sdf(args.sdf, result.table)

@@ -1,0 +1,120 @@
+"""Which sampled molecules get DFT: k per model, the same size mix for every model, split into shards.
+
+Pairing. Every model's DFT subset must have the same multiset of sizes, or the model comparison mixes
+model quality with molecule size (DFT energies and forces grow with size). The DFT job of one model never
+sees the other models' samples, so the sizes come from something all models share:
+
+1. ``target_sizes``: k sizes drawn with replacement, in draw order, by ``numpy.random.default_rng(seed)``
+   from a size histogram that is the same for every model: the data stage's training histogram
+   (``stats.json``) when given, else the sizes of *all* rows of the samples file (eligible or not). The
+   sample stage requests the same sizes for every model (same seed, same histogram), so both choices give
+   every model the same targets.
+2. ``pick_for_targets``: for each target in order, an eligible molecule not yet picked whose size is
+   nearest the target (exact when one exists; on a tie the smaller size, which is cheaper); among the
+   molecules of that size one is drawn with ``default_rng([seed, 1])``. The output keeps both
+   ``target_num_atoms`` and ``num_atoms`` so a report can see (and drop) pairs that are not exact. If
+   fewer than k molecules are eligible, all of them are taken (fewer rows, with a warning).
+
+Eligible: the sample's own status is ok and, with ``valid_only``, the metrics row says RDKit-valid
+(``valid`` and ``sample_status == "ok"``, joined on ``mol_id``).
+
+Shards: the k picks, in order, cut into ``n`` contiguous pieces with ``numpy.array_split`` (sizes differ by
+at most one); the draw order is random, so each shard gets a mix of sizes (similar run times).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+
+from elign.data.table import MoleculeTable
+
+log = logging.getLogger("elign.dft")
+
+SELECTION_SEED_OFFSET = 3000  # the DFT selection seed = config seed + this (each stage derives its own)
+
+
+@dataclass
+class Selection:
+    """The molecules of one model chosen for DFT. index: (k',) rows of the samples table; target_num_atoms:
+    (k',); selection_index: (k',) position in the model's selection (0..k'-1)."""
+
+    index: np.ndarray
+    target_num_atoms: np.ndarray
+    selection_index: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def shard(self, i: int, n: int) -> "Selection":
+        """Contiguous shard ``i`` of ``n`` (0-based)."""
+        if not 0 <= i < n:
+            raise ValueError(f"shard {i} is outside 0..{n - 1}")
+        part = np.array_split(np.arange(len(self)), n)[i]
+        return Selection(self.index[part], self.target_num_atoms[part], self.selection_index[part])
+
+
+def eligible_mask(samples: MoleculeTable, metrics: pd.DataFrame | None, valid_only: bool) -> np.ndarray:
+    """(M,) bool: sample status ok (if the table has one) and, with ``valid_only``, valid in ``metrics``."""
+    status = samples.columns.get("status")
+    ok = np.ones(len(samples), bool) if status is None else np.asarray(status, dtype=object) == "ok"
+    if not valid_only:
+        return ok
+    if metrics is None:
+        raise ValueError("valid_only needs the metrics table of these samples")
+    missing = {"mol_id", "valid", "sample_status"} - set(metrics.columns)
+    if missing:
+        raise ValueError(f"metrics table lacks columns {sorted(missing)}")
+    good = metrics["valid"].astype(bool) & (metrics["sample_status"] == "ok")
+    valid_ids = set(metrics.loc[good, "mol_id"].astype(np.int64))
+    return ok & np.isin(samples.mol_id, np.fromiter(valid_ids, np.int64, len(valid_ids)))
+
+
+def size_histogram(sizes: np.ndarray) -> dict[int, int]:
+    values, counts = np.unique(np.asarray(sizes, dtype=np.int64), return_counts=True)
+    return {int(v): int(c) for v, c in zip(values, counts)}
+
+
+def target_sizes(histogram: Mapping[int, int], k: int, seed: int) -> np.ndarray:
+    """(k,) sizes drawn with replacement with probability proportional to ``histogram`` counts."""
+    sizes = np.array(sorted(int(s) for s in histogram), dtype=np.int64)
+    counts = np.array([histogram[s] for s in sizes], dtype=np.float64)
+    if len(sizes) == 0 or counts.sum() <= 0:
+        raise ValueError("the size histogram is empty")
+    return np.random.default_rng(seed).choice(sizes, size=int(k), p=counts / counts.sum())
+
+
+def pick_for_targets(num_atoms: np.ndarray, eligible: np.ndarray, targets: np.ndarray, seed: int) -> Selection:
+    """One eligible molecule per target, nearest size first, never the same molecule twice (see module)."""
+    rng = np.random.default_rng([seed, 1])
+    free = np.asarray(eligible, bool).copy()
+    num_atoms = np.asarray(num_atoms, dtype=np.int64)
+    picks, kept = [], []
+    for t in targets:
+        candidates = np.flatnonzero(free)
+        if candidates.size == 0:
+            break
+        dist = np.abs(num_atoms[candidates] - int(t))
+        best = candidates[dist == dist.min()]
+        best = best[num_atoms[best] == num_atoms[best].min()]
+        choice = int(rng.choice(best))
+        free[choice] = False
+        picks.append(choice)
+        kept.append(int(t))
+    if len(picks) < len(targets):
+        log.warning("only %d eligible molecules for %d targets: taking all of them", len(picks), len(targets))
+    n = len(picks)
+    return Selection(np.array(picks, dtype=np.int64), np.array(kept, dtype=np.int64), np.arange(n))
+
+
+def select_molecules(samples: MoleculeTable, metrics: pd.DataFrame | None, k: int, seed: int,
+                     valid_only: bool = True, histogram: Mapping[int, int] | None = None) -> Selection:
+    """The paired DFT subset of one model's samples (see module). ``histogram`` None = all sample sizes."""
+    eligible = eligible_mask(samples, metrics, valid_only)
+    hist = histogram if histogram is not None else size_histogram(samples.num_atoms)
+    targets = target_sizes(hist, k, seed)
+    return pick_for_targets(samples.num_atoms, eligible, targets, seed)
