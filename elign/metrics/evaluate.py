@@ -17,6 +17,9 @@ from elign.metrics.stability import check_stability
 from elign.mlff.base import MLFFBackend, pad_molecules
 
 NOT_SCORED = "not_scored"
+# Sample statuses whose geometry and atom types are usable. "bad_charge" (the charge channel disagrees with
+# the one-hot type) is information only: EDM evaluates samples from positions and the one-hot types alone.
+EVALUABLE_SAMPLE_STATUSES = ("ok", "bad_charge")
 
 
 def force_rms(forces_ev_per_ang: np.ndarray, num_atoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -56,7 +59,7 @@ def evaluate_table(table: MoleculeTable, backend: MLFFBackend | None, training_k
     """All per-molecule metrics of ``table`` (samples or a data split) as a DataFrame, one row per molecule."""
     status = table.columns.get("status")
     sample_status = np.asarray(status, dtype=object) if status is not None else np.full(len(table), "ok", dtype=object)
-    sample_ok = sample_status == "ok"
+    sample_ok = np.isin(sample_status, EVALUABLE_SAMPLE_STATUSES)
     stab = check_stability(table)
     chem = evaluate_chemistry(table, stab.bonds, training_keys)
     frame = {

@@ -89,7 +89,7 @@ class _FakeWorker:
         if self.fail_after is not None and self.calls >= self.fail_after:
             raise KeyboardInterrupt("killed")  # the job is killed mid-shard
         self.calls += 1
-        return {"status": "ok", "reason": "", "energy_ha": -1.0, "seconds": 0.0}
+        return {"status": "ok", "reason": "", "method": "RKS", "spin": 0, "energy_ha": -1.0, "seconds": 0.0}
 
 
 def test_a_killed_shard_resumes_from_its_checkpoint(tmp_path):

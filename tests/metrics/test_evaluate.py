@@ -37,14 +37,18 @@ def _table():
     recs = [MoleculeRecord(0, np.array([6, 1, 1, 1, 1]), METHANE, props={"status": "ok"}),
             MoleculeRecord(1, np.array([6, 1, 1, 1, 1]), METHANE + rng.normal(0, 0.1, (5, 3)), props={"status": "ok"}),
             MoleculeRecord(2, np.array([6, 1, 1, 1, 1]), METHANE * np.nan, props={"status": "nan"}),
-            MoleculeRecord(3, np.array([35, 6, 1, 1, 1]), METHANE * 1.6, props={"status": "ok"})]
+            MoleculeRecord(3, np.array([35, 6, 1, 1, 1]), METHANE * 1.6, props={"status": "ok"}),
+            MoleculeRecord(4, np.array([6, 1, 1, 1, 1]), METHANE, props={"status": "bad_charge"})]
     return MoleculeTable.from_records(recs)
 
 
 def test_evaluate_table_rows_and_statuses(ani):
     frame = evaluate_table(_table(), ani, {"C"})
-    assert list(frame["mol_id"]) == [0, 1, 2, 3]
-    assert list(frame["mlff_status"]) == ["ok", "ok", NOT_SCORED, "unknown_element"]
+    assert list(frame["mol_id"]) == [0, 1, 2, 3, 4]
+    assert list(frame["mlff_status"]) == ["ok", "ok", NOT_SCORED, "unknown_element", "ok"]
+    # a charge-channel mismatch is information only: the molecule is evaluated like EDM does
+    assert frame.loc[4, "valid"] and frame.loc[4, "molecule_stable"]
+    assert frame.loc[4, "energy_ev"] == frame.loc[0, "energy_ev"]
     assert np.isnan(frame.loc[2, "force_rms_ev_per_ang"]) and np.isnan(frame.loc[3, "energy_ev"])
     assert not frame.loc[2, "valid"] and not frame.loc[2, "molecule_stable"]  # a failed sample is never valid
     # Near-tetrahedral methane at 1.09 Å: stable, valid, small forces; the distorted copy has larger forces.

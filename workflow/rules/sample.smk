@@ -16,11 +16,11 @@ rule sample:
         "benchmarks/sample/{dataset}/{model}.tsv"
     conda:
         "../../envs/model.yaml"
-    threads: workflow.cores
+    threads: 1  # intra-op threads barely help this small network and oversubscribe a busy machine
     resources:
         mem_mb=8000,
         runtime=120,
     shell:
         "elign sample --config-json {params.config:q} --model {input.model} --stats {input.stats}"
         " --out {output.parquet} --sdf {output.sdf} --xyz {output.xyz} --summary {output.summary}"
-        " --no-progress > {log} 2>&1"
+        " --threads {threads} --no-progress > {log} 2>&1"
