@@ -62,6 +62,16 @@ def test_smoke_run_end_to_end_and_reruns(fresh):
     assert json.loads((out / "stats.json").read_text())["split_sizes"] == sizes
     assert "split sizes" in (fresh / "logs/prepare/qm9_smoke.log").read_text()
     assert (fresh / "benchmarks/prepare/qm9_smoke.tsv").exists()
+    # prepare -> pretrain -> sample -> evaluate -> summary, all through Snakemake
+    samples = fresh / "results/samples/qm9_smoke"
+    assert len(read_molecules(samples / "pretrained.parquet")) == 8
+    assert (samples / "pretrained.sdf").read_text().count("$$$$") == 8
+    assert (samples / "pretrained.xyz").stat().st_size > 0
+    import pandas as pd
+    summary = pd.read_csv(fresh / "results/metrics/qm9_smoke/summary.csv")
+    assert summary["model"].tolist() == ["reference", "pretrained"]
+    assert summary.loc[0, "num_molecules"] == 16 and summary.loc[1, "num_molecules"] == 8
+    assert summary.loc[0, "molecule_stability"] > 0.8  # real QM9 molecules
     # Up to date: nothing reruns.
     again = _snakemake(fresh, *args, "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
