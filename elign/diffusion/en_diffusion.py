@@ -34,7 +34,7 @@ Usage (B molecules padded to N atoms; build the sparse graph once per batch and 
 from __future__ import annotations
 
 import warnings
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
@@ -46,6 +46,7 @@ from elign.diffusion import geometry as geo
 from elign.diffusion.gaussian import reverse_step_log_prob
 from elign.diffusion.losses import DiffusionLossMixin
 from elign.diffusion.schedules import PredefinedNoiseSchedule
+from elign.model.dynamics import dataclass_from_dict
 from elign.model.dynamics import EGNNDynamics
 from elign.model.graph import MolGraph, build_graph, graph_from_edge_mask
 
@@ -74,11 +75,7 @@ class DiffusionConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "DiffusionConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown diffusion config keys {unknown}; known: {sorted(known)}")
-        return cls(**dict(data))
+        return dataclass_from_dict(cls, data, "diffusion")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

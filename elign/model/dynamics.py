@@ -27,6 +27,15 @@ from elign.model.egnn import EGNN
 from elign.model.graph import MolGraph, build_graph, graph_from_edge_mask
 
 
+def dataclass_from_dict(cls, data: Mapping[str, Any], what: str):
+    """``cls(**data)`` for a config dataclass; unknown keys are an error naming them and the known ones."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"unknown {what} config keys {unknown}; known: {sorted(known)}")
+    return cls(**dict(data))
+
+
 @dataclass(frozen=True)
 class DynamicsConfig:
     """Architecture of :class:`EGNNDynamics` (EDM argument names in brackets).
@@ -63,11 +72,7 @@ class DynamicsConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "DynamicsConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown dynamics config keys {unknown}; known: {sorted(known)}")
-        return cls(**dict(data))
+        return dataclass_from_dict(cls, data, "dynamics")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
