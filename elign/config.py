@@ -146,6 +146,8 @@ class PretrainConfig(Section):
     checkpoint_every: int = Field(200, ge=1, description="atomic checkpoint every N steps (resume after a kill)")
     log_every: int = Field(10, ge=1, description="history.parquet row every N steps")
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    gpus: int = Field(0, ge=0, description="GPUs of the pretrain job (Snakemake resource gpu); > 1 launches "
+                                            "torchrun with one data-parallel process per GPU")
     init_from: str | None = Field(None, description="start from this checkpoint (e.g. an imported EDM model)")
 
 
@@ -193,6 +195,14 @@ class FinetuneConfig(Section):
     mlff: MLFFConfig = MLFFConfig()
 
 
+class SamplingTiming(Section):
+    """The sampling-time comparison (elign time-sampling): one batch, every model, interleaved repeats."""
+
+    molecules: int = Field(64, ge=1, description="one batch of this many molecules (sizes from the histogram)")
+    steps: int = Field(50, ge=1, description="reverse steps timed per repeat, extrapolated to T")
+    reps: int = Field(5, ge=1, description="interleaved rounds (model A, B, C, A, B, C, ...); the median is kept")
+
+
 class SampleConfig(Section):
     """Sampling molecules from a model with the reverse diffusion chain."""
 
@@ -208,6 +218,9 @@ class SampleConfig(Section):
     guidance_scale: float = Field(
         1.0, ge=0, description="MLFF-guided baseline: mean += scale * sigma_t^2 * F(x0_hat) per reverse step")
     guidance_mlff: MLFFConfig = MLFFConfig()
+    guidance_num_molecules: int | None = Field(
+        None, ge=1, description="molecules of the MLFF-guided baseline (costs more per step); null = num_molecules")
+    timing: SamplingTiming = SamplingTiming()
 
 
 class EvaluateConfig(Section):
@@ -240,7 +253,18 @@ class DftConfig(Section):
 
 
 class ReportConfig(Section):
-    """Tables and plots (filled in by the DFT/report issue)."""
+    """Statistics (``elign stats``) and the report folder (``elign report``): tables, plots, example molecules."""
+
+    baseline_model: str = Field("pretrained", description="every other model is compared against this one")
+    n_bootstrap: int = Field(10000, ge=100, description="bootstrap resamples per interval")
+    confidence: float = Field(0.95, gt=0, lt=1, description="confidence level of the bootstrap intervals")
+    ci_method: Literal["percentile", "basic", "BCa"] = Field(
+        "percentile", description="scipy.stats.bootstrap method of the intervals")
+    seed_offset: int = Field(5000, ge=0, description="bootstrap seed = seed + seed_offset (one stream per metric)")
+    example_molecules: int = Field(12, ge=0, description="RDKit 2D depictions per model (valid ones first)")
+    histogram_bins: int = Field(40, ge=2, description="bins of the distribution plots")
+    dpi: int = Field(120, ge=50, le=600, description="resolution of the PNG figures")
+    embed_images: bool = Field(True, description="index.html embeds the PNGs as base64 (else links them)")
 
 
 class ElignConfig(Section):

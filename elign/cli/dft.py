@@ -36,6 +36,8 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--of", type=int, default=None, help="number of shards (default: dft.shards)")
     p.add_argument("--out", required=True, help="shard Parquet, e.g. results/dft/qm9/pretrained/shard_0.parquet")
     p.add_argument("--atom-cache", default="resources/dft_atoms", help="folder of isolated-atom energy JSON files")
+    p.add_argument("--threads", type=int, default=None,
+                   help="OpenMP threads for PySCF (overrides dft.threads; the rule passes its own threads)")
     p.set_defaults(run=run)
 
 
@@ -114,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.samples}: {exc}") from None
     jobs = _jobs(samples, selection.shard(args.shard, n_shards))
     all_jobs = _jobs(samples, selection)
-    threads = _threads(dft.threads)
+    threads = _threads(dft.threads if args.threads is None else max(1, args.threads))
     log.info("shard %d/%d: %d of %d selected molecules; level %s; %d threads", args.shard, n_shards, len(jobs),
              len(selection), level.describe(), threads)
     checkpoint = Checkpoint(f"{args.out}.partial.jsonl", fingerprint(jobs, level.describe()))

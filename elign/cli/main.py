@@ -17,6 +17,7 @@ from elign.data.errors import DataFormatError
 STAGES = {
     "prepare": "elign.cli.prepare",
     "sample": "elign.cli.sample",
+    "time-sampling": "elign.cli.time_sampling",
     "import-edm": "elign.cli.import_edm",
     "pretrain": "elign.cli.pretrain",
     "finetune": "elign.cli.finetune",
@@ -24,6 +25,8 @@ STAGES = {
     "summarize": "elign.cli.evaluate:add_summarize_parser",
     "dft": "elign.cli.dft",
     "dft-gather": "elign.cli.dft:add_gather_parser",
+    "stats": "elign.cli.stats",
+    "report": "elign.cli.report",
     "config-schema": "elign.cli.schema",
 }
 

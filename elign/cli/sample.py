@@ -56,10 +56,12 @@ def _device(name: str):
     return torch.device(name)
 
 
-def _sizes(config, stats: str | None) -> list[int]:
+def _sizes(config, stats: str | None, guided: bool = False) -> list[int]:
+    """Atom counts to sample; the guided baseline takes ``guidance_num_molecules`` of them when set."""
     from elign.diffusion.sampler import load_size_histogram, resolve_sizes
 
     sc = config.sample
+    count = sc.guidance_num_molecules if guided and sc.guidance_num_molecules else sc.num_molecules
     hist = None
     if sc.sizes == "histogram":
         if stats is None:
@@ -69,7 +71,7 @@ def _sizes(config, stats: str | None) -> list[int]:
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
     try:
-        return resolve_sizes(sc.sizes, sc.num_molecules, config.seed + sc.seed_offset, hist)
+        return resolve_sizes(sc.sizes, count, config.seed + sc.seed_offset, hist)
     except ValueError as exc:
         raise ConfigError(f"sample.sizes: {exc}") from None
 
@@ -114,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     if args.threads is not None:
         torch.set_num_threads(max(1, args.threads))
     seed = config.seed + sc.seed_offset
-    sizes = _sizes(config, args.stats)
+    sizes = _sizes(config, args.stats, guided=args.guidance != "none")
     device = _device(sc.device)
     model = _load(args.model, sc.use_ema, device)
     if args.compile:

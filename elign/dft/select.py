@@ -15,8 +15,10 @@ sees the other models' samples, so the sizes come from something all models shar
    ``target_num_atoms`` and ``num_atoms`` so a report can see (and drop) pairs that are not exact. If
    fewer than k molecules are eligible, all of them are taken (fewer rows, with a warning).
 
-Eligible: the sample's own status is ok and, with ``valid_only``, the metrics row says RDKit-valid
-(``valid`` and ``sample_status == "ok"``, joined on ``mol_id``).
+Eligible: the sample's own status is evaluable (``ok``, or ``bad_charge``: the charge channel disagrees with
+the one-hot type, which the evaluate stage also treats as information, as EDM does) and, with
+``valid_only``, the metrics row says RDKit-valid (``valid`` with an evaluable ``sample_status``, joined on
+``mol_id``).
 
 Shards: the k picks, in order, cut into ``n`` contiguous pieces with ``numpy.array_split`` (sizes differ by
 at most one); the draw order is random, so each shard gets a mix of sizes (similar run times).
@@ -32,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from elign.data.table import MoleculeTable
+from elign.metrics.evaluate import EVALUABLE_SAMPLE_STATUSES
 
 log = logging.getLogger("elign.dft")
 
@@ -59,9 +62,10 @@ class Selection:
 
 
 def eligible_mask(samples: MoleculeTable, metrics: pd.DataFrame | None, valid_only: bool) -> np.ndarray:
-    """(M,) bool: sample status ok (if the table has one) and, with ``valid_only``, valid in ``metrics``."""
+    """(M,) bool: evaluable sample status (if the table has one) and, with ``valid_only``, valid in ``metrics``."""
     status = samples.columns.get("status")
-    ok = np.ones(len(samples), bool) if status is None else np.asarray(status, dtype=object) == "ok"
+    ok = np.ones(len(samples), bool) if status is None else np.isin(np.asarray(status, dtype=object),
+                                                                      EVALUABLE_SAMPLE_STATUSES)
     if not valid_only:
         return ok
     if metrics is None:
@@ -69,7 +73,7 @@ def eligible_mask(samples: MoleculeTable, metrics: pd.DataFrame | None, valid_on
     missing = {"mol_id", "valid", "sample_status"} - set(metrics.columns)
     if missing:
         raise ValueError(f"metrics table lacks columns {sorted(missing)}")
-    good = metrics["valid"].astype(bool) & (metrics["sample_status"] == "ok")
+    good = metrics["valid"].astype(bool) & metrics["sample_status"].isin(EVALUABLE_SAMPLE_STATUSES)
     valid_ids = set(metrics.loc[good, "mol_id"].astype(np.int64))
     return ok & np.isin(samples.mol_id, np.fromiter(valid_ids, np.int64, len(valid_ids)))
 

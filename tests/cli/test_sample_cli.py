@@ -108,3 +108,43 @@ def test_import_edm_mismatch_exits_2(shared_dir, tmp_path, capsys):
     shutil.copy(edm / "edm_small_args.json", tmp_path / "ok.json")
     assert main(["import-edm", "--args", str(tmp_path / "ok.json"), "--weights", str(bad), "--out", str(out)]) == 2
     assert "not a readable EDM state dict" in capsys.readouterr().err
+
+
+def test_time_sampling_cli_times_every_model_on_one_batch(tiny, tmp_path):
+    cfg = {"seed": 1, "sample": {"timing": {"molecules": 3, "steps": 2, "reps": 2}}}
+    out = tmp_path / "timing.json"
+    assert main(["time-sampling", "--config-json", json.dumps(cfg), "--stats", str(tiny / "stats.json"),
+                 "--model", f"base={tiny / 'model.pt'}", "--model", f"copy={tiny / 'model.pt'}",
+                 "--out", str(out), "--threads", "1"]) == 0
+    result = json.loads(out.read_text())
+    assert set(result["models"]) == {"base", "copy"} and result["baseline"] == "base"
+    assert result["ratio_vs_base"]["base"] == 1.0 and result["models"]["copy"]["molecules"] == 3
+    assert result["models"]["copy"]["steps_timed"] == 2 and len(result["models"]["copy"]["reps_s"]) == 2
+
+
+def test_time_sampling_cli_rejects_duplicate_names(tiny, tmp_path, capsys):
+    model = f"m={tiny / 'model.pt'}"
+    assert main(["time-sampling", "--stats", str(tiny / "stats.json"), "--model", model, "--model", model,
+                 "--out", str(tmp_path / "t.json")]) == 2
+    assert "unique" in capsys.readouterr().err
+
+
+class _NoForceField:
+    """Stands in for an MLFF backend where guidance.delta is patched (only describe() is called)."""
+
+    def describe(self) -> dict:
+        return {"backend": "none"}
+
+
+def test_guided_sampling_takes_guidance_num_molecules(tiny, tmp_path, monkeypatch):
+    """sample.guidance_num_molecules sets how many molecules the guided baseline draws."""
+    from elign.rl import guidance
+
+    monkeypatch.setattr(guidance.MLFFGuidance, "delta",
+                        lambda self, state: (torch.zeros_like(state.mu), torch.ones(state.mu.shape[0], dtype=bool)))
+    import elign.rl.rewards as rewards
+    monkeypatch.setattr(rewards, "backend_from_config", lambda cfg: _NoForceField())
+    assert _sample(tiny, tmp_path, "--guidance", "mlff", config={"guidance_num_molecules": 2}) == 0
+    assert len(read_molecules(tmp_path / "s.parquet")) == 2
+    assert _sample(tiny, tmp_path / "plain", config={"guidance_num_molecules": 2}) == 0
+    assert len(read_molecules(tmp_path / "plain" / "s.parquet")) == 7

@@ -74,6 +74,15 @@ def test_fewer_eligible_than_k_takes_them_all():
     assert sorted(sel.index.tolist()) == [0, 2]  # the failed sample is never picked
 
 
+def test_bad_charge_samples_are_eligible_like_in_evaluate():
+    """bad_charge (charge channel ≠ one-hot type) is information only; nan/exploded never get DFT."""
+    status = ["bad_charge", "nan", "ok", "exploded", "bad_charge"]
+    t = _samples(np.array([5, 6, 7, 8, 9]), 0, status=status)
+    assert eligible_mask(t, None, valid_only=False).tolist() == [True, False, True, False, True]
+    valid = np.array([True, True, True, True, False])
+    assert eligible_mask(t, _metrics(t, valid), valid_only=True).tolist() == [True, False, True, False, False]
+
+
 def test_valid_only_needs_metrics():
     t = _samples(np.array([5, 6]), 0)
     with pytest.raises(ValueError, match="metrics"):

@@ -52,26 +52,64 @@ def test_bad_config_stops_with_key_path(fresh):
     assert "data.sorce: unknown key" in proc.stdout + proc.stderr
 
 
+def _planned_jobs(dry_run_stdout: str) -> set[tuple[str, str]]:
+    """(rule, wildcards) of every job a dry run plans, e.g. ("sample", "dataset=qm9_smoke, model=aligned")."""
+    jobs, rule = set(), None
+    for line in dry_run_stdout.splitlines():
+        line = line.strip()
+        if line.startswith(("rule ", "localrule ")) and line.endswith(":"):
+            rule = line.split()[1].rstrip(":")
+            jobs.add((rule, ""))
+        elif line.startswith("wildcards:") and rule is not None:
+            jobs.discard((rule, ""))
+            jobs.add((rule, line.removeprefix("wildcards:").strip()))
+            rule = None
+    return jobs
+
+
+def _check_smoke_outputs(root: Path) -> None:
+    import pandas as pd
+
+    out = root / "results/data/qm9_smoke"
+    sizes = {s: len(read_molecules(out / f"{s}.parquet")) for s in ("train", "valid", "test")}
+    assert sizes == {"train": 256, "valid": 64, "test": 64}
+    assert json.loads((out / "stats.json").read_text())["split_sizes"] == sizes
+    assert "split sizes" in (root / "logs/prepare/qm9_smoke.log").read_text()
+    assert (root / "benchmarks/prepare/qm9_smoke.tsv").exists()
+    # pretrain -> finetune: the aligned checkpoint and one history row per FED-GRPO iteration
+    history = pd.read_parquet(root / "results/models/qm9_smoke/finetune_history.parquet")
+    assert history["iteration"].tolist() == [1, 2]
+    samples = root / "results/samples/qm9_smoke"
+    for model, n in (("pretrained", 8), ("aligned", 8), ("guided", 4)):
+        assert len(read_molecules(samples / f"{model}.parquet")) == n
+        assert (samples / f"{model}.sdf").read_text().count("$$$$") == n
+        assert (samples / f"{model}.xyz").stat().st_size > 0
+    assert json.loads((samples / "guided.summary.json").read_text())["guidance"].startswith("mlff")
+    summary = pd.read_csv(root / "results/metrics/qm9_smoke/summary.csv")
+    assert summary["model"].tolist() == ["reference", "pretrained", "aligned", "guided"]
+    assert summary["num_molecules"].tolist() == [16, 8, 8, 4]
+    assert summary.loc[0, "molecule_stability"] > 0.8  # real QM9 molecules
+    timing = json.loads((root / "results/timing/qm9_smoke/sampling.json").read_text())
+    assert set(timing["ratio_vs_pretrained"]) == {"pretrained", "aligned", "guided"}
+    assert timing["ratio_vs_pretrained"]["pretrained"] == 1.0
+    for model in ("pretrained", "aligned", "guided"):  # 2 molecules per model, each a row with a status
+        dft = pd.read_parquet(root / f"results/dft/qm9_smoke/{model}.parquet")
+        assert len(dft) == 2 and dft["status"].notna().all()
+    stats = pd.read_csv(root / "results/report/qm9_smoke/statistics.csv")
+    assert {"aligned", "guided"} <= set(stats["model"])
+    html = (root / "results/report/qm9_smoke/index.html").read_text()
+    assert "<table" in html and "data:image/png;base64" in html
+
+
 def test_smoke_run_end_to_end_and_reruns(fresh):
     args = ("--cores", "2", "--configfile", "config/experiments/smoke.yaml")
     proc = _snakemake(fresh, *args)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    out = fresh / "results/data/qm9_smoke"
-    sizes = {s: len(read_molecules(out / f"{s}.parquet")) for s in ("train", "valid", "test")}
-    assert sizes == {"train": 256, "valid": 64, "test": 64}
-    assert json.loads((out / "stats.json").read_text())["split_sizes"] == sizes
-    assert "split sizes" in (fresh / "logs/prepare/qm9_smoke.log").read_text()
-    assert (fresh / "benchmarks/prepare/qm9_smoke.tsv").exists()
-    # prepare -> pretrain -> sample -> evaluate -> summary, all through Snakemake
-    samples = fresh / "results/samples/qm9_smoke"
-    assert len(read_molecules(samples / "pretrained.parquet")) == 8
-    assert (samples / "pretrained.sdf").read_text().count("$$$$") == 8
-    assert (samples / "pretrained.xyz").stat().st_size > 0
-    import pandas as pd
-    summary = pd.read_csv(fresh / "results/metrics/qm9_smoke/summary.csv")
-    assert summary["model"].tolist() == ["reference", "pretrained"]
-    assert summary.loc[0, "num_molecules"] == 16 and summary.loc[1, "num_molecules"] == 8
-    assert summary.loc[0, "molecule_stability"] > 0.8  # real QM9 molecules
+    _check_smoke_outputs(fresh)
+    # Snakemake's own HTML report of the run (tables and figures flagged with report()).
+    html = _snakemake(fresh, *args, "--report", "report.html")
+    assert html.returncode == 0, html.stdout + html.stderr
+    assert (fresh / "report.html").stat().st_size > 10_000
     # Up to date: nothing reruns.
     again = _snakemake(fresh, *args, "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
@@ -82,3 +120,28 @@ def test_smoke_run_end_to_end_and_reruns(fresh):
     assert "wildcards: dataset=qm9_smoke" in changed.stdout
     forced = _snakemake(fresh, *args, "-n", "--forcerun", "prepare_data")
     assert "prepare_data" in forced.stdout
+    # A changed FED-GRPO key reruns exactly finetune and what follows from the aligned model.
+    (fresh / "ft.yaml").write_text("finetune:\n  lr: 3.0e-5\n")
+    ft = _snakemake(fresh, *args, "ft.yaml", "-n")
+    assert ft.returncode == 0, ft.stdout + ft.stderr
+    planned = _planned_jobs(ft.stdout)
+    rules = {rule for rule, _ in planned}
+    assert rules == {"finetune", "sample", "evaluate", "time_sampling", "dft", "dft_gather", "summarize_metrics",
+                     "statistics", "report", "all"}, rules
+    assert {w for r, w in planned if r in ("sample", "dft_gather")} == {"dataset=qm9_smoke, model=aligned"}
+    assert {w for r, w in planned if r == "evaluate"} == {"dataset=qm9_smoke, name=aligned"}
+    # --forcerun finetune: the same set, without a config change.
+    forced_ft = _planned_jobs(_snakemake(fresh, *args, "-n", "--forcerun", "finetune").stdout)
+    assert forced_ft == planned
+
+
+def test_pretrain_launches_torchrun_with_the_jobs_gpus(fresh):
+    """pretrain.gpus > 1 is the job's gpu resource (Slurm --gpus) and one torchrun process per GPU."""
+    (fresh / "gpus.yaml").write_text("pretrain:\n  gpus: 4\n  device: cuda\n")
+    proc = _snakemake(fresh, "results/models/qm9/pretrained.pt", "-n", "-p", "--cores", "1",
+                      "--configfile", "config/config.yaml", "gpus.yaml")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "torchrun --standalone --nproc_per_node 4 -m elign.cli.main pretrain" in proc.stdout
+    assert "gpu=4" in proc.stdout
+    single = _snakemake(fresh, "-n", "-p", "--cores", "1", "results/models/qm9/pretrained.pt")
+    assert "torchrun" not in single.stdout and "elign pretrain --config-json" in single.stdout

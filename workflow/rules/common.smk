@@ -7,18 +7,38 @@ from elign.config import ConfigError, validate_config
 SCHEMA = "../schemas/config.schema.yaml"  # relative to this file
 
 try:  # the typed config names every bad key path and what is allowed, in one message
-    validate_config(config, source="snakemake config")
+    _typed = validate_config(config, source="snakemake config")
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 validate(config, SCHEMA)
+# Every stage sees the full config: keys the files leave out take the typed defaults (elign/config.py).
+config.update(_typed.model_dump(mode="json"))
 
 DATASET = config["data"]["dataset"]
 SPLITS = ["train", "valid", "test"]
 
 
-def stage_config(*sections):
-    """JSON of the config sections a stage reads (plus the seed): its params, so a change reruns it."""
-    return json.dumps({"seed": config["seed"], **{s: config[s] for s in sections}}, sort_keys=True)
+def stage_config(*keys):
+    """JSON of the config a stage reads (the seed, whole sections, or single keys like "sample.use_ema").
+
+    It is the rule's params, so changing exactly these keys reruns the stage and what follows it.
+    """
+    out = {"seed": config["seed"]}
+    for key in keys:
+        section, _, name = key.partition(".")
+        if name:
+            out.setdefault(section, {})[name] = config[section][name]
+        else:
+            out[section] = config[section]
+    return json.dumps(out, sort_keys=True)
+
+
+def pretrain_launcher(wildcards, resources):
+    """`elign`, or torchrun with one data-parallel process per GPU the job has (pretrain.gpus > 1)."""
+    gpus = int(resources.get("gpu", 0) or 0)
+    if gpus > 1:
+        return f"torchrun --standalone --nproc_per_node {gpus} -m elign.cli.main"
+    return "elign"
 
 
 def data_source_files(wildcards):
@@ -37,7 +57,7 @@ def data_outputs(dataset):
     return [f"results/data/{dataset}/{split}.parquet" for split in SPLITS] + [f"results/data/{dataset}/stats.json"]
 
 
-MODELS = ["pretrained"]
+MODELS = ["pretrained", "aligned", "guided"]  # guided = the pretrained checkpoint sampled with MLFF guidance
 REFERENCE = "reference"  # the evaluate row of a data split (evaluate.reference_split)
 EVAL_NAMES = [REFERENCE] + MODELS
 
@@ -54,13 +74,19 @@ def evaluate_limit(wildcards):
     return f"--max-molecules {limit}" if wildcards.name == REFERENCE and limit else ""
 
 
+DFT_SHARDS = list(range(config["dft"]["shards"]))
+
+
 def final_targets():
     samples = [f"results/samples/{DATASET}/{model}.{ext}" for model in MODELS for ext in ("parquet", "sdf", "xyz")]
-    metrics = [f"results/metrics/{DATASET}/summary.csv"]
-    return data_outputs(DATASET) + samples + metrics
+    metrics = [f"results/metrics/{DATASET}/summary.csv", f"results/timing/{DATASET}/sampling.json"]
+    dft = [f"results/dft/{DATASET}/{model}.parquet" for model in MODELS]
+    report_files = [f"results/report/{DATASET}/index.html", f"results/report/{DATASET}/statistics.md"]
+    return data_outputs(DATASET) + samples + metrics + dft + report_files
 
 
 wildcard_constraints:
     dataset=DATASET,
     model="|".join(MODELS),
     name="|".join(EVAL_NAMES),
+    shard=r"\d+",

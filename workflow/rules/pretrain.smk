@@ -8,6 +8,7 @@ rule pretrain:
         history="results/models/{dataset}/history.parquet",
     params:
         config=stage_config("pretrain"),
+        launch=pretrain_launcher,
     log:
         "logs/pretrain/{dataset}.log",
     benchmark:
@@ -18,6 +19,7 @@ rule pretrain:
     resources:
         mem_mb=8000,
         runtime=240,
+        gpu=config["pretrain"]["gpus"],
     shell:
-        "elign pretrain --config-json {params.config:q} --data-dir $(dirname {input.train})"
+        "{params.launch} pretrain --config-json {params.config:q} --data-dir $(dirname {input.train})"
         " --out {output.model} --history {output.history} --no-progress > {log} 2>&1"

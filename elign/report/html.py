@@ -1,0 +1,87 @@
+"""The report pages: ``report.md`` (Markdown, images linked relatively) and ``index.html`` (self-contained).
+
+``index.html`` holds the tables as HTML and the figures embedded as base64 PNG (or linked relatively when
+``embed`` is false); it needs no other file to be read, and no network.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+import elign
+from elign.io.atomic import write_text_atomic
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
+table { border-collapse: collapse; font-size: 0.85em; margin: 1em 0; }
+th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: right; }
+th { background: #f2f2f2; } td:first-child, th:first-child { text-align: left; }
+figure { margin: 1.5em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption { font-size: 0.9em; color: #555; } .notes li { color: #a33; }
+"""
+
+
+def _stamp() -> str:
+    from elign.io.provenance import git_sha
+
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return f"elign {elign.__version__}, git {git_sha()}, generated {now}"
+
+
+def write_report_md(out: Path, title: str, metrics: pd.DataFrame, statistics_md: str | None, result) -> Path:
+    """``report.md``: notes, metric table, statistics table, figures (relative links)."""
+    parts = [f"# {title}\n", f"_{_stamp()}_\n"]
+    if result.notes:
+        parts += ["## Notes\n", "\n".join(f"- {n}" for n in result.notes) + "\n"]
+    parts += ["## Metrics\n", "One row per set: the data reference and each model's samples; DFT columns cover "
+              "the DFT subset (means over successful rows).\n", metrics.to_markdown(index=False) + "\n"]
+    parts += ["## Statistics\n", statistics_md or "_No statistics table (not given or unreadable)._\n"]
+    parts.append("## Figures\n")
+    for file, fig_title, caption in result.figures:
+        parts.append(f"### {fig_title}\n\n![{fig_title}]({file})\n\n{caption}\n")
+    path = out / "report.md"
+    write_text_atomic(path, "\n".join(parts))
+    return path
+
+
+def _image(out: Path, file: str, alt: str, embed: bool) -> str:
+    path = out / file
+    if embed and path.exists():
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        src = f"data:image/png;base64,{data}"
+    else:
+        src = html.escape(file)
+    return f'<img src="{src}" alt="{html.escape(alt)}">'
+
+
+def _table_html(frame: pd.DataFrame, css_id: str) -> str:
+    return frame.to_html(index=False, escape=True, border=0, table_id=css_id, na_rep="–")
+
+
+def write_index_html(out: Path, title: str, metrics: pd.DataFrame, statistics: pd.DataFrame | None,
+                     statistics_method: str, result, embed: bool) -> Path:
+    """``index.html``: the same content as ``report.md``, tables as HTML, images embedded (or linked)."""
+    e = html.escape
+    body = [f"<h1>{e(title)}</h1>", f"<p><em>{e(_stamp())}</em></p>"]
+    if result.notes:
+        body.append('<h2>Notes</h2><ul class="notes">' + "".join(f"<li>{e(n)}</li>" for n in result.notes) + "</ul>")
+    body += ["<h2>Metrics</h2>", _table_html(metrics, "metrics-table")]
+    body.append("<h2>Statistics</h2>")
+    if statistics is None:
+        body.append("<p>No statistics table (not given or unreadable).</p>")
+    else:
+        body += [f"<p>{e(statistics_method)}</p>", _table_html(statistics, "statistics-table")]
+    body.append("<h2>Figures</h2>")
+    for file, fig_title, caption in result.figures:
+        body.append(f'<figure id="{e(file)}"><h3>{e(fig_title)}</h3>{_image(out, file, fig_title, embed)}'
+                    f"<figcaption>{e(caption)}</figcaption></figure>")
+    page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>'
+            f"<style>{STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+    path = out / "index.html"
+    write_text_atomic(path, page)
+    return path

@@ -1,0 +1,91 @@
+"""The report's metric table: one row per evaluate name (the data reference first, then the models).
+
+Columns: the evaluate stage's summary (:func:`elign.metrics.evaluate.summarize`, recomputed from the
+per-molecule Parquet, so it equals ``summary.csv``), then the DFT subset (ok / failed counts, mean force RMS
+and formation energy per atom over the ok rows) and the controlled sampling time (``time_sampling``).
+Missing parts are NaN (shown as "–"), never made up.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+SUMMARY_COLUMNS = ("num_molecules", "atom_stability", "molecule_stability", "validity", "uniqueness",
+                   "valid_and_unique", "novelty", "mlff_ok_fraction", "formation_energy_per_atom_ev_mean",
+                   "force_rms_ev_per_ang_mean")
+RENAME = {"formation_energy_per_atom_ev_mean": "mlff_formation_energy_per_atom_ev_mean",
+          "force_rms_ev_per_ang_mean": "mlff_force_rms_ev_per_ang_mean"}
+DFT_COLUMNS = ("dft_ok", "dft_failed", "dft_force_rms_ev_per_ang_mean", "dft_formation_energy_per_atom_ev_mean")
+TIMING_COLUMNS = ("sampling_seconds_per_molecule", "sampling_time_ratio_vs_pretrained")
+
+
+def _summary_row(frame: pd.DataFrame, name: str) -> dict:
+    from elign.metrics.evaluate import summarize
+
+    row = summarize(frame, name)
+    return {RENAME.get(c, c): row.get(c, math.nan) for c in SUMMARY_COLUMNS}
+
+
+def _dft_row(frame: pd.DataFrame | None) -> dict:
+    if frame is None:
+        return dict.fromkeys(DFT_COLUMNS, math.nan)
+    ok = frame[frame["status"] == "ok"]
+
+    def mean(col: str) -> float:
+        v = pd.to_numeric(ok[col], errors="coerce").dropna()
+        return float(v.mean()) if len(v) else math.nan
+
+    return {"dft_ok": int(len(ok)), "dft_failed": int(len(frame) - len(ok)),
+            "dft_force_rms_ev_per_ang_mean": mean("force_rms_ev_per_ang"),
+            "dft_formation_energy_per_atom_ev_mean": mean("formation_energy_per_atom_ev")}
+
+
+def _float(value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _timing_row(timing: dict | None, name: str) -> dict:
+    models = (timing or {}).get("models") or {}
+    ratios = (timing or {}).get("ratio_vs_pretrained") or {}
+    entry = models.get(name) or {}
+    ratio = ratios.get(name, 1.0 if entry and name == "pretrained" else None)
+    return {"sampling_seconds_per_molecule": _float(entry.get("seconds_per_molecule")),
+            "sampling_time_ratio_vs_pretrained": _float(ratio)}
+
+
+def metric_table(metrics: dict[str, pd.DataFrame], dft: dict[str, pd.DataFrame], timing: dict | None) -> pd.DataFrame:
+    """The metric table (names in the order of ``metrics``, then DFT-only models)."""
+    names = list(dict.fromkeys([*metrics, *dft]))
+    rows = []
+    for name in names:
+        row = {"model": name}
+        if name in metrics:
+            row.update(_summary_row(metrics[name], name))
+        else:
+            row.update({RENAME.get(c, c): math.nan for c in SUMMARY_COLUMNS})
+        row.update(_dft_row(dft.get(name)))
+        row.update(_timing_row(timing, name))
+        rows.append(row)
+    columns = ["model", *(RENAME.get(c, c) for c in SUMMARY_COLUMNS), *DFT_COLUMNS, *TIMING_COLUMNS]
+    return pd.DataFrame(rows, columns=columns)
+
+
+COUNT_COLUMNS = ("num_molecules", "dft_ok", "dft_failed")
+
+
+def _fmt(value, count: bool = False) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    if count:
+        return str(int(value))
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def display(table: pd.DataFrame) -> pd.DataFrame:
+    """Values as strings (4 significant digits, counts as integers, "–" where missing)."""
+    return pd.DataFrame({col: [_fmt(v, col in COUNT_COLUMNS) for v in table[col]] for col in table.columns})

@@ -1,0 +1,226 @@
+"""The statistics table: every model against the baseline, per metric (``elign stats``).
+
+Per-molecule values come from the evaluate stage's metrics Parquet (MLFF, stability, validity) and the
+DFT stage's Parquet. Continuous metrics: a molecule whose value is missing (MLFF could not score it, SCF
+failed, ...) is NaN, excluded and counted (``n_failed``), never imputed. Binary metrics (0/1) follow the
+evaluate stage: a failed sample counts as not stable / not valid, as in EDM, so they have no NaN rows.
+
+One row per (metric, model): both groups' means with bootstrap intervals, the difference of means
+(model - baseline) with its bootstrap interval, Welch's t test and the Mann-Whitney U test. The bootstrap
+streams are seeded from (seed, metric, name), so a row does not change when models are added or removed.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from elign.stats.inference import (Cleaned, bootstrap_diff_ci, bootstrap_mean_ci, drop_failed, mann_whitney_test,
+                                   welch_test)
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    key: str          # statistics-table name, units in the name
+    label: str        # human-readable
+    source: str       # "metrics" (evaluate Parquet) or "dft" (DFT Parquet)
+    kind: str         # "continuous" or "binary"
+    unit: str
+    extract: Callable[[pd.DataFrame], np.ndarray | None]  # per-molecule values (NaN = failed); None = absent
+
+
+def _ok_column(frame: pd.DataFrame, status: str, column: str) -> np.ndarray | None:
+    if status not in frame or column not in frame:
+        return None
+    values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    return np.where(frame[status].to_numpy() == "ok", values, np.nan)
+
+
+def _binary(column: str):
+    def extract(frame: pd.DataFrame) -> np.ndarray | None:
+        if column not in frame:
+            return None
+        return frame[column].fillna(False).astype(bool).to_numpy(dtype=np.float64)
+    return extract
+
+
+def valid_and_unique(frame: pd.DataFrame) -> np.ndarray | None:
+    """1 for a valid molecule whose SMILES is the first occurrence among the valid ones; its mean is the
+    evaluate stage's ``valid_and_unique`` (unique valid SMILES / all molecules)."""
+    if "valid" not in frame or "smiles" not in frame:
+        return None
+    valid = frame["valid"].fillna(False).astype(bool).to_numpy()
+    first = np.zeros(len(frame), dtype=bool)
+    first[valid] = ~frame.loc[valid, "smiles"].duplicated().to_numpy()
+    return first.astype(np.float64)
+
+
+def atom_stable_fraction(frame: pd.DataFrame) -> np.ndarray | None:
+    if "num_stable_atoms" not in frame or "num_atoms" not in frame:
+        return None
+    n = frame["num_atoms"].to_numpy(dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, frame["num_stable_atoms"].to_numpy(dtype=np.float64) / n, np.nan)
+
+
+METRICS: tuple[MetricSpec, ...] = (
+    MetricSpec("dft_formation_energy_per_atom_ev", "DFT formation energy per atom", "dft", "continuous",
+               "eV/atom", lambda f: _ok_column(f, "status", "formation_energy_per_atom_ev")),
+    MetricSpec("dft_force_rms_ev_per_ang", "DFT force RMS", "dft", "continuous", "eV/Å",
+               lambda f: _ok_column(f, "status", "force_rms_ev_per_ang")),
+    MetricSpec("mlff_force_rms_ev_per_ang", "MLFF force RMS", "metrics", "continuous", "eV/Å",
+               lambda f: _ok_column(f, "mlff_status", "force_rms_ev_per_ang")),
+    MetricSpec("mlff_formation_energy_per_atom_ev", "MLFF formation energy per atom", "metrics", "continuous",
+               "eV/atom", lambda f: _ok_column(f, "mlff_status", "formation_energy_per_atom_ev")),
+    MetricSpec("atom_stable_fraction", "atom stability per molecule", "metrics", "continuous", "fraction",
+               atom_stable_fraction),
+    MetricSpec("molecule_stable", "molecule stability", "metrics", "binary", "proportion",
+               _binary("molecule_stable")),
+    MetricSpec("valid", "RDKit validity", "metrics", "binary", "proportion", _binary("valid")),
+    MetricSpec("valid_and_unique", "valid and unique", "metrics", "binary", "proportion", valid_and_unique),
+)
+
+COLUMNS = ("metric", "label", "kind", "unit", "source", "baseline", "model",
+           "n_used_baseline", "n_failed_baseline", "n_used", "n_failed",
+           "mean_baseline", "ci_low_baseline", "ci_high_baseline", "mean", "ci_low", "ci_high",
+           "mean_diff", "diff_ci_low", "diff_ci_high", "welch_t", "welch_p", "mannwhitney_u", "mannwhitney_p",
+           "n_bootstrap", "confidence", "ci_method", "note")
+
+
+@dataclass(frozen=True)
+class BootstrapSettings:
+    n_resamples: int = 10000
+    confidence: float = 0.95
+    method: str = "percentile"
+    seed: int = 0
+
+    def rng(self, *keys: str) -> np.random.Generator:
+        """A generator seeded from (seed, keys): stable per metric and name, independent of table order."""
+        return np.random.default_rng([self.seed, *(zlib.crc32(k.encode()) for k in keys)])
+
+
+def _group_ci(c: Cleaned, spec: MetricSpec, name: str, bs: BootstrapSettings,
+              cache: dict | None = None) -> tuple[float, float]:
+    """Interval of one group's mean; ``cache`` (keyed by metric and name) saves the baseline's recomputation."""
+    key = (spec.key, name)
+    if cache is not None and key in cache:
+        return cache[key]
+    ci = bootstrap_mean_ci(c.values, bs.n_resamples, bs.confidence, bs.rng(spec.key, name), bs.method)
+    if cache is not None:
+        cache[key] = ci
+    return ci
+
+
+def _note(base: Cleaned, other: Cleaned) -> str:
+    notes = []
+    for who, c in (("baseline", base), ("model", other)):
+        if c.n_used == 0:
+            notes.append(f"{who}: no usable rows")
+        elif c.n_used < 2:
+            notes.append(f"{who}: one usable row")
+    if not notes and np.ptp(base.values) == 0 and np.ptp(other.values) == 0:
+        notes.append("both groups constant: Welch t undefined, p is its limit")
+    return "; ".join(notes)
+
+
+def compare(spec: MetricSpec, baseline: str, base_values, model: str, model_values,
+            bs: BootstrapSettings, cache: dict | None = None) -> dict:
+    """One statistics row: ``model`` against ``baseline`` on one metric (values: per molecule, NaN = failed)."""
+    base, other = drop_failed(base_values), drop_failed(model_values)
+    b_lo, b_hi = _group_ci(base, spec, baseline, bs, cache)
+    m_lo, m_hi = _group_ci(other, spec, model, bs)
+    d_lo, d_hi = bootstrap_diff_ci(base.values, other.values, bs.n_resamples, bs.confidence,
+                                   bs.rng(spec.key, model, "minus", baseline), bs.method)
+    welch, mw = welch_test(base.values, other.values), mann_whitney_test(base.values, other.values)
+    diff = other.mean - base.mean if base.n_used and other.n_used else math.nan
+    return {
+        "metric": spec.key, "label": spec.label, "kind": spec.kind, "unit": spec.unit, "source": spec.source,
+        "baseline": baseline, "model": model,
+        "n_used_baseline": base.n_used, "n_failed_baseline": base.n_failed,
+        "n_used": other.n_used, "n_failed": other.n_failed,
+        "mean_baseline": base.mean, "ci_low_baseline": b_lo, "ci_high_baseline": b_hi,
+        "mean": other.mean, "ci_low": m_lo, "ci_high": m_hi, "mean_diff": diff, "diff_ci_low": d_lo,
+        "diff_ci_high": d_hi, "welch_t": welch.statistic, "welch_p": welch.p_value,
+        "mannwhitney_u": mw.statistic, "mannwhitney_p": mw.p_value,
+        "n_bootstrap": bs.n_resamples, "confidence": bs.confidence, "ci_method": bs.method, "note": _note(base, other),
+    }
+
+
+def statistics_table(metrics: dict[str, pd.DataFrame], dft: dict[str, pd.DataFrame], baseline: str,
+                     bs: BootstrapSettings, specs: tuple[MetricSpec, ...] = METRICS) -> pd.DataFrame:
+    """Rows for every metric and every model other than ``baseline`` (in the inputs' order).
+
+    metrics / dft: per-molecule frames by name. A metric whose columns a frame lacks (e.g. no MLFF in the
+    evaluate run), or whose source has no frame for the baseline or the model, gives no row.
+    """
+    if baseline not in metrics and baseline not in dft:
+        raise ValueError(f"the baseline model {baseline!r} is not among the inputs "
+                         f"({sorted(set(metrics) | set(dft))}); set report.baseline_model or pass its files")
+    models = [m for m in dict.fromkeys([*metrics, *dft]) if m != baseline]
+    rows, cache = [], {}
+    for spec in specs:
+        frames = metrics if spec.source == "metrics" else dft
+        if baseline not in frames:
+            continue
+        base_values = spec.extract(frames[baseline])
+        for model in models:
+            if model not in frames or base_values is None:
+                continue
+            values = spec.extract(frames[model])
+            if values is not None:
+                rows.append(compare(spec, baseline, base_values, model, values, bs, cache))
+    return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def _num(v, digits: int = 4) -> str:
+    return "–" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.{digits}g}"
+
+
+def _mean_ci(mean, lo, hi) -> str:
+    return f"{_num(mean)} [{_num(lo)}, {_num(hi)}]"
+
+
+def display_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The statistics table formatted for people: mean [CI] strings, n used / failed, p-values."""
+    if table.empty:
+        return pd.DataFrame(columns=["metric", "model vs baseline", "n used/failed", "baseline mean [CI]",
+                                     "model mean [CI]", "difference [CI]", "Welch p", "Mann-Whitney p", "note"])
+    conf = f"{100 * float(table['confidence'].iloc[0]):g} %"
+
+    def col(*names):
+        return zip(*(table[n] for n in names))
+
+    return pd.DataFrame({
+        "metric": [f"{lab} ({u})" for lab, u in col("label", "unit")],
+        "model vs baseline": [f"{m} vs {b}" for m, b in col("model", "baseline")],
+        "n used/failed": [f"{a}/{b} vs {c}/{d}" for a, b, c, d in
+                          col("n_used", "n_failed", "n_used_baseline", "n_failed_baseline")],
+        f"baseline mean [{conf} CI]": [_mean_ci(*r) for r in
+                                       col("mean_baseline", "ci_low_baseline", "ci_high_baseline")],
+        f"model mean [{conf} CI]": [_mean_ci(*r) for r in col("mean", "ci_low", "ci_high")],
+        f"difference [{conf} CI]": [_mean_ci(*r) for r in col("mean_diff", "diff_ci_low", "diff_ci_high")],
+        "Welch p": [_num(p, 3) for p in table["welch_p"]],
+        "Mann-Whitney p": [_num(p, 3) for p in table["mannwhitney_p"]],
+        "note": table["note"].fillna(""),
+    })
+
+
+def method_line(table: pd.DataFrame) -> str:
+    """One sentence on how the numbers of ``table`` were made (empty for an empty table)."""
+    if table.empty:
+        return ""
+    r = table.iloc[0]
+    return (f"Bootstrap: {int(r['n_bootstrap'])} resamples, {r['ci_method']} intervals at "
+            f"{100 * float(r['confidence']):g} %; difference = model - baseline; n used/failed is model vs "
+            "baseline (failed molecules excluded, never imputed); Welch and Mann-Whitney tests are two-sided.")
+
+
+def markdown_table(table: pd.DataFrame) -> str:
+    """Markdown of :func:`display_table`, after :func:`method_line`."""
+    head = method_line(table)
+    return (head + "\n\n" if head else "") + display_table(table).to_markdown(index=False) + "\n"

@@ -1,0 +1,119 @@
+"""``elign report`` from complete synthetic artifacts: every file, tables and images in index.html."""
+
+from __future__ import annotations
+
+import base64
+import re
+
+import pandas as pd
+import pytest
+
+from elign.cli.main import main
+from elign.config import ReportConfig
+from elign.report import FIGURES, ReportPaths, build_report
+from elign.report.molecules import pick_examples
+from report_artifacts import MODELS
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _cli_args(artifacts: dict, out_dir, statistics=None) -> list[str]:
+    args = []
+    for flag, key in (("--metrics", "metrics"), ("--dft", "dft"), ("--samples", "samples"),
+                      ("--sample-summary", "sample_summaries")):
+        for name, path in artifacts[key].items():
+            args += [flag, f"{name}={path}"]
+    args += ["--pretrain-history", str(artifacts["pretrain_history"]),
+             "--finetune-history", str(artifacts["finetune_history"]), "--timing", str(artifacts["timing"])]
+    if statistics is not None:
+        args += ["--statistics", str(statistics)]
+    return args + ["--out-dir", str(out_dir)]
+
+
+@pytest.fixture(scope="module")
+def report_dir(artifacts, tmp_path_factory):
+    """The stats stage then the report stage, through the command line, as the workflow runs them."""
+    out = tmp_path_factory.mktemp("report")
+    metrics_dft = [x for flag, key in (("--metrics", "metrics"), ("--dft", "dft"))
+                   for name, path in artifacts[key].items() if name != "reference" for x in (flag, f"{name}={path}")]
+    cfg = '{"seed": 1, "report": {"n_bootstrap": 500, "example_molecules": 6}}'
+    assert main(["stats", "--config-json", cfg, *metrics_dft, "--out", str(out / "statistics.csv")]) == 0
+    assert main(["report", "--config-json", cfg, *_cli_args(artifacts, out, out / "statistics.csv")]) == 0
+    return out
+
+
+def expected_files() -> list[str]:
+    return ([f.file for f in FIGURES] + [f"molecules_{m}.png" for m in MODELS]
+            + ["metrics_table.csv", "metrics_table.md", "report.md", "index.html"])
+
+
+def test_every_file_is_written(report_dir):
+    for name in expected_files():
+        path = report_dir / name
+        assert path.exists() and path.stat().st_size > 0, name
+        if name.endswith(".png"):
+            assert path.read_bytes()[:8] == PNG_MAGIC, name
+    assert not list(report_dir.glob(".*.tmp"))  # atomic writes leave no temp files
+
+
+def test_index_html_holds_both_tables_and_every_image(report_dir):
+    page = (report_dir / "index.html").read_text()
+    assert 'id="metrics-table"' in page and 'id="statistics-table"' in page
+    for name in ("reference", *MODELS):
+        assert f"<td>{name}</td>" in page
+    assert "aligned vs pretrained" in page and "guided vs pretrained" in page
+    pngs = [n for n in expected_files() if n.endswith(".png")]
+    embedded = re.findall(r'<figure id="([^"]+)"><h3>[^<]*</h3><img src="data:image/png;base64,([^"]+)"', page)
+    assert sorted(f for f, _ in embedded) == sorted(pngs)
+    for file, data in embedded:
+        assert base64.b64decode(data) == (report_dir / file).read_bytes(), file
+    assert "Notes" not in page  # complete inputs: nothing to report missing
+
+
+def test_report_md_has_the_tables_and_links_every_figure(report_dir):
+    md = (report_dir / "report.md").read_text()
+    assert md.startswith("# elign report")
+    assert "## Metrics" in md and "## Statistics" in md and "aligned vs pretrained" in md
+    for name in expected_files():
+        if name.endswith(".png"):
+            assert f"]({name})" in md, name
+
+
+def test_metric_table_rows_and_columns(report_dir, artifacts):
+    from elign.metrics.evaluate import summarize
+
+    table = pd.read_csv(report_dir / "metrics_table.csv").set_index("model")
+    assert list(table.index) == ["reference", *MODELS]
+    for name in ("reference", *MODELS):
+        want = summarize(pd.read_parquet(artifacts["metrics"][name]), name)
+        assert table.loc[name, "validity"] == pytest.approx(want["validity"])
+        assert table.loc[name, "mlff_force_rms_ev_per_ang_mean"] == pytest.approx(want["force_rms_ev_per_ang_mean"])
+    assert (table.loc["guided", "dft_ok"], table.loc["guided", "dft_failed"]) == (0, 6)
+    assert (table.loc["aligned", "dft_ok"], table.loc["aligned", "dft_failed"]) == (5, 1)
+    assert pd.isna(table.loc["guided", "dft_force_rms_ev_per_ang_mean"])
+    assert table.loc["guided", "sampling_seconds_per_molecule"] == pytest.approx(0.06)
+    assert table.loc["guided", "sampling_time_ratio_vs_pretrained"] == pytest.approx(3.0)
+    assert pd.isna(table.loc["reference", "dft_ok"])
+
+
+def test_all_failed_dft_model_is_named_in_the_caption(report_dir):
+    page = (report_dir / "index.html").read_text()
+    caption = re.search(r'<figure id="dft_force_rms.png">.*?<figcaption>(.*?)</figcaption>', page, re.S).group(1)
+    assert "guided: no successful rows (6 failed)" in caption
+    assert "pretrained" not in caption  # the others were drawn
+
+
+def test_examples_put_valid_molecules_first():
+    frame = pd.DataFrame({"valid": [False, True, False, True, True]})
+    assert pick_examples(5, frame, 4) == [1, 3, 4, 0]
+    assert pick_examples(5, None, 2) == [0, 1]
+    assert pick_examples(5, frame.iloc[:3], 2) == [0, 1]  # rows that do not match: file order
+
+
+def test_images_can_be_linked_instead_of_embedded(artifacts, tmp_path):
+    paths = ReportPaths(out_dir=str(tmp_path), metrics=dict(artifacts["metrics"]),
+                        samples={"aligned": str(artifacts["samples"]["aligned"])})
+    build_report(paths, ReportConfig(embed_images=False, example_molecules=2), title="linked")
+    page = (tmp_path / "index.html").read_text()
+    assert "data:image/png" not in page
+    assert '<img src="mlff_force_rms.png"' in page and '<img src="molecules_aligned.png"' in page

@@ -1,0 +1,44 @@
+rule dft:
+    """PySCF single point + analytic forces of one shard of a model's paired DFT subset (scatter).
+
+    A killed shard resumes from its own partial file; finished shards are reused by a rerun.
+    """
+    input:
+        samples="results/samples/{dataset}/{model}.parquet",
+        metrics="results/metrics/{dataset}/{model}.parquet",
+        stats="results/data/{dataset}/stats.json",
+    output:
+        "results/dft/{dataset}/{model}/shard_{shard}.parquet",
+    params:
+        config=stage_config("dft"),
+        shards=len(DFT_SHARDS),
+    log:
+        "logs/dft/{dataset}/{model}/shard_{shard}.log",
+    benchmark:
+        "benchmarks/dft/{dataset}/{model}/shard_{shard}.tsv"
+    conda:
+        "../../envs/model.yaml"
+    threads: 1  # shards in parallel beat threads within one SCF on a few cores
+    resources:
+        mem_mb=8000,
+        runtime=180,
+    shell:
+        "elign dft --config-json {params.config:q} --samples {input.samples} --metrics {input.metrics}"
+        " --stats {input.stats} --shard {wildcards.shard} --of {params.shards} --threads {threads}"
+        " --out {output} > {log} 2>&1"
+
+
+rule dft_gather:
+    """Join a model's DFT shards into one table (every shard must be there)."""
+    input:
+        expand("results/dft/{{dataset}}/{{model}}/shard_{shard}.parquet", shard=DFT_SHARDS),
+    output:
+        parquet="results/dft/{dataset}/{model}.parquet",
+        summary="results/dft/{dataset}/{model}.summary.json",
+    log:
+        "logs/dft/{dataset}/{model}/gather.log",
+    conda:
+        "../../envs/model.yaml"
+    localrule: True
+    shell:
+        "elign dft-gather --shards {input} --out {output.parquet} --summary {output.summary} > {log} 2>&1"
