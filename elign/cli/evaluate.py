@@ -22,6 +22,7 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--out", required=True, help="per-molecule metrics Parquet")
     p.add_argument("--summary", required=True, help="summary JSON of this set")
     p.add_argument("--max-molecules", type=int, default=None, help="evaluate only the first N molecules")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (the MLFF); default: torch's")
     p.set_defaults(run=run)
 
 
@@ -56,6 +57,10 @@ def run(args: argparse.Namespace) -> int:
     from elign.metrics.evaluate import evaluate_table, summarize
 
     cfg = resolve_config(args)
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(max(1, args.threads))
     t0 = time.perf_counter()
     table = read_molecules(args.input)
     if args.max_molecules is not None:

@@ -15,13 +15,14 @@ rule evaluate:
         "benchmarks/evaluate/{dataset}/{name}.tsv"
     conda:
         "../../envs/model.yaml"
-    threads: workflow.cores
+    threads: 1  # ANI on a few hundred molecules takes seconds; one core leaves the other to sampling and DFT
     resources:
         mem_mb=8000,
         runtime=60,
     shell:
         "elign evaluate --config-json {params.config:q} --input {input.molecules} --name {wildcards.name}"
-        " --train {input.train} --out {output.metrics} --summary {output.summary} {params.limit} > {log} 2>&1"
+        " --train {input.train} --out {output.metrics} --summary {output.summary} {params.limit}"
+        " --threads {threads} > {log} 2>&1"
 
 
 rule summarize_metrics:
