@@ -246,7 +246,10 @@ class DftConfig(Section):
     density_fit: bool = Field(True, description="density fitting (RI-J) for speed")
     grid_level: int = Field(3, ge=0, le=9, description="PySCF DFT grid level")
     conv_tol: float = Field(1e-9, gt=0, description="SCF energy convergence (Ha)")
-    max_cycles: int = Field(100, ge=1)
+    max_cycles: int = Field(100, ge=1, description="DIIS SCF cycles")
+    newton_cycles: int = Field(
+        30, ge=0, description="if DIIS has not converged: second-order (Newton) SCF from its last density, at most "
+                              "this many macro cycles; 0 = none (sampled geometries far from minima need it)")
     time_limit_s: float = Field(1800.0, gt=0, description="per molecule; beyond it the row gets status timeout")
     device: Literal["cpu", "cuda"] = Field("cpu", description="cuda uses gpu4pyscf (must be installed)")
     threads: int | None = Field(None, ge=1, description="OpenMP threads for PySCF; null = the job's cores")

@@ -58,6 +58,7 @@ class DftLevel:
     grid_level: int = 3
     conv_tol: float = 1e-9
     max_cycles: int = 100
+    newton_cycles: int = 0
     charge: int = 0
     device: str = "cpu"
 
@@ -77,14 +78,15 @@ class DftLevel:
         field)."""
         return cls(functional=dft.functional, basis=dft.basis,
                    basis_convention=getattr(dft, "basis_convention", "auto"), density_fit=dft.density_fit,
-                   grid_level=dft.grid_level, conv_tol=dft.conv_tol, max_cycles=dft.max_cycles, charge=charge,
-                   device=dft.device)
+                   grid_level=dft.grid_level, conv_tol=dft.conv_tol, max_cycles=dft.max_cycles,
+                   newton_cycles=getattr(dft, "newton_cycles", 0), charge=charge, device=dft.device)
 
     def reference_key(self) -> str:
-        """Hash of what decides an isolated atom's energy (not max_cycles, charge or device) + pyscf version."""
+        """Hash of what decides an isolated atom's energy (not the cycle limits, charge or device) + pyscf version."""
         import pyscf
 
-        fields = {k: v for k, v in asdict(self).items() if k not in ("max_cycles", "charge", "device")}
+        fields = {k: v for k, v in asdict(self).items()
+                  if k not in ("max_cycles", "newton_cycles", "charge", "device")}
         fields["pyscf"] = pyscf.__version__
         blob = json.dumps(fields, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -209,6 +209,10 @@ def single_point(atomic_numbers: np.ndarray, positions_ang: np.ndarray, level: D
         mf = make_scf(mol, level, unrestricted=bool(spin), init_guess=init_guess)
         energy = float(mf.kernel())
         row.update(scf_converged=bool(mf.converged), cycles=int(getattr(mf, "cycles", -1)))
+        if not mf.converged and level.newton_cycles > 0:
+            mf, energy = _newton_rescue(mf, level)
+            row.update(scf_converged=bool(mf.converged), cycles=row["cycles"] + int(getattr(mf, "cycles", 0)),
+                       scf_solver="diis+newton")
         if spin:
             row["s2"] = _spin_square(mf)
         transform = pure_f_subspace(mol, level)
@@ -218,7 +222,8 @@ def single_point(atomic_numbers: np.ndarray, positions_ang: np.ndarray, level: D
         if not mf.converged:
             return {**row, "status": "scf_not_converged",
                     "reason": f"SCF not converged in {row['cycles']} cycles (max_cycles {level.max_cycles}, "
-                              f"conv_tol {level.conv_tol:g} Ha); last energy {energy:.8f} Ha"}
+                              f"newton_cycles {level.newton_cycles}, conv_tol {level.conv_tol:g} Ha); "
+                              f"last energy {energy:.8f} Ha"}
         grad_ha_bohr = _host(mf.nuc_grad_method().kernel())
     except Exception as exc:  # PySCF raises many types (KeyError for a missing basis, RuntimeError, ...)
         return {**row, "status": "error", "reason": f"{type(exc).__name__}: {exc}"}
@@ -227,6 +232,20 @@ def single_point(atomic_numbers: np.ndarray, positions_ang: np.ndarray, level: D
     row.update(status="ok", energy_ha=energy, energy_ev=energy * HARTREE_EV, forces_ev_per_ang=forces.tolist(),
                force_rms_ev_per_ang=float(np.sqrt(np.mean(norms ** 2))), force_max_ev_per_ang=float(norms.max()))
     return row
+
+
+def _newton_rescue(mf, level: DftLevel):
+    """Second-order SCF (PySCF's ``newton()``: augmented-Hessian steps) from DIIS's last density.
+
+    DIIS oscillates on many sampled geometries (atoms too close, near-degenerate orbitals, radicals); the
+    Newton solver converges where DIIS does not, at a higher cost per cycle. Same functional, grid and
+    tolerance, so a converged energy is the same SCF solution. Returns (the solver, its energy).
+    """
+    dm = mf.make_rdm1()
+    newton = mf.newton()
+    newton.max_cycle = level.newton_cycles
+    energy = float(newton.kernel(dm0=dm))
+    return newton, energy
 
 
 def atom_energy(atomic_number: int, spin: int, level: DftLevel, init_guess: str = "minao") -> dict:
@@ -252,7 +271,7 @@ def atom_energy(atomic_number: int, spin: int, level: DftLevel, init_guess: str 
 def empty_row() -> dict:
     nan = math.nan
     return {"status": "error", "reason": "", "method": "", "spin": -1, "s2": nan, "scf_converged": False,
-            "cycles": 0, "num_basis": 0, "energy_ha": nan, "energy_ev": nan, "forces_ev_per_ang": None,
+            "cycles": 0, "scf_solver": "diis", "num_basis": 0, "energy_ha": nan, "energy_ev": nan, "forces_ev_per_ang": None,
             "force_rms_ev_per_ang": nan, "force_max_ev_per_ang": nan}
 
 

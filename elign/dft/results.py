@@ -2,7 +2,8 @@
 
 Columns (units in the names): selection_index, target_num_atoms, mol_id, num_atoms, atomic_numbers,
 positions_ang, status (ok / scf_not_converged / timeout / error), reason, method (RKS/UKS), spin (2S),
-s2 (<S^2>, UKS only), scf_converged, cycles, num_basis, energy_ha, energy_ev, formation_energy_per_atom_ev,
+s2 (<S^2>, UKS only), scf_converged, cycles, scf_solver (diis, or diis+newton when DIIS needed the
+second-order rescue), num_basis, energy_ha, energy_ev, formation_energy_per_atom_ev,
 forces_ev_per_ang ((N, 3) per row), force_rms_ev_per_ang (RMS over atoms of |F|), force_max_ev_per_ang,
 seconds (wall time of that molecule). Energies and forces are NaN / null unless status is ok.
 Provenance (level, shard i of n, selection fingerprint) is in the schema metadata under ``elign``.
@@ -30,7 +31,8 @@ SCHEMA = pa.schema([
     ("selection_index", pa.int32()), ("target_num_atoms", pa.int16()), ("mol_id", pa.int64()),
     ("num_atoms", pa.int16()), ("atomic_numbers", pa.list_(pa.int8())), ("positions_ang", VEC3_F32),
     ("status", pa.string()), ("reason", pa.string()), ("method", pa.string()), ("spin", pa.int8()),
-    ("s2", pa.float64()), ("scf_converged", pa.bool_()), ("cycles", pa.int32()), ("num_basis", pa.int32()),
+    ("s2", pa.float64()), ("scf_converged", pa.bool_()), ("cycles", pa.int32()), ("scf_solver", pa.string()),
+    ("num_basis", pa.int32()),
     ("energy_ha", pa.float64()), ("energy_ev", pa.float64()), ("formation_energy_per_atom_ev", pa.float64()),
     ("forces_ev_per_ang", VEC3_F64), ("force_rms_ev_per_ang", pa.float64()),
     ("force_max_ev_per_ang", pa.float64()), ("seconds", pa.float64()),

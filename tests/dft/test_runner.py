@@ -64,6 +64,18 @@ def test_unconverged_scf_is_a_row_with_a_reason(cheap_level):
     assert math.isnan(row["energy_ha"]) and row["forces_ev_per_ang"] is None
 
 
+def test_newton_rescue_converges_to_the_same_scf_solution(cheap_level):
+    """DIIS stopped after 2 cycles, then second-order SCF from its density: the energy DIIS alone reaches."""
+    reference = pr.single_point(*WATER, cheap_level)
+    rescued = pr.single_point(*WATER, replace(cheap_level, max_cycles=2, newton_cycles=30))
+    assert reference["scf_solver"] == "diis" and rescued["scf_solver"] == "diis+newton"
+    assert rescued["status"] == "ok" and rescued["scf_converged"] is True and rescued["cycles"] > 2
+    assert rescued["energy_ha"] == pytest.approx(reference["energy_ha"], abs=1e-7)
+    assert np.allclose(rescued["forces_ev_per_ang"], reference["forces_ev_per_ang"], atol=1e-4)
+    stuck = pr.single_point(*WATER, replace(cheap_level, max_cycles=1, newton_cycles=1, conv_tol=1e-12))
+    assert stuck["status"] == "scf_not_converged" and "newton_cycles 1" in stuck["reason"]
+
+
 @pytest.mark.parametrize("z, x, expected", [
     ([6, 1], [[0, 0, 0], [np.nan, 0, 0]], "non-finite coordinate"),
     ([6, 0], [[0, 0, 0], [1.1, 0, 0]], "unknown atomic number 0"),
