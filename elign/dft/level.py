@@ -58,7 +58,7 @@ class DftLevel:
     grid_level: int = 3
     conv_tol: float = 1e-9
     max_cycles: int = 100
-    newton_cycles: int = 0
+    newton_cycles: int = 30
     charge: int = 0
     device: str = "cpu"
 
@@ -79,7 +79,7 @@ class DftLevel:
         return cls(functional=dft.functional, basis=dft.basis,
                    basis_convention=getattr(dft, "basis_convention", "auto"), density_fit=dft.density_fit,
                    grid_level=dft.grid_level, conv_tol=dft.conv_tol, max_cycles=dft.max_cycles,
-                   newton_cycles=getattr(dft, "newton_cycles", 0), charge=charge, device=dft.device)
+                   newton_cycles=dft.newton_cycles, charge=charge, device=dft.device)
 
     def reference_key(self) -> str:
         """Hash of what decides an isolated atom's energy (not the cycle limits, charge or device) + pyscf version."""
