@@ -133,10 +133,12 @@ def test_smoke_run_end_to_end_and_reruns(fresh):
     # --forcerun finetune: the same set, without a config change.
     forced_ft = _planned_jobs(_snakemake(fresh, *args, "-n", "--forcerun", "finetune").stdout)
     assert forced_ft == planned
-    # A lost DFT shard: only that shard is recomputed; the finished shards are reused.
+    # A lost DFT shard (and so no gathered table): only that shard is recomputed, the finished ones are reused.
     (fresh / "results/dft/qm9_smoke/pretrained/shard_1.parquet").unlink()
+    (fresh / "results/dft/qm9_smoke/pretrained.parquet").unlink()
     shard = _planned_jobs(_snakemake(fresh, *args, "-n").stdout)
     assert {w for r, w in shard if r == "dft"} == {"dataset=qm9_smoke, model=pretrained, shard=1"}
+    assert {w for r, w in shard if r == "dft_gather"} == {"dataset=qm9_smoke, model=pretrained"}
 
 
 def test_pretrain_launches_torchrun_with_the_jobs_gpus(fresh):
