@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -41,3 +42,23 @@ def tiny_qm9_dir(tmp_path_factory) -> Path:
     table.columns = {}
     write_molecules(out / "train.parquet", table)
     return out
+
+
+@pytest.fixture(scope="module")
+def one_thread_offline_ani(shared_dir):
+    """One intra-op thread (2 shared cores: faster and steadier) and torchani's weights from ../shared.
+
+    Module scope: both are restored after the module, before tests that do not ask for this run.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    saved = os.environ.get("TORCHANI_DATA_DIR")
+    torch.set_num_threads(1)
+    os.environ["TORCHANI_DATA_DIR"] = str(shared_dir / "mlff" / "torchani")
+    yield
+    torch.set_num_threads(threads)
+    if saved is None:
+        os.environ.pop("TORCHANI_DATA_DIR", None)
+    else:
+        os.environ["TORCHANI_DATA_DIR"] = saved

@@ -29,3 +29,11 @@ def resolve_config(args: argparse.Namespace) -> ElignConfig:
     if not args.config and not args.config_json:
         return load_config()
     return validate_config(merged, source=" + ".join(args.config + (["--config-json"] if args.config_json else [])))
+
+
+def named_path(text: str) -> tuple[str, str]:
+    """Parse ``NAME=PATH`` (an argparse ``type``), e.g. ``--metrics aligned=results/metrics/qm9/aligned.parquet``."""
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"expected NAME=PATH, got {text!r}")
+    return name, path

@@ -92,10 +92,15 @@ def _guidance(args, sc):
     """The MLFF guidance hook (or None), from sample.guidance_mlff and the scale (flag beats config)."""
     if args.guidance == "none":
         return None
+    return mlff_guidance(sc, args.guidance_scale)
+
+
+def mlff_guidance(sc, scale: float | None = None):
+    """The MLFF guidance hook of ``sample.guidance_mlff``; scale: λ (eV⁻¹), None = sample.guidance_scale."""
     from elign.rl.guidance import MLFFGuidance
     from elign.rl.rewards import backend_from_config
 
-    scale = sc.guidance_scale if args.guidance_scale is None else args.guidance_scale
+    scale = sc.guidance_scale if scale is None else scale
     if scale < 0:
         raise ConfigError(f"--guidance-scale must be >= 0, got {scale}")
     return MLFFGuidance(backend_from_config(sc.guidance_mlff), scale)

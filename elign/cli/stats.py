@@ -13,18 +13,10 @@ import argparse
 import logging
 from pathlib import Path
 
-from elign.cli.options import add_config_options, resolve_config
+from elign.cli.options import add_config_options, named_path, resolve_config
 from elign.config import ConfigError
 
 log = logging.getLogger("elign.stats")
-
-
-def named_path(text: str) -> tuple[str, str]:
-    """Parse ``NAME=PATH`` (argparse type)."""
-    name, sep, path = text.partition("=")
-    if not sep or not name or not path:
-        raise argparse.ArgumentTypeError(f"expected NAME=PATH, got {text!r}")
-    return name, path
 
 
 def named_paths(pairs: list[tuple[str, str]] | None, flag: str) -> dict[str, str]:

@@ -16,25 +16,18 @@ from __future__ import annotations
 import argparse
 import logging
 
-from elign.cli.options import add_config_options, resolve_config
+from elign.cli.options import add_config_options, named_path, resolve_config
 from elign.config import ConfigError
 
 log = logging.getLogger("elign.time_sampling")
 
 
-def _named(value: str) -> tuple[str, str]:
-    name, sep, path = value.partition("=")
-    if not sep or not name or not path:
-        raise argparse.ArgumentTypeError(f"expected NAME=PATH, got {value!r}")
-    return name, path
-
-
 def add_parser(sub, name: str) -> None:
     p = sub.add_parser(name, help="time sampling of several models on one batch (interleaved repeats)")
     add_config_options(p)
-    p.add_argument("--model", type=_named, action="append", default=[], metavar="NAME=PATH",
+    p.add_argument("--model", type=named_path, action="append", default=[], metavar="NAME=PATH",
                    help="a checkpoint to time (repeat); the first is the baseline of the ratios")
-    p.add_argument("--guided", type=_named, action="append", default=[], metavar="NAME=PATH",
+    p.add_argument("--guided", type=named_path, action="append", default=[], metavar="NAME=PATH",
                    help="a checkpoint timed with MLFF guidance (sample.guidance_mlff, sample.guidance_scale)")
     p.add_argument("--stats", default=None, help="stats.json (atom counts from the training histogram)")
     p.add_argument("--out", required=True, help="JSON, e.g. results/timing/qm9/sampling.json")
@@ -45,7 +38,7 @@ def add_parser(sub, name: str) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from elign.cli.sample import _device, _guidance, _load, _sizes
+    from elign.cli.sample import _device, _load, _sizes, mlff_guidance
     from elign.diffusion.timing import TimedModel, time_models
     from elign.io.atomic import write_json_atomic
     from elign.io.provenance import provenance
@@ -60,10 +53,9 @@ def run(args: argparse.Namespace) -> int:
     if args.threads is not None:
         torch.set_num_threads(max(1, args.threads))
     device = _device(sc.device)
-    guided_args = argparse.Namespace(guidance="mlff", guidance_scale=None)
     models = {}
     for name, path in args.model + args.guided:
-        hook = _guidance(guided_args, sc) if (name, path) in args.guided else None
+        hook = mlff_guidance(sc) if (name, path) in args.guided else None
         models[name] = TimedModel(_load(path, sc.use_ema, device), hook)
     sizes_config = config.model_copy(update={"sample": sc.model_copy(update={"num_molecules": timing.molecules})})
     sizes = _sizes(sizes_config, args.stats)

@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-import os
 
 import pytest
-import torch
-from mlff_molecules import AIMNET2_PATH, TORCHANI_DIR
+from mlff_molecules import AIMNET2_PATH
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _one_thread_offline_weights():
-    """2 shared cores: one intra-op thread is faster and steadier. torchani reads weights from ../shared.
-
-    Module scope (not session): both are restored before tests outside tests/mlff run.
-    """
-    threads = torch.get_num_threads()
-    saved = os.environ.get("TORCHANI_DATA_DIR")
-    torch.set_num_threads(1)
-    os.environ["TORCHANI_DATA_DIR"] = str(TORCHANI_DIR)
+def _one_thread_offline_weights(one_thread_offline_ani):
+    """Every test here: one torch thread and offline ANI weights (tests/conftest.py)."""
     yield
-    torch.set_num_threads(threads)
-    if saved is None:
-        os.environ.pop("TORCHANI_DATA_DIR", None)
-    else:
-        os.environ["TORCHANI_DATA_DIR"] = saved
 
 
 @pytest.fixture(scope="module")
