@@ -217,6 +217,9 @@ class SampleConfig(Section):
         100.0, gt=0, description="a sample with |x| beyond this (or NaN) is kept with status 'exploded'")
     guidance_scale: float = Field(
         1.0, ge=0, description="MLFF-guided baseline: mean += scale * sigma_t^2 * F(x0_hat) per reverse step")
+    guidance_max_step_sigma: float | None = Field(
+        1.0, gt=0, description="MLFF-guided baseline trust region: a molecule's guidance shift is scaled so no atom "
+        "moves more than this many reverse-step noise stds per step (elign.rl.guidance); null = no cap")
     guidance_mlff: MLFFConfig = MLFFConfig()
     guidance_num_molecules: int | None = Field(
         None, ge=1, description="molecules of the MLFF-guided baseline (costs more per step); null = num_molecules")

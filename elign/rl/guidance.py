@@ -17,6 +17,13 @@ At every reverse step t → s of the *pretrained* model, before z_s is drawn (a 
    log p ∝ −E/(k_B T), whose gradient is F/(k_B T): λ plays the role of 1/(k_B T) in eV⁻¹ (λ = 1 eV⁻¹ is a
    very hot 11600 K, λ ≈ 39 eV⁻¹ is 300 K). The force's centre of mass is removed per molecule so μ_x stays
    in the zero-CoM subspace.
+4. trust region (``max_step_sigma`` = c, None = off): where an atom's shift would exceed c·σ (the step's own
+   noise std), the molecule's whole shift is scaled down so its largest atom shift is c·σ. One factor per
+   molecule keeps the shift's direction and its zero centre of mass. Without it, early steps explode: ẑ_0 of
+   a noisy z_t has overlapping atoms whose MLFF forces reach 10³ eV/Å (measured in the default run: 41 of 64
+   unclipped samples at λ = 1 eV⁻¹ went beyond 100 Å). Clipping the guidance gradient is the usual remedy
+   (e.g. gradient clipping in universal guidance, Bansal et al. 2023); the cap in units of σ makes it
+   schedule-free.
 
 A molecule the MLFF cannot score at that step (status not ok) gets no guidance term at that step; such
 molecule-steps are counted (``unscored``). Wall time inside the hook is accumulated in ``seconds``.
@@ -34,7 +41,7 @@ from elign.diffusion.sampler import StepState
 from elign.mlff.base import MLFFBackend
 from elign.rl.rollout import atomic_numbers_of_types
 
-__all__ = ["MLFFGuidance", "x0_from_mean"]
+__all__ = ["MLFFGuidance", "cap_atom_shift", "x0_from_mean"]
 
 
 def x0_from_mean(model: EnVariationalDiffusion, z_t: torch.Tensor, mu: torch.Tensor, s: torch.Tensor,
@@ -48,18 +55,33 @@ def x0_from_mean(model: EnVariationalDiffusion, z_t: torch.Tensor, mu: torch.Ten
     return model.compute_x_pred(eps, z_t, gamma_t)
 
 
+def cap_atom_shift(dx: torch.Tensor, cap: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scale each molecule's shift dx (B, N, 3) so no atom moves more than cap (B, 1, 1); and the (B,) clipped flags.
+
+    One factor per molecule, min(1, cap / max_i |dx_i|): direction and zero centre of mass are kept.
+    """
+    largest = dx.norm(dim=2).amax(dim=1)  # (B,)
+    cap_b = cap.reshape(-1).expand_as(largest)
+    factor = torch.where(largest > cap_b, cap_b / largest.clamp_min(torch.finfo(dx.dtype).tiny),
+                         torch.ones_like(largest))
+    return dx * factor[:, None, None], largest > cap_b
+
+
 class MLFFGuidance:
     """Sampler hook adding λ·σ²·F(ẑ_{0|t}) to the position mean (module doc).
 
-    backend: any MLFF backend; scale: λ (eV⁻¹). Counters: ``steps`` (hook calls), ``unscored``
-    (molecule-steps without a guidance term), ``seconds`` (time spent in the hook).
+    backend: any MLFF backend; scale: λ (eV⁻¹); max_step_sigma: the trust region c (module doc, step 4).
+    Counters: ``steps`` (hook calls), ``unscored`` (molecule-steps without a guidance term), ``clipped``
+    (molecule-steps scaled down by the trust region), ``seconds`` (time spent in the hook).
     """
 
-    def __init__(self, backend: MLFFBackend, scale: float):
+    def __init__(self, backend: MLFFBackend, scale: float, max_step_sigma: float | None = None):
         if scale < 0:
             raise ValueError(f"guidance scale must be >= 0, got {scale}")
-        self.backend, self.scale = backend, float(scale)
-        self.steps, self.unscored, self.seconds = 0, 0, 0.0
+        if max_step_sigma is not None and max_step_sigma <= 0:
+            raise ValueError(f"guidance max_step_sigma must be > 0 or None, got {max_step_sigma}")
+        self.backend, self.scale, self.max_step_sigma = backend, float(scale), max_step_sigma
+        self.steps, self.unscored, self.clipped, self.seconds = 0, 0, 0, 0.0
 
     def forces(self, model: EnVariationalDiffusion, state: StepState) -> tuple[torch.Tensor, torch.Tensor]:
         """MLFF forces (B, N, 3) eV/Å on the decoded ẑ_{0|t} (zero where unscorable) and the (B,) ok flags."""
@@ -80,7 +102,11 @@ class MLFFGuidance:
         model, mask = state.model, state.node_mask
         forces, ok = self.forces(model, state)
         f = geo.remove_mean_with_mask(forces.to(mask.dtype) * mask, mask, check_mask=False)
-        dx = self.scale * state.sigma.to(f.dtype) ** 2 * f
+        sigma = state.sigma.to(f.dtype)
+        dx = self.scale * sigma ** 2 * f
+        if self.max_step_sigma is not None:
+            dx, clipped = cap_atom_shift(dx, self.max_step_sigma * sigma)
+            self.clipped += int(clipped.sum())
         pad = torch.zeros(state.mu.shape[:2] + (state.mu.shape[2] - model.n_dims,), dtype=dx.dtype,
                           device=dx.device)
         return torch.cat([dx, pad], dim=2).to(state.mu.dtype), ok
@@ -95,5 +121,6 @@ class MLFFGuidance:
 
     def summary(self) -> dict:
         return {"guidance": "mlff", "guidance_scale": self.scale, "guidance_seconds": self.seconds,
-                "guidance_steps": self.steps, "guidance_unscored_molecule_steps": self.unscored,
+                "guidance_max_step_sigma": self.max_step_sigma, "guidance_steps": self.steps,
+                "guidance_unscored_molecule_steps": self.unscored, "guidance_clipped_molecule_steps": self.clipped,
                 "guidance_mlff": self.backend.describe()}

@@ -59,6 +59,30 @@ def test_unscorable_molecules_get_no_guidance_and_are_counted(state):
     assert torch.equal(MLFFGuidance(HarmonicBackend(0.7), 0.0)(st), st.mu)
 
 
+def test_trust_region_caps_every_atom_at_c_sigma_and_keeps_direction(state):
+    st, _ = state
+    c = 0.5
+    free = MLFFGuidance(HarmonicBackend(1e4), 1.0)  # forces of ~10^4 eV/Å: far beyond the cap
+    capped = MLFFGuidance(HarmonicBackend(1e4), 1.0, max_step_sigma=c)
+    d_free = (free(st) - st.mu)[..., :3]
+    d_cap = (capped(st) - st.mu)[..., :3]
+    largest = d_cap.norm(dim=2).amax(dim=1)
+    assert torch.allclose(largest, c * st.sigma.reshape(-1), rtol=1e-12, atol=0)  # the largest atom sits on the cap
+    assert (d_free.norm(dim=2).amax(dim=1) > 10 * largest).all()
+    ratio = d_cap.norm(dim=(1, 2)) / d_free.norm(dim=(1, 2))  # one factor per molecule: same direction
+    assert torch.allclose(d_cap, d_free * ratio[:, None, None], rtol=0, atol=1e-14)
+    assert torch.allclose(d_cap.sum(dim=1), torch.zeros(2, 3, dtype=torch.float64), atol=1e-12)
+    assert capped.clipped == 2 and capped.summary()["guidance_clipped_molecule_steps"] == 2
+
+
+def test_trust_region_leaves_small_shifts_alone(state):
+    st, _ = state
+    free, capped = MLFFGuidance(HarmonicBackend(1e-3), 1.0), MLFFGuidance(HarmonicBackend(1e-3), 1.0, 1.0)
+    assert torch.equal(capped(st), free(st)) and capped.clipped == 0
+    with pytest.raises(ValueError, match="max_step_sigma"):
+        MLFFGuidance(HarmonicBackend(1.0), 1.0, max_step_sigma=0.0)
+
+
 def test_sample_cli_guidance(tmp_path, monkeypatch):
     model = save_tiny(tmp_path / "m.pt", dtype=torch.float32, timesteps=12)
     cfg = {"sample": {"num_molecules": 3, "batch_size": 3, "sizes": 4, "guidance_mlff": {"device": "cpu"}}}
