@@ -220,6 +220,9 @@ class SampleConfig(Section):
     guidance_max_step_sigma: float | None = Field(
         1.0, gt=0, description="MLFF-guided baseline trust region: a molecule's guidance shift is scaled so no atom "
         "moves more than this many reverse-step noise stds per step (elign.rl.guidance); null = no cap")
+    guidance_max_t: float | None = Field(
+        0.2, gt=0, le=1, description="MLFF-guided baseline: guide only reverse steps with t <= this (t in [0, 1]; "
+        "the low-noise end of the chain); null = every step")
     guidance_mlff: MLFFConfig = MLFFConfig()
     guidance_num_molecules: int | None = Field(
         None, ge=1, description="molecules of the MLFF-guided baseline (costs more per step); null = num_molecules")

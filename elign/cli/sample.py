@@ -103,7 +103,7 @@ def mlff_guidance(sc, scale: float | None = None):
     scale = sc.guidance_scale if scale is None else scale
     if scale < 0:
         raise ConfigError(f"--guidance-scale must be >= 0, got {scale}")
-    return MLFFGuidance(backend_from_config(sc.guidance_mlff), scale, sc.guidance_max_step_sigma)
+    return MLFFGuidance(backend_from_config(sc.guidance_mlff), scale, sc.guidance_max_step_sigma, sc.guidance_max_t)
 
 
 def run(args: argparse.Namespace) -> int:

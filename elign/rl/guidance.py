@@ -70,17 +70,21 @@ def cap_atom_shift(dx: torch.Tensor, cap: torch.Tensor) -> tuple[torch.Tensor, t
 class MLFFGuidance:
     """Sampler hook adding λ·σ²·F(ẑ_{0|t}) to the position mean (module doc).
 
-    backend: any MLFF backend; scale: λ (eV⁻¹); max_step_sigma: the trust region c (module doc, step 4).
+    backend: any MLFF backend; scale: λ (eV⁻¹); max_step_sigma: the trust region c (module doc, step 4);
+    max_t: the window (step 5).
     Counters: ``steps`` (hook calls), ``unscored`` (molecule-steps without a guidance term), ``clipped``
     (molecule-steps scaled down by the trust region), ``seconds`` (time spent in the hook).
     """
 
-    def __init__(self, backend: MLFFBackend, scale: float, max_step_sigma: float | None = None):
+    def __init__(self, backend: MLFFBackend, scale: float, max_step_sigma: float | None = None,
+                 max_t: float | None = None):
         if scale < 0:
             raise ValueError(f"guidance scale must be >= 0, got {scale}")
         if max_step_sigma is not None and max_step_sigma <= 0:
             raise ValueError(f"guidance max_step_sigma must be > 0 or None, got {max_step_sigma}")
-        self.backend, self.scale, self.max_step_sigma = backend, float(scale), max_step_sigma
+        if max_t is not None and not 0 < max_t <= 1:
+            raise ValueError(f"guidance max_t must be in (0, 1] or None, got {max_t}")
+        self.backend, self.scale, self.max_step_sigma, self.max_t = backend, float(scale), max_step_sigma, max_t
         self.steps, self.unscored, self.clipped, self.seconds = 0, 0, 0, 0.0
 
     def forces(self, model: EnVariationalDiffusion, state: StepState) -> tuple[torch.Tensor, torch.Tensor]:
@@ -111,7 +115,9 @@ class MLFFGuidance:
                           device=dx.device)
         return torch.cat([dx, pad], dim=2).to(state.mu.dtype), ok
 
-    def __call__(self, state: StepState) -> torch.Tensor:
+    def __call__(self, state: StepState) -> torch.Tensor | None:
+        if self.max_t is not None and float(state.t.max()) > self.max_t:
+            return None  # outside the window: the model's own mean
         t0 = time.perf_counter()
         delta, ok = self.delta(state)
         self.steps += 1
@@ -121,6 +127,7 @@ class MLFFGuidance:
 
     def summary(self) -> dict:
         return {"guidance": "mlff", "guidance_scale": self.scale, "guidance_seconds": self.seconds,
-                "guidance_max_step_sigma": self.max_step_sigma, "guidance_steps": self.steps,
+                "guidance_max_step_sigma": self.max_step_sigma, "guidance_max_t": self.max_t,
+                "guidance_steps": self.steps,
                 "guidance_unscored_molecule_steps": self.unscored, "guidance_clipped_molecule_steps": self.clipped,
                 "guidance_mlff": self.backend.describe()}

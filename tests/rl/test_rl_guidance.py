@@ -83,11 +83,23 @@ def test_trust_region_leaves_small_shifts_alone(state):
         MLFFGuidance(HarmonicBackend(1.0), 1.0, max_step_sigma=0.0)
 
 
+def test_window_guides_only_steps_with_t_at_most_max_t(state):
+    st, _ = state
+    t = float(st.t.max())
+    outside = MLFFGuidance(HarmonicBackend(0.7), 3.0, max_t=t * 0.99)
+    assert outside(st) is None and outside.steps == 0  # the sampler keeps the model's own mean
+    inside = MLFFGuidance(HarmonicBackend(0.7), 3.0, max_t=min(1.0, t * 1.01))
+    assert torch.equal(inside(st), MLFFGuidance(HarmonicBackend(0.7), 3.0)(st)) and inside.steps == 1
+    with pytest.raises(ValueError, match="max_t"):
+        MLFFGuidance(HarmonicBackend(0.7), 3.0, max_t=0.0)
+
+
 def test_sample_cli_guidance(tmp_path, monkeypatch):
     model = save_tiny(tmp_path / "m.pt", dtype=torch.float32, timesteps=12)
     cfg = {"sample": {"num_molecules": 3, "batch_size": 3, "sizes": 4, "guidance_mlff": {"device": "cpu"}}}
 
-    def run(name, *extra):
+    def run(name, *extra, max_t=None):
+        cfg["sample"]["guidance_max_t"] = max_t
         assert main(["sample", "--config-json", json.dumps(cfg), "--model", str(model), "--out",
                      str(tmp_path / f"{name}.parquet"), "--no-progress", *extra]) == 0
         return (read_molecules(tmp_path / f"{name}.parquet").positions_ang,
@@ -96,6 +108,8 @@ def test_sample_cli_guidance(tmp_path, monkeypatch):
     plain, s_plain = run("plain")
     zero, s_zero = run("zero", "--guidance", "mlff", "--guidance-scale", "0")  # ANI-2x from the config
     assert s_zero["guidance_mlff"]["backend"] == "ani2x" and s_zero["guidance_steps"] == 12
+    _, s_window = run("window", "--guidance", "mlff", "--guidance-scale", "0", max_t=0.2)
+    assert s_window["guidance_steps"] == 2 and s_window["guidance_max_t"] == 0.2  # t = 2/12, 1/12 of 12 steps
     # a random tiny model spreads its atoms beyond ANI's cutoff (zero forces): steer with a toy field
     monkeypatch.setattr("elign.rl.rewards.backend_from_config", lambda cfg: HarmonicBackend(0.5))
     guided, s_guided = run("guided", "--guidance", "mlff", "--guidance-scale", "1.5")
