@@ -35,6 +35,13 @@ def add_parser(sub, name: str) -> None:
     p.set_defaults(run=run)
 
 
+def guided_fraction(max_t: float | None, num_steps: int) -> float:
+    """Share of the reverse steps t = k/T (k = 1..T) that a guidance window t <= max_t covers (None: all)."""
+    if max_t is None:
+        return 1.0
+    return sum(1 for k in range(1, num_steps + 1) if k / num_steps <= max_t) / num_steps
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
@@ -55,8 +62,13 @@ def run(args: argparse.Namespace) -> int:
     device = _device(sc.device)
     models = {}
     for name, path in args.model + args.guided:
-        hook = mlff_guidance(sc) if (name, path) in args.guided else None
-        models[name] = TimedModel(_load(path, sc.use_ema, device), hook)
+        model = _load(path, sc.use_ema, device)
+        hook, fraction = None, 1.0
+        if (name, path) in args.guided:
+            hook = mlff_guidance(sc)
+            fraction = guided_fraction(hook.max_t, model.T)
+            hook.max_t = None  # timed acting at every step; the chain's share of such steps is `fraction`
+        models[name] = TimedModel(model, hook, hook_fraction=fraction)
     sizes_config = config.model_copy(update={"sample": sc.model_copy(update={"num_molecules": timing.molecules})})
     sizes = _sizes(sizes_config, args.stats)
     log.info("timing %s: %d molecules, %d of %d steps, %d interleaved reps on %s", names, len(sizes),

@@ -7,6 +7,11 @@ machine hit every model alike and none always runs first. Each rep runs ``steps`
 :func:`sample_batch` from t = T (after one warm-up rep per model), extrapolated linearly to T steps.
 
 The paired ratio of model M to the baseline is the median over reps of time(M, r) / time(base, r).
+
+A hook that acts on only a fraction f of the T steps (MLFF guidance with a window, t ≤ max_t) is timed
+running at every timed step, and the full chain is the mix: per step f·hooked + (1 − f)·plain, with the
+plain step timed on the baseline (the guided model is the baseline's network with a hook), so the paired
+ratio is f·time(M, r)/time(base, r) + (1 − f).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ class TimedModel:
     model: EnVariationalDiffusion
     hook: StepHook | None = None
     reps_s: list[float] = field(default_factory=list)
+    hook_fraction: float = 1.0  # share of the T steps at which the hook acts (timed acting at every step)
 
 
 def _one_rep(timed: TimedModel, sizes: Sequence[int], steps: int, seed: int) -> float:
@@ -68,13 +74,16 @@ def time_models(models: Mapping[str, TimedModel], sizes: Sequence[int], steps: i
     base = np.asarray(models[baseline].reps_s)
     for name in names:
         timed = models[name]
+        f = timed.hook_fraction if timed.hook is not None else 1.0
+        if not 0.0 <= f <= 1.0:
+            raise ValueError(f"hook_fraction of {name!r} must be in [0, 1], got {f}")
         reps_s = np.asarray(timed.reps_s)
-        per_step = float(np.median(reps_s)) / steps
+        per_step = (f * float(np.median(reps_s)) + (1 - f) * float(np.median(base))) / steps
         out["models"][name] = {
             "seconds_per_step": per_step, "seconds_per_molecule": per_step * timed.model.T / len(sizes),
             "reps_s": [float(v) for v in reps_s], "molecules": len(sizes), "steps_timed": int(steps),
-            "diffusion_steps": int(timed.model.T)}
-        ratios = reps_s / base
+            "diffusion_steps": int(timed.model.T), "hook_fraction": f}
+        ratios = f * reps_s / base + (1 - f)
         out[f"ratio_vs_{baseline}"][name] = float(np.median(ratios))
         out["ratio_spread"][name] = [float(ratios.min()), float(ratios.max())]
     return out

@@ -45,6 +45,29 @@ def test_a_slower_model_gets_a_larger_ratio(tiny):
     assert out["models"]["slow"]["seconds_per_step"] >= 0.02
 
 
+def test_a_windowed_hook_mixes_hooked_and_plain_steps(tiny, monkeypatch):
+    """hook_fraction f: per step f*hooked + (1-f)*plain, paired ratio f*r + (1 - f) (fixed fake times)."""
+    import elign.diffusion.timing as timing
+
+    monkeypatch.setattr(timing, "_one_rep", lambda timed, sizes, steps, seed: 5.0 if timed.hook else 1.0)
+    models = {"plain": TimedModel(tiny), "guided": TimedModel(tiny, _slow_hook(0.0), hook_fraction=0.2)}
+    out = time_models(models, [3], steps=10, reps=3)
+    assert out["ratio_vs_plain"]["guided"] == pytest.approx(0.2 * 5 + 0.8)
+    assert out["models"]["guided"]["seconds_per_step"] == pytest.approx((0.2 * 5 + 0.8 * 1) / 10)
+    assert out["models"]["guided"]["hook_fraction"] == 0.2
+    with pytest.raises(ValueError, match="hook_fraction"):
+        time_models({"plain": TimedModel(tiny), "g": TimedModel(tiny, _slow_hook(0.0), hook_fraction=2.0)},
+                    [3], steps=1, reps=1)
+
+
+def test_guided_fraction_counts_the_steps_in_the_window():
+    from elign.cli.time_sampling import guided_fraction
+
+    assert guided_fraction(None, 1000) == 1.0
+    assert guided_fraction(0.2, 1000) == pytest.approx(0.2)  # t = 1/1000 ... 200/1000
+    assert guided_fraction(0.2, 12) == pytest.approx(2 / 12)  # t = 1/12, 2/12 (3/12 = 0.25 is outside)
+
+
 def test_order_rotates_so_no_model_always_runs_first(tiny, monkeypatch):
     order = []
     import elign.diffusion.timing as timing
