@@ -130,10 +130,12 @@ class SlurmCluster:
         return [dict(zip(keys, line.split("|"))) for line in out.splitlines() if line.strip()]
 
     def allocated_job_ids(self) -> list[str]:
-        """Job ids slurmctld's log says it allocated (``sched: Allocate JobId=N``)."""
+        """Job ids slurmctld's log says it started: by the main scheduler (``sched: Allocate JobId=N``) or by
+        the backfill scheduler (``sched/backfill: _start_job: Started JobId=N in <partition> on <nodes>``),
+        which takes jobs the main one has not reached when the machine is busy."""
         ids = []
         for line in _tail(self.ctld_log, 100000).splitlines():
-            if "sched: Allocate JobId=" in line:
+            if "sched: Allocate JobId=" in line or ("sched/backfill" in line and "Started JobId=" in line):
                 ids.append(line.split("JobId=", 1)[1].split()[0])
         return ids
 
