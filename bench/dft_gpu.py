@@ -38,16 +38,21 @@ DEFAULT_IDS = [2, 3, 6, 182, 22060]  # NH3, H2O, H2CO, ON=C1CNC1 (12 atoms), CC(
 ATOM_SPINS = {1: 1, 6: 2, 7: 3, 8: 2}  # ground-state 2S of H, C, N, O (as elign.dft.atoms uses)
 
 
-def export(path: Path, mol_ids: list[int]) -> None:
-    """Write QM9 records (Z, positions in Å, U0 − ZPVE in Ha) read from qm9pack to ``path``."""
+def qm9_records(mol_ids: list[int]) -> list[dict]:
+    """QM9 records (Z, positions in Å, U0 − ZPVE in Ha) read from qm9pack."""
     import sys
 
     sys.path.insert(0, str(Path(__file__).parent))
     from dft import load_molecules
 
-    records = [{"mol_id": int(r.mol_id), "smiles": r.smiles, "atomic_numbers": r.atomic_numbers.tolist(),
-                "positions_ang": r.positions_ang.astype(float).tolist(),
-                "u0_minus_zpve_ha": float(r.props["u0_ha"] - r.props["zpve_ha"])} for r in load_molecules(mol_ids)]
+    return [{"mol_id": int(r.mol_id), "smiles": r.smiles, "atomic_numbers": r.atomic_numbers.tolist(),
+             "positions_ang": r.positions_ang.astype(float).tolist(),
+             "u0_minus_zpve_ha": float(r.props["u0_ha"] - r.props["zpve_ha"])} for r in load_molecules(mol_ids)]
+
+
+def export(path: Path, mol_ids: list[int]) -> None:
+    """Write :func:`qm9_records` to ``path`` (for a machine without qm9pack)."""
+    records = qm9_records(mol_ids)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(records))
     print(f"wrote {len(records)} molecules to {path}")
@@ -170,11 +175,7 @@ def main() -> None:
     if args.threads:
         lib.num_threads(args.threads)
     check_cuda()
-    if args.molecules_json:
-        records = json.loads(args.molecules_json.read_text())
-    else:
-        export(Path("/tmp/dft_gpu_molecules.json"), args.molecules)
-        records = json.loads(Path("/tmp/dft_gpu_molecules.json").read_text())
+    records = json.loads(args.molecules_json.read_text()) if args.molecules_json else qm9_records(args.molecules)
     cutoffs = args.ao_cutoffs or [None]
     report: dict = {"threads": lib.num_threads(), "ao_cutoffs": cutoffs, "rows": [], "atoms": []}
     for convention in args.conventions:

@@ -24,6 +24,11 @@ At every reverse step t → s of the *pretrained* model, before z_s is drawn (a 
    unclipped samples at λ = 1 eV⁻¹ went beyond 100 Å). Clipping the guidance gradient is the usual remedy
    (e.g. gradient clipping in universal guidance, Bansal et al. 2023); the cap in units of σ makes it
    schedule-free.
+5. window (``max_t``, None = every step): guidance acts only at reverse steps with t ≤ max_t (t in [0, 1]).
+   At high noise ẑ_0 is a blur with overlapping atoms, where an MLFF is out of its domain and its forces
+   point into its own short-range artefacts (measured in the default run with the trust region alone:
+   λ = 1 eV⁻¹ drove samples to ANI-2x formation energies of −785 eV/atom). Guiding only the late,
+   low-noise part of the chain is the usual practice for guidance by a predictor of clean data.
 
 A molecule the MLFF cannot score at that step (status not ok) gets no guidance term at that step; such
 molecule-steps are counted (``unscored``). Wall time inside the hook is accumulated in ``seconds``.
