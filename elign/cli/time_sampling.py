@@ -35,13 +35,6 @@ def add_parser(sub, name: str) -> None:
     p.set_defaults(run=run)
 
 
-def guided_fraction(max_t: float | None, num_steps: int) -> float:
-    """Share of the reverse steps t = k/T (k = 1..T) that a guidance window t <= max_t covers (None: all)."""
-    if max_t is None:
-        return 1.0
-    return sum(1 for k in range(1, num_steps + 1) if k / num_steps <= max_t) / num_steps
-
-
 def run(args: argparse.Namespace) -> int:
     import torch
 
@@ -66,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         hook, fraction = None, 1.0
         if (name, path) in args.guided:
             hook = mlff_guidance(sc)
-            fraction = guided_fraction(hook.max_t, model.T)
+            fraction = hook.active_fraction(model.T)
             hook.max_t = None  # timed acting at every step; the chain's share of such steps is `fraction`
         models[name] = TimedModel(model, hook, hook_fraction=fraction)
     sizes_config = config.model_copy(update={"sample": sc.model_copy(update={"num_molecules": timing.molecules})})

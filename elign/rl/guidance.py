@@ -24,7 +24,9 @@ At every reverse step t → s of the *pretrained* model, before z_s is drawn (a 
    unclipped samples at λ = 1 eV⁻¹ went beyond 100 Å). Clipping the guidance gradient is the usual remedy
    (e.g. gradient clipping in universal guidance, Bansal et al. 2023); the cap in units of σ makes it
    schedule-free.
-5. window (``max_t``, None = every step): guidance acts only at reverse steps with t ≤ max_t (t in [0, 1]).
+5. window (``max_t``, None = every step): guidance acts only at reverse steps with t ≤ max_t (t in [0, 1]),
+   decided on the step's index as t_int / T in float64 (:meth:`MLFFGuidance.covers`): the sampler's t tensor
+   in float32 rounds 200/1000 above 0.2 and would drop the edge step.
    At high noise ẑ_0 is a blur with overlapping atoms, where an MLFF is out of its domain and its forces
    point into its own short-range artefacts (measured in the default run with the trust region alone:
    λ = 1 eV⁻¹ drove samples to ANI-2x formation energies of −785 eV/atom). Guiding only the late,
@@ -120,8 +122,16 @@ class MLFFGuidance:
                           device=dx.device)
         return torch.cat([dx, pad], dim=2).to(state.mu.dtype), ok
 
+    def covers(self, t_int: int, num_steps: int) -> bool:
+        """Whether the window holds reverse step t = t_int / num_steps (module doc, step 5)."""
+        return self.max_t is None or t_int / num_steps <= self.max_t
+
+    def active_fraction(self, num_steps: int) -> float:
+        """Share of the reverse steps t_int = 1..num_steps at which the hook acts."""
+        return sum(self.covers(k, num_steps) for k in range(1, num_steps + 1)) / num_steps
+
     def __call__(self, state: StepState) -> torch.Tensor | None:
-        if self.max_t is not None and float(state.t.max()) > self.max_t:
+        if not self.covers(state.t_int, state.model.T):
             return None  # outside the window: the model's own mean
         t0 = time.perf_counter()
         delta, ok = self.delta(state)

@@ -60,14 +60,6 @@ def test_a_windowed_hook_mixes_hooked_and_plain_steps(tiny, monkeypatch):
                     [3], steps=1, reps=1)
 
 
-def test_guided_fraction_counts_the_steps_in_the_window():
-    from elign.cli.time_sampling import guided_fraction
-
-    assert guided_fraction(None, 1000) == 1.0
-    assert guided_fraction(0.2, 1000) == pytest.approx(0.2)  # t = 1/1000 ... 200/1000
-    assert guided_fraction(0.2, 12) == pytest.approx(2 / 12)  # t = 1/12, 2/12 (3/12 = 0.25 is outside)
-
-
 def test_order_rotates_so_no_model_always_runs_first(tiny, monkeypatch):
     order = []
     import elign.diffusion.timing as timing

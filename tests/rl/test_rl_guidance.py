@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -90,8 +91,17 @@ def test_window_guides_only_steps_with_t_at_most_max_t(state):
     assert outside(st) is None and outside.steps == 0  # the sampler keeps the model's own mean
     inside = MLFFGuidance(HarmonicBackend(0.7), 3.0, max_t=min(1.0, t * 1.01))
     assert torch.equal(inside(st), MLFFGuidance(HarmonicBackend(0.7), 3.0)(st)) and inside.steps == 1
+    edge = MLFFGuidance(HarmonicBackend(0.7), 3.0, max_t=st.t_int / st.model.T)
+    assert edge(replace(st, t=st.t + 1e-7)) is not None  # a float32 t can round above t_int / T: the index decides
     with pytest.raises(ValueError, match="max_t"):
         MLFFGuidance(HarmonicBackend(0.7), 3.0, max_t=0.0)
+
+
+def test_active_fraction_counts_the_steps_in_the_window():
+    hook = (lambda max_t: MLFFGuidance(HarmonicBackend(0.7), 1.0, max_t=max_t))
+    assert hook(None).active_fraction(1000) == 1.0
+    assert hook(0.2).active_fraction(1000) == pytest.approx(0.2)  # t = 1/1000 ... 200/1000
+    assert hook(0.2).active_fraction(12) == pytest.approx(2 / 12)  # t = 1/12, 2/12 (3/12 = 0.25 is outside)
 
 
 def test_sample_cli_guidance(tmp_path, monkeypatch):
