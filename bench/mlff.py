@@ -11,7 +11,13 @@ thread count, in one process. Two per-molecule baselines, as scoring code usuall
 Energies and forces of all three are compared (the ASE calculator uses ASE's Hartree constant, rescaled
 here to ours) and the molecules-per-second of each are printed with the speed-ups.
 
-    .venv/bin/python bench/mlff.py [--molecules 256] [--threads 1] [--dtype float32] [--repeats 3]
+Beside them, in the same interleaved rounds: GFN2-xTB (``gfn2-xtb``, tblite) on the same molecules through
+``elign.mlff``, with ``--xtb-workers`` worker processes of one thread each (default: ``--threads``, the same
+CPU budget as ANI), and its molecules/s as a ratio to batched ANI-2x. ``--pick random`` draws the molecules
+at random from all of QM9 (18 atoms on average) instead of taking the first ones (small molecules).
+
+    .venv/bin/python bench/mlff.py [--molecules 256] [--pick first|random] [--threads 1] [--xtb-workers N]
+                                   [--dtype float32] [--repeats 3]
 
 Needs the ANI-2x weights: torchani downloads them, or set TORCHANI_DATA_DIR (default here: ../shared/mlff/torchani
 when it exists).
@@ -22,6 +28,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -30,13 +37,16 @@ import torch
 SHARED_TORCHANI = Path(__file__).resolve().parents[1].parent / "shared" / "mlff" / "torchani"
 
 
-def load_molecules(count: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """The first ``count`` QM9 molecules: atomic numbers (N,) and positions (N, 3) Å."""
+def load_molecules(count: int, pick: str = "first", seed: int = 0) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """``count`` QM9 molecules, the first or random ones (``seed``): atomic numbers (N,), positions (N, 3) Å."""
     from elign.config import DataConfig
     from elign.data.errors import ErrorPolicy
     from elign.data.qm9pack import load_qm9pack
 
-    table = load_qm9pack(DataConfig(), ErrorPolicy(), 0).table.take(np.arange(count))
+    table = load_qm9pack(DataConfig(), ErrorPolicy(), 0).table
+    rows = (np.arange(count) if pick == "first"
+            else np.sort(np.random.default_rng(seed).choice(len(table.num_atoms), count, replace=False)))
+    table = table.take(rows)
     bounds = np.concatenate([[0], np.cumsum(table.num_atoms)])
     z = [table.atomic_numbers[a:b].astype(np.int64) for a, b in zip(bounds[:-1], bounds[1:])]
     x = [table.positions_ang[a:b].astype(np.float64) for a, b in zip(bounds[:-1], bounds[1:])]
@@ -96,6 +106,8 @@ def max_force_diff(batched: np.ndarray, per_molecule: list[np.ndarray]) -> float
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--molecules", type=int, default=256)
+    ap.add_argument("--pick", choices=("first", "random"), default="first", help="first QM9 molecules or random ones")
+    ap.add_argument("--xtb-workers", type=int, default=None, help="gfn2-xtb worker processes (default: --threads)")
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (same for all paths)")
     ap.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     ap.add_argument("--batch-size", type=int, default=256)
@@ -107,20 +119,26 @@ def main() -> None:
 
     from elign.mlff import get_backend, pad_molecules
 
-    zs, xs = load_molecules(args.molecules)
+    zs, xs = load_molecules(args.molecules, args.pick)
     z_pad, x_pad = pad_molecules(zs, xs)
     backend = get_backend("ani2x", dtype=args.dtype, batch_size=args.batch_size)
     dtype = backend.dtype
-    print(f"{len(zs)} QM9 molecules ({int(sum(map(len, zs)))} atoms, up to {z_pad.shape[1]}), ANI-2x ensemble, "
-          f"{args.dtype}, {args.threads} thread(s), batch_size {args.batch_size}, best of {args.repeats} interleaved rounds")
+    xtb = get_backend("gfn2-xtb", workers=args.xtb_workers or args.threads, batch_size=args.batch_size)
+    print(f"{len(zs)} QM9 molecules ({args.pick}; {int(sum(map(len, zs)))} atoms, {np.mean([len(z) for z in zs]):.1f} "
+          f"on average, up to {z_pad.shape[1]}), ANI-2x ensemble, {args.dtype}, {args.threads} thread(s), batch_size "
+          f"{args.batch_size}; GFN2-xTB {xtb.pool.workers} worker(s) x 1 thread; best of {args.repeats} "
+          "interleaved rounds")
 
     backend.evaluate(z_pad[:8], x_pad[:8])  # warm-up
+    xtb.evaluate(z_pad[:8], x_pad[:8])  # starts the workers, computes the isolated atoms
     with torch.enable_grad():
         times, results = interleaved_best({
             "batched": lambda: backend.evaluate(z_pad, x_pad),
             "ase": lambda: ase_loop(backend.model, zs, xs),
             "loop": lambda: tensor_loop(backend.model, zs, xs, dtype),
+            "gfn2-xtb": lambda: xtb.evaluate(z_pad, x_pad),
         }, args.repeats)
+    xtb.close()
     result = results["batched"]
     assert result.ok.all(), f"unexpected statuses: {set(result.status)}"
     (e_ase, f_ase), (e_loop, f_loop) = results["ase"], results["loop"]
@@ -139,6 +157,10 @@ def main() -> None:
           f"  -> batched is {t_ase / t_batched:.1f}x faster")
     print(f"per-molecule tensor loop:       {n / t_loop:9.1f} molecules/s  ({t_loop:.3f} s)"
           f"  -> batched is {t_loop / t_batched:.1f}x faster")
+    t_xtb, xtb_result = times["gfn2-xtb"], results["gfn2-xtb"]
+    print(f"GFN2-xTB (tblite, {xtb.pool.workers} worker(s)):  {n / t_xtb:9.1f} molecules/s  ({t_xtb:.3f} s)"
+          f"  = {t_batched / t_xtb:.2f}x batched ANI-2x's rate; {int(xtb_result.ok.sum())}/{n} scored"
+          f" (statuses {dict(Counter(xtb_result.status.tolist()))})")
 
 
 if __name__ == "__main__":

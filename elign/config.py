@@ -8,19 +8,29 @@ Experiments are small YAML override files deep-merged onto ``config/config.yaml`
 from __future__ import annotations
 
 import copy
+import functools
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from elign.data.elements import atomic_number
+from elign.config_checks import (  # noqa: F401 (callers import ConfigError and read_yaml from here)
+    ConfigError, Origins, fractions_leave_training, integral_floats_as_ints, known_elements, no_final_newline,
+    origin_note, read_yaml, schema_problems, short_repr)
+
+SEED_MAX = 2**32 - 1  # numpy's legacy seeding range; seed + any offset stays far inside torch's and Parquet's int64
 
 
 class Section(BaseModel):
-    """Base of every config section: unknown keys are errors, values are checked strictly."""
+    """Base of every config section: unknown keys are errors, values are checked strictly.
 
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    Floats must be finite (``.inf``/``.nan`` in YAML are errors); the JSON types of the values are checked
+    against the generated schema too (:func:`validate_config`), so ``seed: '0'`` or ``seed: true`` is an
+    error here exactly as in the Snakefile's schema validation.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
 
 
 # ----------------------------------------------------------------------------------------- data sources
@@ -65,6 +75,10 @@ class GeomDrugsSource(Section):
     valid_fraction: float = Field(0.1, ge=0, lt=1)
     test_fraction: float = Field(0.1, ge=0, lt=1)
 
+    @model_validator(mode="after")
+    def _split_leaves_training(self) -> "GeomDrugsSource":
+        return fractions_leave_training(self, "data.geom_drugs")
+
 
 class FilesSource(Section):
     """The user's own molecules: SDF, multi-frame XYZ/extxyz, or Parquet (our molecule schema)."""
@@ -74,6 +88,16 @@ class FilesSource(Section):
     split_column: str | None = Field(None, description="SDF property / Parquet column holding train|valid|test")
     valid_fraction: float = Field(0.1, ge=0, lt=1)
     test_fraction: float = Field(0.1, ge=0, lt=1)
+    max_abs_coordinate_ang: float = Field(
+        1000.0, gt=0, le=1e6, description="a record with a coordinate beyond this (Å, any axis) is bad: float32 "
+        "storage keeps ~1e-4 Å only up to ~1000 Å; beyond, a wrong unit or a corrupt file")
+    min_distance_ang: float = Field(
+        0.5, ge=0, description="a record with two atoms closer than this (Å) is bad (the shortest bond, H2, is "
+        "0.74 Å): duplicated atoms, all atoms at the origin, a collapse; 0 turns the check off")
+
+    @model_validator(mode="after")
+    def _split_leaves_training(self) -> "FilesSource":
+        return fractions_leave_training(self, "data.files")
 
 
 class DataFilters(Section):
@@ -86,12 +110,7 @@ class DataFilters(Section):
     @field_validator("allowed_elements")
     @classmethod
     def _known_elements(cls, value: list[str] | None) -> list[str] | None:
-        for s in value or []:
-            try:
-                atomic_number(s)
-            except KeyError as exc:
-                raise ValueError(f"unknown element symbol {s!r}") from exc
-        return value
+        return known_elements(value)
 
 
 class DataSubset(Section):
@@ -126,14 +145,50 @@ class ModelArchitecture(Section):
     attention: bool | None = None
 
 
+class PretrainedSource(Section):
+    """Where the pretrained backbone of a run comes from (the paper post-trains an existing EDM checkpoint).
+
+    train: pretrain here with the settings of ``pretrain``; shipped: a backbone elign ships in
+    ``models_dir/<name>/`` (weights checked against the sha256 in its card); file: one of our checkpoints;
+    edm: an EDM checkpoint (``args.pickle`` + ``generative_model_ema.npy``), converted on the fly.
+    Keys that the chosen kind does not use are ignored (``{kind: train}`` in an experiment overrides a
+    default ``{kind: shipped, name: ...}``).
+    """
+
+    kind: Literal["train", "shipped", "file", "edm"] = Field(
+        "train", description="train | shipped | file | edm")
+    name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.\-]+$",
+                             description="shipped: the backbone's folder name under models_dir (`elign models`)")
+    models_dir: str = Field("models", description="shipped: the folder of shipped backbones")
+    path: str | None = Field(None, description="file: our checkpoint; edm: EDM's weights (.npy)")
+    edm_args: str | None = Field(None, description="edm: EDM's args.pickle of those weights")
+
+    @model_validator(mode="after")
+    def _what_each_kind_needs(self) -> "PretrainedSource":
+        need = {"train": (), "shipped": ("name",), "file": ("path",), "edm": ("path", "edm_args")}[self.kind]
+        missing = [k for k in need if getattr(self, k) is None]
+        if missing:
+            raise ValueError(f"pretrain.source.kind {self.kind!r} needs {' and '.join(missing)}")
+        return self  # keys another kind uses are ignored: an experiment may switch the kind of a merged config
+
+
 class PretrainConfig(Section):
     """EDM backbone pretraining (Hoogeboom et al. 2022): AdamW(amsgrad), EMA, EDM's gradient clipping."""
+
+    source: PretrainedSource = Field(
+        PretrainedSource(), description="where the pretrained model comes from; the other keys apply to 'train'")
 
     preset: Literal["small_cpu", "edm_qm9", "edm_geom"] = Field(
         "small_cpu", description="backbone size (elign.model.presets); edm_qm9 = the paper's 9 x 256")
     architecture: ModelArchitecture = ModelArchitecture()
     atom_decoder: list[str] | None = Field(
-        None, description="one-hot atom types in order; null = the preset's (QM9: H C N O F)")
+        None, min_length=1, description="one-hot atom types in order; null = the preset's (QM9: H C N O F)")
+
+    @field_validator("atom_decoder")
+    @classmethod
+    def _decoder_elements(cls, value: list[str] | None) -> list[str] | None:
+        return known_elements(value)
+
     include_charges: bool | None = Field(None, description="atomic number as an extra feature; null = preset's")
     diffusion_steps: int = Field(1000, ge=10, description="T (EDM: 1000)")
     noise_precision: float = Field(1e-5, gt=0, lt=0.5, description="polynomial_2 clipping (EDM: 1e-5)")
@@ -149,19 +204,51 @@ class PretrainConfig(Section):
     gpus: int = Field(0, ge=0, description="GPUs of the pretrain job (Snakemake resource gpu); > 1 launches "
                                             "torchrun with one data-parallel process per GPU")
     init_from: str | None = Field(None, description="start from this checkpoint (e.g. an imported EDM model)")
+    compile: bool = Field(False, description="torch.compile the EGNN for training (dynamic shapes; ~1.5x faster "
+                                             "steps on CPU; round-off differs from eager)")
+    eval_every: int | None = Field(
+        None, ge=1, description="every N steps sample eval_molecules with the EMA weights (T steps) and record "
+        "atom/molecule stability and validity in history.parquet (EDM does this); null = never")
+    eval_molecules: int = Field(64, ge=1, description="molecules per in-training evaluation (same sizes and "
+                                                     "noise every time, so evaluations compare checkpoints)")
+    eval_keep_weights: bool = Field(
+        True, description="keep the EMA weights of every evaluation in <out>.evals/ (to select a checkpoint "
+        "by stability, not by the loss)")
+
+    @model_validator(mode="after")
+    def _eval_on_log_rows(self) -> "PretrainConfig":
+        if self.eval_every is not None and self.eval_every % self.log_every:
+            raise ValueError(f"pretrain.eval_every ({self.eval_every}) must be a multiple of pretrain.log_every "
+                             f"({self.log_every}): evaluations are recorded on history rows")
+        return self
 
 
 class MLFFConfig(Section):
     """Which force field scores molecules (elign.mlff registry); energies in eV, forces in eV/Å."""
 
-    backend: Literal["ani2x", "ani1x", "ani1ccx", "aimnet2", "mace-off", "uma"] = Field(
-        "ani2x", description="default ANI-2x (torchani; H C N O F S Cl)")
+    backend: Literal["ani2x", "ani1x", "ani1ccx", "aimnet2", "mace-off", "uma", "gfn2-xtb"] = Field(
+        "ani2x", description="default ANI-2x (torchani; H C N O F S Cl); gfn2-xtb: GFN2-xTB (tblite; H-Rn)")
     model_path: str | None = Field(None, description="weights file for aimnet2 / mace-off / uma")
     model: str | None = Field(None, description="mace-off size: small | medium | large")
     model_index: int | None = Field(None, ge=0, description="ANI: one ensemble member instead of the ensemble")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["float32", "float64"] = "float32"
     batch_size: int = Field(256, ge=1, description="molecules per MLFF call")
+    workers: int | None = Field(
+        None, ge=1, description="gfn2-xtb only: worker processes, one thread each; null = the job's threads")
+    time_limit_s: float | None = Field(
+        None, gt=0, description="gfn2-xtb only: seconds per molecule before a timeout row; null = the backend's "
+                                "default (elign.mlff.xtb.DEFAULT_TIME_LIMIT_S)")
+    electronic_temperature_k: float | None = Field(
+        None, gt=0, description="gfn2-xtb only: Fermi smearing temperature; null = tblite's 300 K. Higher (e.g. "
+                                "3000) lets SCFs of far-from-equilibrium geometries converge, with smeared energies")
+
+    @field_validator("workers", "time_limit_s", "electronic_temperature_k")
+    @classmethod
+    def _xtb_only(cls, value, info):
+        if value is not None and info.data.get("backend") != "gfn2-xtb":
+            raise ValueError(f"{info.field_name} applies to backend gfn2-xtb only, not {info.data.get('backend')!r}")
+        return value
 
 
 class FinetuneConfig(Section):
@@ -210,7 +297,7 @@ class SampleConfig(Section):
     batch_size: int = Field(64, ge=1)
     sizes: Literal["histogram"] | int | list[int] = Field(
         "histogram", description="atom counts: 'histogram' (training split, stats.json), one size, or a list")
-    seed_offset: int = Field(1000, ge=0, description="sampling seed = seed + seed_offset (fresh noise)")
+    seed_offset: int = Field(1000, ge=0, le=SEED_MAX, description="sampling seed = seed + seed_offset (fresh noise)")
     use_ema: bool = True
     device: Literal["auto", "cpu", "cuda"] = "auto"
     max_abs_position_ang: float = Field(
@@ -269,7 +356,8 @@ class ReportConfig(Section):
     confidence: float = Field(0.95, gt=0, lt=1, description="confidence level of the bootstrap intervals")
     ci_method: Literal["percentile", "basic", "BCa"] = Field(
         "percentile", description="scipy.stats.bootstrap method of the intervals")
-    seed_offset: int = Field(5000, ge=0, description="bootstrap seed = seed + seed_offset (one stream per metric)")
+    seed_offset: int = Field(5000, ge=0, le=SEED_MAX,
+                             description="bootstrap seed = seed + seed_offset (one stream per metric)")
     example_molecules: int = Field(12, ge=0, description="RDKit 2D depictions per model (valid ones first)")
     histogram_bins: int = Field(40, ge=2, description="bins of the distribution plots")
     dpi: int = Field(120, ge=50, le=600, description="resolution of the PNG figures")
@@ -279,7 +367,7 @@ class ReportConfig(Section):
 class ElignConfig(Section):
     """The whole run. Every section has defaults; ``config/config.yaml`` is the embedded default run."""
 
-    seed: int = Field(0, ge=0, description="master seed; each stage derives its own from it")
+    seed: int = Field(0, ge=0, le=SEED_MAX, description="master seed; each stage derives its own from it")
     data: DataConfig = DataConfig()
     pretrain: PretrainConfig = PretrainConfig()
     finetune: FinetuneConfig = FinetuneConfig()
@@ -290,10 +378,6 @@ class ElignConfig(Section):
 
 
 # ---------------------------------------------------------------------------------------- loading
-class ConfigError(ValueError):
-    """A config that does not validate; the message names each key path and what is allowed."""
-
-
 def deep_merge(base: dict, override: dict) -> dict:
     """Recursively merge ``override`` onto a copy of ``base`` (dicts merge, everything else replaces)."""
     out = copy.deepcopy(base)
@@ -305,44 +389,49 @@ def deep_merge(base: dict, override: dict) -> dict:
     return out
 
 
-def read_yaml(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of sections")
-    return data
-
-
 def load_config(*paths: str | Path) -> ElignConfig:
     """Read and deep-merge YAML files in order (later ones override), then validate."""
+    files = [(str(path), read_yaml(path)) for path in paths]
     merged: dict = {}
-    for path in paths:
-        merged = deep_merge(merged, read_yaml(path))
-    return validate_config(merged, source=" + ".join(str(p) for p in paths) or "config")
+    for _, data in files:
+        merged = deep_merge(merged, data)
+    return validate_config(merged, source=" + ".join(str(p) for p in paths) or "config", origins=files)
 
 
-def validate_config(data: dict[str, Any], source: str = "config") -> ElignConfig:
+def validate_config(data: dict[str, Any], source: str = "config", origins: Origins | None = None) -> ElignConfig:
+    """The typed config of ``data``: the pydantic model, then the JSON schema's types (they must agree).
+
+    origins: ``(file name, its mapping)`` in merge order, so that each message says which file set the key.
+    """
+    if not isinstance(data, dict):
+        raise ConfigError(f"invalid config ({source}): the top level must be a mapping of sections, got "
+                          f"{type(data).__name__}")
     try:
-        return ElignConfig.model_validate(data)
+        config, model_errors = ElignConfig.model_validate(integral_floats_as_ints(data)), None
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, source)) from None
+        config, model_errors = None, exc
+    reported = [tuple(err["loc"]) for err in model_errors.errors()] if model_errors else []
+    lines = [f"  {'.'.join(map(str, loc)) or '<top level>'}: {msg}{origin_note(loc, origins)}"
+             for loc, msg in schema_problems(data, _schema_validator())
+             if not any(seen[:len(loc)] == loc for seen in reported)]  # the model said it already, at or below
+    if model_errors is not None:
+        raise ConfigError("\n".join([format_validation_error(model_errors, source, origins)] + lines))
+    if lines:
+        raise ConfigError("\n".join([f"invalid config ({source}):"] + lines))
+    return config
 
 
-def format_validation_error(exc: ValidationError, source: str) -> str:
-    """One line per problem: ``key.path: problem (allowed: ...)``."""
+def format_validation_error(exc: ValidationError, source: str, origins: Origins | None = None) -> str:
+    """One line per problem: ``key.path: problem (allowed: ...) [in the file that set it]``."""
     lines = [f"invalid config ({source}):"]
     for err in exc.errors():
         path = ".".join(str(p) for p in err["loc"]) or "<top level>"
+        where = origin_note(tuple(err["loc"]), origins)
         if err["type"] == "extra_forbidden":
             allowed = ", ".join(_allowed_keys(err["loc"][:-1]))
-            lines.append(f"  {path}: unknown key (allowed here: {allowed})")
+            lines.append(f"  {path}: unknown key (allowed here: {allowed}){where}")
         else:
-            lines.append(f"  {path}: {err['msg']} (got {err.get('input')!r})")
+            lines.append(f"  {path}: {err['msg']} (got {short_repr(err.get('input'))}){where}")
     return "\n".join(lines)
 
 
@@ -356,9 +445,16 @@ def _allowed_keys(loc: tuple) -> list[str]:
     return list(model.model_fields)
 
 
+@functools.lru_cache(maxsize=1)
+def _schema_validator():
+    import jsonschema
+
+    return jsonschema.Draft202012Validator(json_schema())
+
+
 def json_schema() -> dict:
     """The JSON schema of :class:`ElignConfig` (what the Snakefile validates against)."""
-    schema = ElignConfig.model_json_schema()
+    schema = no_final_newline(ElignConfig.model_json_schema())
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     return schema
 

@@ -23,6 +23,17 @@ def test_experiments_are_valid_overrides(repo_root, name):
     assert cfg.data.dataset == override["data"]["dataset"]
 
 
+def test_reward_xtb_layers_on_other_experiments(repo_root):
+    """reward_xtb.yaml has no data section: it swaps the force field of finetune and the guided baseline only."""
+    base = repo_root / "config/config.yaml"
+    xtb = repo_root / "config/experiments/reward_xtb.yaml"
+    for extra in ([], [repo_root / "config/experiments/smoke.yaml"], [repo_root / "config/experiments/qm9_paper.yaml"]):
+        plain = load_config(base, *extra)
+        cfg = load_config(base, *extra, xtb)
+        assert cfg.finetune.mlff.backend == cfg.sample.guidance_mlff.backend == "gfn2-xtb"
+        assert cfg.evaluate.mlff == plain.evaluate.mlff and cfg.finetune.mlff.device == plain.finetune.mlff.device
+
+
 def test_unknown_key_names_path_and_allowed_keys():
     with pytest.raises(ConfigError) as exc:
         validate_config({"data": {"sorce": "qm9pack"}})

@@ -43,8 +43,9 @@ def _backend(cfg):
 
     m = cfg.evaluate.mlff
     device = ("cuda" if torch.cuda.is_available() else "cpu") if m.device == "auto" else m.device
-    options = {k: v for k, v in {"model_path": m.model_path, "model": m.model, "model_index": m.model_index}.items()
-               if v is not None}
+    options = {k: v for k, v in {"model_path": m.model_path, "model": m.model, "model_index": m.model_index,
+                                 "workers": m.workers, "time_limit_s": m.time_limit_s,
+                                 "electronic_temperature_k": m.electronic_temperature_k}.items() if v is not None}
     return get_backend(m.backend, device=device, dtype=m.dtype, batch_size=m.batch_size, **options)
 
 

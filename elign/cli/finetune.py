@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     config = resolve_config(args)
     if args.threads is not None:
         torch.set_num_threads(max(1, args.threads))
-    if not Path(args.model).is_file():
+    if not Path(args.model).exists():  # a folder or a damaged file: load_checkpoint says what is wrong
         raise FileNotFoundError(f"--model: checkpoint {args.model} does not exist (run `elign pretrain` first)")
     try:
         load_checkpoint(args.model)

@@ -9,6 +9,7 @@ import argparse
 import importlib
 import logging
 import sys
+import traceback
 
 from elign import __version__
 from elign.config import ConfigError
@@ -20,6 +21,7 @@ STAGES = {
     "time-sampling": "elign.cli.time_sampling",
     "import-edm": "elign.cli.import_edm",
     "pretrain": "elign.cli.pretrain",
+    "models": "elign.cli.models",
     "finetune": "elign.cli.finetune",
     "evaluate": "elign.cli.evaluate",
     "summarize": "elign.cli.evaluate:add_summarize_parser",
@@ -34,6 +36,8 @@ STAGES = {
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="elign", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"elign {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="on an input or config error, show the Python traceback after the message")
     sub = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
     for name, target in STAGES.items():
         module, _, func = target.partition(":")
@@ -49,8 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if not isinstance(exc, _user_errors()):
             raise
-        # Expected user-facing failures: one clear message, no traceback.
+        # Expected user-facing failures: one clear message, no traceback (unless --debug).
         print(f"elign {args.stage}: error: {exc}", file=sys.stderr)
+        if args.debug:
+            traceback.print_exc()
         return 2
 
 
@@ -59,7 +65,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
     up when a stage has already imported it (it cannot have been raised otherwise)."""
     edm_import = sys.modules.get("elign.model.edm_import")
     extra = (edm_import.EDMImportError,) if edm_import is not None else ()
-    return (ConfigError, DataFormatError, FileNotFoundError) + extra
+    return (ConfigError, DataFormatError, FileNotFoundError, IsADirectoryError, PermissionError) + extra
 
 
 if __name__ == "__main__":

@@ -17,18 +17,21 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
 
 def resolve_config(args: argparse.Namespace) -> ElignConfig:
     """Merge ``--config`` files then ``--config-json``; validate; defaults fill the rest."""
-    merged: dict = {}
-    for path in args.config:
-        merged = deep_merge(merged, read_yaml(path))
+    origins = [(path, read_yaml(path)) for path in args.config]
     if args.config_json:
         try:
             override = json.loads(args.config_json)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"--config-json is not valid JSON: {exc}") from None
-        merged = deep_merge(merged, override)
-    if not args.config and not args.config_json:
+        if not isinstance(override, dict):
+            raise ConfigError(f"--config-json must be a JSON object of sections, got {type(override).__name__}")
+        origins.append(("--config-json", override))
+    if not origins:
         return load_config()
-    return validate_config(merged, source=" + ".join(args.config + (["--config-json"] if args.config_json else [])))
+    merged: dict = {}
+    for _, data in origins:
+        merged = deep_merge(merged, data)
+    return validate_config(merged, source=" + ".join(name for name, _ in origins), origins=origins)
 
 
 def named_path(text: str) -> tuple[str, str]:

@@ -35,6 +35,7 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--pretrain-history", default=None, help="pretraining history.parquet")
     p.add_argument("--finetune-history", default=None, help="FED-GRPO finetune_history.parquet")
     p.add_argument("--timing", default=None, help="sampling timing JSON (time_sampling rule)")
+    p.add_argument("--backbone", default=None, help="the pretrain stage's backbone.json (where the model came from)")
     p.add_argument("--title", default="elign report")
     p.add_argument("--out-dir", required=True, help="e.g. results/report/qm9")
     p.set_defaults(run=run)
@@ -48,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
         out_dir=args.out_dir, metrics=named_paths(args.metrics, "--metrics"), dft=named_paths(args.dft, "--dft"),
         samples=named_paths(args.samples, "--samples"),
         sample_summaries=named_paths(args.sample_summary, "--sample-summary"), statistics=args.statistics,
-        pretrain_history=args.pretrain_history, finetune_history=args.finetune_history, timing=args.timing)
+        pretrain_history=args.pretrain_history, finetune_history=args.finetune_history, timing=args.timing,
+        backbone=args.backbone)
     result = build_report(paths, cfg.report, args.title)
     for note in result.notes:
         log.warning("note: %s", note)

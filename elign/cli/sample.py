@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from elign.diffusion.sampler import compile_network, plan_batches, sample_molecules
-    from elign.io.atomic import write_json_atomic
+    from elign.io.atomic import atomic_paths, json_text
     from elign.io.export import write_sdf, write_xyz
     from elign.io.molecules import write_molecules
     from elign.io.provenance import provenance
@@ -137,18 +137,18 @@ def run(args: argparse.Namespace) -> int:
     meta = provenance(config.model_dump(mode="json"), seed=seed, stage="sample", model=args.model,
                       device=device, torch_version=torch.__version__, compiled=bool(args.compile),
                       guidance=args.guidance if hook is None else f"mlff(scale={hook.scale:g})")
-    write_molecules(args.out, result.table, meta)
     summary = result.summary()
     summary.update({"seed": seed, "device": str(device), "model": args.model, "batch_size": sc.batch_size,
                     "compiled": bool(args.compile), "parquet": args.out, "sdf": args.sdf, "xyz": args.xyz,
                     "batches": [{"molecules": int(n), "max_atoms": int(a), "seconds": float(s)} for n, a, s in
                                 zip(result.batch_sizes, result.batch_max_atoms, result.batch_seconds)]})
     summary.update(hook.summary() if hook is not None else {"guidance": "none", "guidance_seconds": 0.0})
-    write_json_atomic(args.summary or summary_path(args.out), summary)
-    if args.sdf:
-        write_sdf(args.sdf, result.table)
-    if args.xyz:
-        write_xyz(args.xyz, result.table)
+    outputs = [args.out, args.summary or summary_path(args.out)] + [p for p in (args.sdf, args.xyz) if p]
+    with atomic_paths(outputs) as tmps:  # published together: a failure leaves the previous set as it was
+        write_molecules(tmps[0], result.table, meta)
+        tmps[1].write_text(json_text(summary))
+        for tmp, write in zip(tmps[2:], [w for p, w in ((args.sdf, write_sdf), (args.xyz, write_xyz)) if p]):
+            write(tmp, result.table)
     log.info("%d molecules in %.1f s (%.3g molecules/s, %.3g batch steps/s); status %s",
              summary["num_molecules"], summary["sample_seconds"], summary["molecules_per_s"],
              summary["batch_steps_per_s"], summary["status_counts"])

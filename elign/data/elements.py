@@ -11,6 +11,10 @@ SYMBOLS: tuple[str, ...] = (
     "Fr", "Ra", "Ac", "Th", "Pa", "U", "Np", "Pu", "Am", "Cm", "Bk", "Cf", "Es", "Fm", "Md", "No", "Lr",
     "Rf", "Db", "Sg", "Bh", "Hs", "Mt", "Ds", "Rg", "Cn", "Nh", "Fl", "Mc", "Lv", "Ts", "Og",
 )
+#: 2S+1 of the isolated neutral atom's ground state (Hund's rules; NIST atomic spectra database), for the
+#: formation-energy references of the DFT stage and of GFN2-xTB: H-Ar, Br, I.
+GROUND_STATE_MULTIPLICITY: dict[int, int] = {1: 2, 2: 1, 3: 2, 4: 1, 5: 2, 6: 3, 7: 4, 8: 3, 9: 2, 10: 1, 11: 2, 12: 1, 13: 2,
+                                              14: 3, 15: 4, 16: 3, 17: 2, 18: 1, 35: 2, 53: 2}
 _Z_BY_SYMBOL = {s.lower(): z for z, s in enumerate(SYMBOLS, start=1)}
 
 

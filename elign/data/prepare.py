@@ -1,4 +1,8 @@
-"""The data stage: source → split → filters → subset → ``{train,valid,test}.parquet`` + ``stats.json``."""
+"""The data stage: source → split → filters → subset → ``{train,valid,test}.parquet`` + ``stats.json``.
+
+The four files are published together (:func:`elign.io.atomic.atomic_paths`): a failure while writing any
+of them leaves the previous run's set untouched, never new splits beside old stats.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from elign.data.elements import atomic_number, symbol
 from elign.data.errors import ErrorPolicy
 from elign.data.registry import SPLITS, SourceResult, get_source
 from elign.data.table import MoleculeTable
-from elign.io.atomic import write_json_atomic
+from elign.io.atomic import atomic_paths, json_text
 from elign.io.molecules import write_molecules
 from elign.io.provenance import provenance
 
@@ -76,8 +80,6 @@ def prepare(config: ElignConfig, out_dir: str | Path) -> dict:
     tables = split_tables(result, cfg.subset)
     meta = provenance({"seed": config.seed, "data": cfg.model_dump(mode="json")}, seed=config.seed,
                       stage="prepare", dataset=cfg.dataset, source=cfg.source)
-    for name, table in tables.items():
-        write_molecules(out_dir / f"{name}.parquet", table, meta)
     stats = {
         "dataset": cfg.dataset,
         "source": cfg.source,
@@ -91,5 +93,9 @@ def prepare(config: ElignConfig, out_dir: str | Path) -> dict:
         "seconds": round(time.perf_counter() - t0, 2),
         "provenance": {k: v for k, v in meta.items() if k != "config_json"},
     }
-    write_json_atomic(out_dir / "stats.json", stats)
+    names = [f"{name}.parquet" for name in tables] + ["stats.json"]
+    with atomic_paths([out_dir / name for name in names]) as tmps:
+        for tmp, table in zip(tmps, tables.values()):
+            write_molecules(tmp, table, meta)
+        tmps[-1].write_text(json_text(stats))
     return stats

@@ -43,10 +43,10 @@ class MoleculeTable:
     columns: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.mol_id = np.asarray(self.mol_id, dtype=np.int64)
-        self.num_atoms = np.asarray(self.num_atoms, dtype=np.int32)
-        self.atomic_numbers = np.asarray(self.atomic_numbers, dtype=np.int8)
-        self.positions_ang = np.asarray(self.positions_ang, dtype=np.float32).reshape(-1, 3)
+        self.mol_id = _narrow_int(self.mol_id, np.int64, "mol_id")
+        self.num_atoms = _narrow_int(self.num_atoms, np.int32, "num_atoms")
+        self.atomic_numbers = _narrow_int(self.atomic_numbers, np.int8, "atomic_numbers")
+        self.positions_ang = _narrow_float32(self.positions_ang).reshape(-1, 3)
         self.smiles = np.asarray(self.smiles, dtype=object)
         m = len(self.mol_id)
         if len(self.num_atoms) != m or len(self.smiles) != m:
@@ -113,6 +113,43 @@ class MoleculeTable:
             np.concatenate([t.smiles for t in tables]),
             {k: np.concatenate([t.columns[k] for t in tables]) for k in keys},
         )
+
+
+def _narrow_int(values, dtype, name: str) -> np.ndarray:
+    """``values`` as ``dtype``; ValueError instead of a silent wrap (300 -> 44 in int8) or truncation (6.5 -> 6).
+
+    Readers check their input first and say which file and record is wrong; this is the last guard.
+    """
+    a = np.asarray(values)
+    if a.dtype == dtype or a.size == 0:
+        return a.astype(dtype, copy=False)
+    if a.dtype == object:  # e.g. a pandas column of Python ints
+        a = np.asarray(a.tolist())
+    if a.dtype.kind not in "iuf":
+        raise ValueError(f"{name}: expected integers, got {a.dtype}")
+    if a.dtype.kind == "f" and not (np.isfinite(a).all() and (a == np.round(a)).all()):
+        raise ValueError(f"{name}: expected integers, got non-integral values such as "
+                         f"{a[~(np.isfinite(a) & (a == np.round(a)))][0]!r}")
+    info = np.iinfo(dtype)
+    if a.min() < info.min or a.max() > info.max:
+        bad = a[(a < info.min) | (a > info.max)][0]
+        raise ValueError(f"{name}: {bad!r} does not fit {np.dtype(dtype).name} ({info.min}..{info.max})")
+    return a.astype(dtype)
+
+
+def _narrow_float32(values) -> np.ndarray:
+    """``values`` as float32; ValueError for a finite value that float32 would turn into inf (NaN/inf stay)."""
+    a = np.asarray(values)
+    if a.dtype == np.float32 or a.size == 0:
+        return a.astype(np.float32, copy=False)
+    if a.dtype.kind not in "iuf":
+        raise ValueError(f"positions_ang: expected numbers, got {a.dtype}")
+    if a.dtype.kind == "f" and a.dtype.itemsize > 4:
+        with np.errstate(invalid="ignore"):
+            big = np.isfinite(a) & (np.abs(a) > np.finfo(np.float32).max)
+        if big.any():
+            raise ValueError(f"positions_ang: {a[big][0]!r} does not fit float32")
+    return a.astype(np.float32)
 
 
 def _atom_indices(offsets: np.ndarray, index: np.ndarray) -> np.ndarray:

@@ -23,13 +23,12 @@ from typing import Callable
 
 import numpy as np
 
+from elign.data.elements import GROUND_STATE_MULTIPLICITY
 from elign.dft.level import HARTREE_EV, DftLevel
 from elign.io.atomic import write_json_atomic
 
 log = logging.getLogger("elign.dft")
 
-GROUND_STATE_MULTIPLICITY = {1: 2, 2: 1, 3: 2, 4: 1, 5: 2, 6: 3, 7: 4, 8: 3, 9: 2, 10: 1, 11: 2, 12: 1, 13: 2,
-                             14: 3, 15: 4, 16: 3, 17: 2, 18: 1, 35: 2, 53: 2}
 DEFAULT_CACHE_DIR = Path("resources/dft_atoms")
 
 AtomSolver = Callable[[int, int], dict]  # (Z, spin = 2S) -> {"status", "reason", "energy_ha", ...}

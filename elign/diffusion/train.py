@@ -36,6 +36,7 @@ from elign.data.batching import MoleculeBatcher, node_mask_from_sizes
 from elign.data.table import MoleculeTable
 from elign.diffusion import distributed as ddp
 from elign.diffusion import train_state as ts
+from elign.diffusion import train_eval
 from elign.diffusion.en_diffusion import EnVariationalDiffusion
 from elign.diffusion.factory import build_model, model_config_of
 from elign.diffusion.optim import EMA, GradNormQueue, clip_gradients, grad_norm, make_optimizer
@@ -155,10 +156,17 @@ class Pretrainer:
         self.generator = torch.Generator().manual_seed(derive_seed(self.config.seed, "pretrain/noise"))
         self.step, self.seconds, self.history = 0, 0.0, ts.empty_history()
         self.window = {"n": 0, "loss_sum": 0.0, "grad_norm_sum": 0.0, "clipped": False}
-        self.resumed_from = None
+        self.resumed_from, self.segments = None, []
         if ckpt is not None:
             self._restore(ckpt["extra"])
             self.resumed_from = self.step
+        self.segment = ts.new_segment(self.step, self.seconds, self.info.device, self.pc.compile,
+                                      self.info.world_size)
+        self.eval_seconds, self.wall0 = 0.0, time.perf_counter()
+        self.eval_sizes = train_eval.eval_sizes(self.train.num_atoms, self.pc.eval_molecules,
+                                                derive_seed(self.config.seed, "pretrain/eval-sizes"))
+        if self.pc.compile:
+            self.model.dynamics.egnn.compile(dynamic=True)  # state-dict keys unchanged (Module.compile)
         self.net = self.model
         if self.info.enabled:
             dev = [self.info.device.index] if self.info.device.type == "cuda" else None
@@ -179,8 +187,9 @@ class Pretrainer:
         if extra["rng"].get("cuda") and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(extra["rng"]["cuda"])
         self.step, self.seconds = int(extra["step"]), float(extra["seconds"])
-        self.history = {c: list(extra["history"][c]) for c in ts.HISTORY_COLUMNS}
+        self.history = ts.restore_history(extra["history"])
         self.window = dict(extra["log_window"])
+        self.segments = ts.restore_segments(extra)
 
     # -------------------------------------------------------------------------------- training
     def train_step(self, index: np.ndarray) -> tuple[float, float, bool]:
@@ -212,8 +221,12 @@ class Pretrainer:
             self.ema.update(self.model)
         return loss_value, norm, clipped
 
-    def run(self) -> PretrainResult:
-        """Train from the current step to ``max_steps``; write the final checkpoint and history."""
+    def run(self, time_limit_s: float | None = None) -> PretrainResult:
+        """Train from the current step to ``max_steps``; write the final checkpoint and history.
+
+        time_limit_s: stop after this many seconds of this sitting (a segment of a longer run, e.g. on a lent
+        GPU): the resume file ``<out>.partial`` is written at the step reached and ``<out>`` is not.
+        """
         total = self.pc.max_steps
         if self.step >= total:
             log.info("checkpoint is at step %d >= max_steps %d: nothing to train", self.step, total)
@@ -221,23 +234,56 @@ class Pretrainer:
                    disable=not (self.progress and self.info.is_main), dynamic_ncols=True)
         t0, seconds0 = time.perf_counter(), self.seconds
         n = len(self.train)
+        stop_at = None if time_limit_s is None else time.perf_counter() + float(time_limit_s)
         while self.step < total:
             epoch, _, index = global_batch(self.step, n, self.pc.batch_size, self.config.seed)
             loss, norm, clipped = self.train_step(index)
             self.step += 1
             self.seconds = seconds0 + time.perf_counter() - t0
-            self._record(epoch, loss, norm, clipped, bar)
+            evaluation = self.evaluate() if self._eval_due() else None
+            if evaluation is not None:
+                t0 += evaluation["eval_seconds"]  # training time excludes evaluations
+                self.eval_seconds += evaluation["eval_seconds"]
+            self._record(epoch, loss, norm, clipped, bar, evaluation)
             bar.update(1)
             if self.step % self.pc.checkpoint_every == 0 and self.step < total:
                 self.save(final=False)
             if self.callback is not None:
                 self.callback(self.step)
+            if stop_at is not None and time.perf_counter() > stop_at and self.step < total:
+                bar.close()
+                self.save(final=False)
+                log.info("pretrain: time limit reached at step %d; resume file %s", self.step,
+                         ts.partial_path(self.out))
+                last = self.history["loss"][-1] if self.history["loss"] else None
+                return PretrainResult(ts.partial_path(self.out), self.history_path, self.step, last,
+                                      self.resumed_from, self.seconds)
         bar.close()
         self.save(final=True)
         last = self.history["loss"][-1] if self.history["loss"] else None
         return PretrainResult(self.out, self.history_path, self.step, last, self.resumed_from, self.seconds)
 
-    def _record(self, epoch: int, loss: float, norm: float, clipped: bool, bar: tqdm) -> None:
+    # -------------------------------------------------------------------------------- evaluation
+    def _eval_due(self) -> bool:
+        return self.pc.eval_every is not None and self.step % self.pc.eval_every == 0 and self.info.is_main
+
+    def evaluate(self) -> dict[str, Any]:
+        """Sample quality of the current EMA (or raw) weights; see :mod:`elign.diffusion.train_eval`."""
+        weights = self.ema.state_dict(self.model) if self.ema is not None else self.model.state_dict()
+        row = train_eval.evaluate_weights(self.model_config, weights, self.eval_sizes,
+                                          derive_seed(self.config.seed, "pretrain/eval-noise"),
+                                          compile=False, device=self.info.device)
+        log.info("pretrain eval at step %d: %s", self.step,
+                 ", ".join(f"{k[5:]} {v:.4g}" for k, v in row.items() if v is not None))
+        if self.pc.eval_keep_weights:
+            path = self.out.with_name(self.out.name + ".evals") / f"step_{self.step:08d}.pt"
+            save_checkpoint(path, self.model_config, weights, None,
+                            {"stage": "pretrain-eval", "step": self.step, "seconds": self.seconds,
+                             "ema": self.ema is not None, "evaluation": row, "seed": self.config.seed})
+        return row
+
+    def _record(self, epoch: int, loss: float, norm: float, clipped: bool, bar: tqdm,
+                evaluation: dict[str, Any] | None = None) -> None:
         w = self.window
         w["n"] += 1
         w["loss_sum"] += loss
@@ -247,7 +293,8 @@ class Pretrainer:
             return
         row = {"step": self.step, "epoch": epoch, "loss": w["loss_sum"] / w["n"],
                "grad_norm": w["grad_norm_sum"] / w["n"], "clipped": w["clipped"],
-               "lr": float(self.optimizer.param_groups[0]["lr"]), "seconds": self.seconds}
+               "lr": float(self.optimizer.param_groups[0]["lr"]), "seconds": self.seconds,
+               **(evaluation or train_eval.empty_evaluation())}
         for key, value in row.items():
             self.history[key].append(value)
         self.window = {"n": 0, "loss_sum": 0.0, "grad_norm_sum": 0.0, "clipped": False}
@@ -266,6 +313,8 @@ class Pretrainer:
             "log_window": dict(self.window), "history": {c: list(v) for c, v in self.history.items()},
             "config": self.config_dump, "seed": self.config.seed, "data": self.data_id,
             "init_from": self.pc.init_from, "provenance": self._provenance(),
+            "segments": self.segments + [ts.close_segment(self.segment, self.step, self.seconds, self.eval_seconds,
+                                                          time.perf_counter() - self.wall0)],
         }
 
     def _provenance(self) -> dict[str, str]:
@@ -287,15 +336,17 @@ class Pretrainer:
 
 def pretrain(config: ElignConfig, train: MoleculeTable, out: str | Path, history: str | Path | None = None,
              *, dtype: torch.dtype = torch.float32, progress: bool = True,
-             callback: Callable[[int], None] | None = None, source: str = "train") -> PretrainResult:
+             callback: Callable[[int], None] | None = None, source: str = "train",
+             time_limit_s: float | None = None) -> PretrainResult:
     """Pretrain (or resume pretraining) an EDM backbone on ``train``; see the module doc.
 
     Args:
         config: the resolved run config (``config.pretrain`` and ``config.seed`` are used).
         train: training molecules; out: final checkpoint path (resume file ``<out>.partial``);
         history: history.parquet path or None; dtype: model/compute dtype (float64 for exact tests);
-        callback: called with the step count after every step (and its checkpoint) on every rank.
+        callback: called with the step count after every step (and its checkpoint) on every rank;
+        time_limit_s: end this sitting after so many seconds, with a resume file (see :meth:`Pretrainer.run`).
     Under ``torchrun`` the process group must already be initialised (``distributed.init_from_env``).
     """
     return Pretrainer(config, train, out, history, dtype=dtype, progress=progress, callback=callback,
-                      source=source).run()
+                      source=source).run(time_limit_s)

@@ -10,7 +10,9 @@
   sanitize is written unsanitized with its ``invalid_reason``; every record carries SD properties
   ``mol_id``, ``status`` and ``reason`` (from the table's columns, when present). Record k is molecule k:
   a molecule with non-finite positions (status "nan") has no bonds and its coordinates written as 0 (a
-  molfile cannot hold NaN), flagged by the SD property ``nonfinite_positions`` = 1.
+  molfile cannot hold NaN), flagged by the SD property ``nonfinite_positions`` = 1. Read back through the
+  ``files`` data source, such a record (and any with a failed ``status``) is a bad record, never a
+  molecule (:mod:`elign.data.checks`).
 
 Input: a :class:`MoleculeTable` (e.g. ``SampleResult.table`` of :mod:`elign.diffusion.sampler`).
 """

@@ -10,19 +10,27 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from elign.data.errors import DataFormatError
 from elign.data.table import MoleculeTable
+from elign.io.arrow_checks import checked_atoms, other_column
 from elign.io.atomic import atomic_path
 
 CORE_COLUMNS = ("mol_id", "num_atoms", "smiles", "atomic_numbers", "positions_ang")
 METADATA_KEY = b"elign"
+NUM_ATOMS_MAX = int(np.iinfo(np.int16).max)
 
 
 def table_to_arrow(table: MoleculeTable, provenance: dict | None = None) -> pa.Table:
+    if len(table) and int(table.num_atoms.max()) > NUM_ATOMS_MAX:
+        i = int(np.argmax(table.num_atoms))
+        raise ValueError(f"molecule {int(table.mol_id[i])} has {int(table.num_atoms[i])} atoms; the num_atoms column "
+                         f"(int16) holds at most {NUM_ATOMS_MAX}")
     offsets = pa.array(table.offsets.astype(np.int32))
     z = pa.ListArray.from_arrays(offsets, pa.array(table.atomic_numbers, type=pa.int8()))
     xyz = pa.FixedSizeListArray.from_arrays(pa.array(table.positions_ang.reshape(-1), type=pa.float32()), 3)
@@ -53,28 +61,42 @@ def write_molecules(path: str | os.PathLike, table: MoleculeTable, provenance: d
         pq.write_table(arrow, tmp, compression="zstd")
 
 
-def read_molecules(path: str | os.PathLike) -> MoleculeTable:
-    """Read a molecule Parquet file back into a :class:`MoleculeTable` (vectorized, no per-row Python)."""
+def read_molecules(path: str | os.PathLike,
+                   bad_row: Callable[[int, str, str], None] | None = None) -> MoleculeTable:
+    """Read a molecule Parquet file back into a :class:`MoleculeTable` (vectorized, no per-row Python).
+
+    The schema and every row's shape are checked before any narrowing cast (:mod:`elign.io.arrow_checks`):
+    a file that is not a molecule table stops with a :class:`~elign.data.errors.DataFormatError` naming it;
+    a bad row (null lists, atomic numbers and positions of different lengths, a coordinate triple that is
+    not 3 numbers, an atomic number outside 1..118, a coordinate beyond float32) names its row (1-based).
+    With ``bad_row``, a bad row is passed to ``bad_row(row, kind, problem)`` and left out instead.
+    Non-finite coordinates are kept: a sample that went NaN is a row with a status, not a bad file.
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"molecule file not found: {path}")
-    arrow = pq.read_table(path)
-    missing = [c for c in ("mol_id", "atomic_numbers", "positions_ang") if c not in arrow.column_names]
-    if missing:
-        raise ValueError(f"{path}: not a molecule table, missing columns {missing}")
-    z_list = arrow.column("atomic_numbers").combine_chunks()
-    pos_list = arrow.column("positions_ang").combine_chunks()
-    num = np.diff(z_list.offsets.to_numpy())
-    z = z_list.flatten().to_numpy(zero_copy_only=False)
-    xyz = pos_list.flatten().flatten().to_numpy(zero_copy_only=False).reshape(-1, 3)
+    if path.is_dir():
+        raise DataFormatError(path, None, "is a folder, not a molecule Parquet file")
+    try:
+        arrow = pq.read_table(path)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise DataFormatError(path, None, f"not a molecule Parquet file ({exc})") from None
+    atoms = checked_atoms(arrow, path)
+    if atoms.problems and bad_row is None:
+        row, (kind, problem) = next(iter(sorted(atoms.problems.items())))
+        raise DataFormatError(path, row + 1, problem)
+    for row, (kind, problem) in sorted(atoms.problems.items()):
+        bad_row(row + 1, kind, problem)
+    keep = atoms.good_rows()
+    arrow = arrow.filter(pa.array(keep)) if not keep.all() else arrow
     smiles = arrow.column("smiles").to_numpy(zero_copy_only=False) if "smiles" in arrow.column_names \
-        else np.full(len(num), None, dtype=object)
+        else np.full(arrow.num_rows, None, dtype=object)
     columns = {}
     for name in arrow.column_names:
-        if name in CORE_COLUMNS:
-            continue
-        columns[name] = arrow.column(name).to_numpy(zero_copy_only=False)
-    return MoleculeTable(arrow.column("mol_id").to_numpy(), num, z, xyz, smiles, columns)
+        if name not in CORE_COLUMNS:
+            columns[name] = other_column(arrow, name, path)
+    return MoleculeTable(arrow.column("mol_id").to_numpy(), atoms.num_atoms[keep], atoms.atomic_numbers,
+                         atoms.positions_ang, smiles, columns)
 
 
 def read_provenance(path: str | os.PathLike) -> dict:

@@ -6,18 +6,18 @@
     result.energy_ev, result.forces_ev_per_ang, result.formation_energy_per_atom_ev, result.status
 
 Importing this package imports no MLFF library: each backend imports its own (torchani, mace-torch,
-fairchem-core) when it is built.
+fairchem-core; tblite only in the gfn2-xtb worker processes) when it is built.
 """
 
-from elign.mlff import aimnet2, ani, mace, uma  # noqa: F401  (registers the backends)
+from elign.mlff import aimnet2, ani, mace, uma, xtb  # noqa: F401  (registers the backends)
 from elign.mlff.base import (
-    FAILURE_STATUSES, HARTREE_TO_EV, STATUS_OK, MissingDependencyError, MissingWeightsError, MLFFBackend,
+    BOHR_TO_ANG, FAILURE_STATUSES, HARTREE_TO_EV, STATUS_OK, MissingDependencyError, MissingWeightsError, MLFFBackend,
     MLFFResult, pad_molecules,
 )
 from elign.mlff.registry import DEFAULT_BACKEND, available_backends, get_backend, register_backend
 
 __all__ = [
-    "DEFAULT_BACKEND", "FAILURE_STATUSES", "HARTREE_TO_EV", "STATUS_OK", "MissingDependencyError",
+    "BOHR_TO_ANG", "DEFAULT_BACKEND", "FAILURE_STATUSES", "HARTREE_TO_EV", "STATUS_OK", "MissingDependencyError",
     "MissingWeightsError", "MLFFBackend", "MLFFResult", "available_backends", "get_backend", "pad_molecules",
     "register_backend",
 ]

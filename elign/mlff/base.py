@@ -30,6 +30,7 @@ import torch
 # CODATA 2018 (NIST): 1 Hartree = 27.211386245988 eV. torchani's own constant is ASE's older CODATA 2014
 # value (27.211386024367243); the two differ by 8e-9 relative (~1e-5 eV on a 1000 eV total energy).
 HARTREE_TO_EV = 27.211386245988
+BOHR_TO_ANG = 0.529177210903  # CODATA 2018 (NIST): the Bohr radius in Å (for backends in atomic units)
 
 STATUS_OK = "ok"
 STATUS_EMPTY = "empty"  # no atoms at all
@@ -39,9 +40,11 @@ STATUS_ODD_ELECTRONS = "odd_electrons"  # closed-shell model, odd electron count
 STATUS_UNSUPPORTED_CHARGE = "unsupported_charge"  # a charge for a model without charge input
 STATUS_NON_FINITE = "non_finite"  # the model returned NaN/inf
 STATUS_BACKEND_ERROR = "backend_error"  # the model raised on this molecule alone
+STATUS_SCF_NOT_CONVERGED = "scf_not_converged"  # a self-consistent method (GFN2-xTB) did not converge
+STATUS_TIMEOUT = "timeout"  # no result within the backend's per-molecule time limit
 FAILURE_STATUSES = (
     STATUS_EMPTY, STATUS_INVALID_INPUT, STATUS_UNKNOWN_ELEMENT, STATUS_ODD_ELECTRONS,
-    STATUS_UNSUPPORTED_CHARGE, STATUS_NON_FINITE, STATUS_BACKEND_ERROR,
+    STATUS_UNSUPPORTED_CHARGE, STATUS_NON_FINITE, STATUS_BACKEND_ERROR, STATUS_SCF_NOT_CONVERGED, STATUS_TIMEOUT,
 )
 
 

@@ -24,7 +24,7 @@ from elign.io.atomic import atomic_path, write_text_atomic
 from elign.report import plots
 from elign.report.inputs import ReportData, ReportPaths, load_inputs
 from elign.report.molecules import example_grid
-from elign.report.tables import display, metric_table
+from elign.report.tables import backbone_section, display, metric_table
 from elign.stats.compare import METRICS, display_table, markdown_table, method_line
 
 log = logging.getLogger("elign.report")
@@ -58,6 +58,7 @@ class ReportResult:
     files: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     figures: list[tuple[str, str, str]] = field(default_factory=list)  # (file, title, caption)
+    sections: list[tuple[str, str, pd.DataFrame]] = field(default_factory=list)  # (title, intro, table)
 
 
 def _values(frames: dict[str, pd.DataFrame], names, key: str) -> dict:
@@ -149,6 +150,9 @@ def build_report(paths: ReportPaths, cfg: ReportConfig, title: str = "elign repo
     data = load_inputs(paths)
     result = ReportResult(notes=list(data.notes))
     table, statistics = _tables(data, out, result)
+    backbone = backbone_section(data.backbone, data.metrics.get("pretrained"))
+    if backbone is not None:
+        result.sections.append(("Backbone", *backbone))
     jobs = _figure_jobs(data, paths, cfg)
     for fig in FIGURES:
         remarks = _safely(jobs[fig.file], out / fig.file, fig.title, cfg.dpi, result.notes)

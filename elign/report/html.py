@@ -40,6 +40,8 @@ def write_report_md(out: Path, title: str, metrics: pd.DataFrame, statistics_md:
         parts += ["## Notes\n", "\n".join(f"- {n}" for n in result.notes) + "\n"]
     parts += ["## Metrics\n", "One row per set: the data reference and each model's samples; DFT columns cover "
               "the DFT subset (means over successful rows).\n", metrics.to_markdown(index=False) + "\n"]
+    for section, intro, frame in result.sections:
+        parts += [f"## {section}\n", intro + "\n", frame.to_markdown(index=False) + "\n"]
     parts += ["## Statistics\n", statistics_md or "_No statistics table (not given or unreadable)._\n"]
     parts.append("## Figures\n")
     for file, fig_title, caption in result.figures:
@@ -71,6 +73,8 @@ def write_index_html(out: Path, title: str, metrics: pd.DataFrame, statistics: p
     if result.notes:
         body.append('<h2>Notes</h2><ul class="notes">' + "".join(f"<li>{e(n)}</li>" for n in result.notes) + "</ul>")
     body += ["<h2>Metrics</h2>", _table_html(metrics, "metrics-table")]
+    for section, intro, frame in result.sections:
+        body += [f"<h2>{e(section)}</h2>", f"<p>{e(intro)}</p>", _table_html(frame, f"{section.lower()}-table")]
     body.append("<h2>Statistics</h2>")
     if statistics is None:
         body.append("<p>No statistics table (not given or unreadable).</p>")

@@ -30,6 +30,7 @@ class ReportPaths:
     pretrain_history: str | None = None
     finetune_history: str | None = None
     timing: str | None = None                                      # time_sampling JSON
+    backbone: str | None = None                                    # pretrain stage's backbone.json
 
 
 @dataclass
@@ -44,6 +45,7 @@ class ReportData:
     pretrain_history: pd.DataFrame | None = None
     finetune_history: pd.DataFrame | None = None
     timing: dict | None = None
+    backbone: dict | None = None
     notes: list[str] = field(default_factory=list)
     sample_names: list[str] = field(default_factory=list)   # models named by --samples, found or not
 
@@ -101,6 +103,7 @@ def load_inputs(paths: ReportPaths) -> ReportData:
     data.pretrain_history = _read(paths.pretrain_history, "pretraining history", pd.read_parquet, notes)
     data.finetune_history = _read(paths.finetune_history, "FED-GRPO history", pd.read_parquet, notes)
     data.timing = _read(paths.timing, "sampling timing", _read_timing, notes)
+    data.backbone = _read(paths.backbone, "backbone record", _read_json, notes)
     if paths.timing is None:
         notes.append("sampling timing: not measured (no --timing file)")
     return data

@@ -70,8 +70,10 @@ def _has(frame: pd.DataFrame | None, *columns: str) -> bool:
 
 
 def plot_pretrain_loss(history: pd.DataFrame | None, path: str | Path, dpi: int) -> list[str]:
-    """Training loss against the optimizer step (raw and a running mean)."""
-    with figure(path, dpi) as axes:
+    """Training loss against the optimizer step (raw and a running mean) and, beside it, the sample quality
+    of the in-training evaluations (EDM's atom and molecule stability, RDKit validity) when there are any."""
+    evals = _evaluations(history)
+    with figure(path, dpi, ncols=2 if evals is not None else 1) as axes:
         ax = axes[0, 0]
         ax.set_title("Pretraining loss")
         if not _has(history, "step", "loss") or not np.isfinite(history["loss"].to_numpy(float)).any():
@@ -87,7 +89,34 @@ def plot_pretrain_loss(history: pd.DataFrame | None, path: str | Path, dpi: int)
         ax.set_xlabel("step")
         ax.set_ylabel("L2 ε loss")
         ax.legend()
+        if evals is not None:
+            _plot_evaluations(axes[0, 1], evals)
     return []
+
+
+EVAL_CURVES = (("eval_atom_stability", "atom stability"), ("eval_molecule_stability", "molecule stability"),
+               ("eval_validity", "validity"))
+
+
+def _evaluations(history: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The history rows with an in-training evaluation, or None when there is none."""
+    if not _has(history, "step", "eval_molecules"):
+        return None
+    rows = history[history["eval_molecules"].notna()]
+    return rows if len(rows) else None
+
+
+def _plot_evaluations(ax, evals: pd.DataFrame) -> None:
+    n = int(evals["eval_molecules"].iloc[-1])
+    ax.set_title(f"Samples while training ({n} molecules, EMA weights, T steps)")
+    for i, (col, label) in enumerate(EVAL_CURVES):
+        if col in evals:
+            ax.plot(evals["step"].to_numpy(float), evals[col].to_numpy(float), "o-", color=f"C{i}", label=label)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("step")
+    ax.set_ylabel("fraction")
+    ax.grid(alpha=0.3)
+    ax.legend()
 
 
 def plot_finetune(history: pd.DataFrame | None, path: str | Path, dpi: int) -> list[str]:

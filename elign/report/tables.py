@@ -89,3 +89,37 @@ def _fmt(value, count: bool = False) -> str:
 def display(table: pd.DataFrame) -> pd.DataFrame:
     """Values as strings (4 significant digits, counts as integers, "–" where missing)."""
     return pd.DataFrame({col: [_fmt(v, col in COUNT_COLUMNS) for v in table[col]] for col in table.columns})
+
+
+BACKBONE_METRICS = (("atom_stability", "atom stability"), ("molecule_stability", "molecule stability"),
+                    ("validity", "validity"), ("uniqueness", "uniqueness"), ("novelty", "novelty"))
+
+
+def backbone_section(backbone: dict | None, pretrained: pd.DataFrame | None) -> tuple[str, pd.DataFrame] | None:
+    """(intro, table) of where the pretrained model came from: for a shipped backbone its card's sample
+    quality beside this run's own pretrained samples; None without a backbone record."""
+    from elign.metrics.evaluate import summarize
+
+    if not backbone:
+        return None
+    rows = []
+    if backbone.get("kind") == "shipped":
+        card = backbone.get("card", {})
+        m, t = card.get("metrics", {}), card.get("training", {})
+        intro = (f"Shipped backbone `{backbone.get('name')}` (models/{backbone.get('name')}/card.md), weights sha256 "
+                 f"{str(backbone.get('sha256'))[:16]}…: {t.get('steps', 0):,} steps = {t.get('epochs', 0):.1f} epochs, "
+                 f"{t.get('train_seconds', 0) / 3600:.1f} h of training. Its card's samples beside this run's.")
+        rows.append({"set": f"backbone card ({m.get('num_molecules')} molecules, seed {m.get('seed')})",
+                     **{label: m.get(key) for key, label in BACKBONE_METRICS}})
+    elif backbone.get("kind") == "train":
+        intro = f"Backbone trained in this run: {backbone.get('steps', 0):,} steps ({backbone.get('git_sha')})."
+    else:
+        intro = f"Backbone from {backbone.get('kind')} `{backbone.get('weights')}` (sha256 {backbone.get('sha256')})."
+    if pretrained is not None and len(pretrained):
+        s = summarize(pretrained, "pretrained")
+        rows.append({"set": f"this run: pretrained samples ({len(pretrained)} molecules)",
+                     **{label: s.get(key) for key, label in BACKBONE_METRICS}})
+    table = pd.DataFrame(rows, columns=["set"] + [label for _, label in BACKBONE_METRICS])
+    for _, label in BACKBONE_METRICS:
+        table[label] = [("–" if v is None or v != v else f"{100 * float(v):.1f} %") for v in table[label]]
+    return intro, table

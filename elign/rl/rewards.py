@@ -56,8 +56,9 @@ def backend_from_config(cfg: MLFFConfig) -> MLFFBackend:
     from elign.mlff import get_backend
 
     device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
-    options = {k: v for k, v in {"model_path": cfg.model_path, "model": cfg.model,
-                                 "model_index": cfg.model_index}.items() if v is not None}
+    options = {k: v for k, v in {"model_path": cfg.model_path, "model": cfg.model, "model_index": cfg.model_index,
+                                 "workers": cfg.workers, "time_limit_s": cfg.time_limit_s,
+                                 "electronic_temperature_k": cfg.electronic_temperature_k}.items() if v is not None}
     return get_backend(cfg.backend, device=device, dtype=cfg.dtype, batch_size=cfg.batch_size, **options)
 
 

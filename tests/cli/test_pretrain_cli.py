@@ -12,7 +12,7 @@ from elign.diffusion.factory import load_model
 from elign.io.molecules import read_molecules, write_molecules
 from elign.model.checkpoint import load_checkpoint
 
-TINY = {"preset": "small_cpu", "architecture": {"n_layers": 1, "hidden_nf": 16}, "device": "cpu",
+TINY = {"source": {"kind": "train"}, "preset": "small_cpu", "architecture": {"n_layers": 1, "hidden_nf": 16}, "device": "cpu",
         "batch_size": 16, "max_steps": 3, "checkpoint_every": 2, "log_every": 2}
 
 
@@ -35,7 +35,8 @@ def test_pretrain_end_to_end(data_dir, tmp_path, repo_root):
     assert _pretrain(data_dir, out, None, "--config", str(repo_root / "config/config.yaml")) == 0
     history = pq.read_table(tmp_path / "models" / "history.parquet").to_pandas()  # default: beside --out
     assert history["step"].tolist() == [2, 3]
-    assert sorted(p.name for p in out.parent.iterdir()) == ["history.parquet", "pretrained.pt"]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["backbone.json", "history.parquet", "pretrained.pt"]
+    assert json.loads((out.parent / "backbone.json").read_text())["kind"] == "train"
     ckpt = load_checkpoint(out)
     assert ckpt["extra"]["step"] == 3 and ckpt["extra"]["seed"] == 1 and ckpt["ema_state_dict"] is not None
     assert ckpt["model_config"]["atom_decoder"] == ["H", "C", "N", "O", "F"]

@@ -68,7 +68,8 @@ def test_provenance_in_every_file(prepared):
 
 
 def test_failure_mid_write_leaves_nothing_half_written(tmp_path, monkeypatch):
-    """A crash while writing the second split leaves no temp files and no stats.json (the end marker)."""
+    """A crash while writing the second split leaves no temp files and publishes nothing (issue 14: the
+    four files are published together; tests/data/test_prepare_publish.py keeps a previous set intact)."""
     calls = []
     real = prepare_mod.write_molecules
 
@@ -82,4 +83,4 @@ def test_failure_mid_write_leaves_nothing_half_written(tmp_path, monkeypatch):
     cfg = validate_config({"data": {"subset": {"train": 5, "valid": 5, "test": 5}}})
     with pytest.raises(OSError, match="disk full"):
         prepare_mod.prepare(cfg, tmp_path)
-    assert sorted(os.listdir(tmp_path)) == ["train.parquet"]
+    assert sorted(os.listdir(tmp_path)) == []

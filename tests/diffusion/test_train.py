@@ -274,7 +274,7 @@ def test_two_processes_equal_one_process(train_table, tiny_qm9_dir, tmp_path):
     logs = [p.communicate(timeout=180)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], logs
     assert "2 process(es)" in logs[0]
-    assert sorted(p.name for p in out2.parent.iterdir()) == ["history.parquet", "model.pt"]
+    assert sorted(p.name for p in out2.parent.iterdir()) == ["backbone.json", "history.parquet", "model.pt"]
     one = pretrain(validate_config(cfg), train_table, tmp_path / "one" / "model.pt", None, dtype=torch.float64,
                    progress=False)
     a, b = load_checkpoint(one.out), load_checkpoint(out2)
@@ -285,3 +285,72 @@ def test_two_processes_equal_one_process(train_table, tiny_qm9_dir, tmp_path):
     assert np.allclose(a["extra"]["history"]["loss"], b["extra"]["history"]["loss"], rtol=1e-12)
     assert np.allclose(a["extra"]["history"]["grad_norm"], b["extra"]["history"]["grad_norm"], rtol=1e-12)
     assert b["extra"]["world_size"] == 2
+
+
+# ------------------------------------------------------------------------------ in-training evaluation
+def test_evaluation_is_recorded_and_leaves_the_trajectory_alone(uninterrupted, train_table, tmp_path):
+    out = tmp_path / "model.pt"
+    result = pretrain(_config(**RUN, eval_every=8, eval_molecules=4), train_table, out,
+                      out.with_name("history.parquet"), progress=False)
+    _assert_same_state(uninterrupted.out, result.out, history=False)  # sampling used its own RNG
+    df = pq.read_table(out.with_name("history.parquet")).to_pandas()
+    assert df["step"].tolist() == [4, 8, 12]
+    evaluated = df["eval_molecules"].notna().to_numpy()
+    assert evaluated.tolist() == [False, True, False] and int(df["eval_molecules"].iloc[1]) == 4
+    for col in ("eval_atom_stability", "eval_molecule_stability", "eval_validity"):
+        assert 0.0 <= df[col].iloc[1] <= 1.0 and df[col].isna().tolist() == [True, False, True]
+    assert df["eval_seconds"].iloc[1] > 0
+    snapshot = load_checkpoint(out.with_name("model.pt.evals") / "step_00000008.pt")
+    assert snapshot["extra"]["evaluation"]["eval_molecules"] == 4 and snapshot["extra"]["ema"]
+    # the same weights give the same evaluation (fixed sizes and noise): evaluations compare checkpoints
+    again = pretrain(_config(**{**RUN, "max_steps": 8}, eval_every=8, eval_molecules=4), train_table,
+                     tmp_path / "again.pt", None, progress=False)
+    history = load_checkpoint(again.out)["extra"]["history"]
+    assert history["eval_atom_stability"][-1] == df["eval_atom_stability"].iloc[1]
+
+
+def test_evaluation_settings_may_change_on_resume(uninterrupted, train_table, tmp_path):
+    out = tmp_path / "model.pt"
+    pretrain(_config(**{**RUN, "max_steps": 6}), train_table, out, None, progress=False)
+    ckpt = load_checkpoint(out)  # drop the eval columns, as in a checkpoint written before they existed
+    for col in ("eval_molecules", "eval_atom_stability", "eval_molecule_stability", "eval_validity",
+                "eval_uniqueness", "eval_seconds"):
+        del ckpt["extra"]["history"][col]
+    save_checkpoint(out, ckpt["model_config"], ckpt["state_dict"], ckpt["ema_state_dict"], ckpt["extra"])
+    result = pretrain(_config(**RUN, eval_every=12, eval_molecules=2, eval_keep_weights=False), train_table,
+                      out, None, progress=False)
+    assert result.resumed_from == 6
+    _assert_same_state(uninterrupted.out, out, history=False)
+    history = load_checkpoint(out)["extra"]["history"]
+    assert history["step"] == [4, 6, 8, 12] and history["eval_molecules"] == [None, None, None, 2]
+    assert not out.with_name("model.pt.evals").exists()
+
+
+def test_eval_every_must_fall_on_history_rows():
+    with pytest.raises(ConfigError, match="multiple of pretrain.log_every"):
+        _config(**RUN, eval_every=6)
+
+
+def test_segments_record_each_sitting(uninterrupted, train_table, tmp_path):
+    out = tmp_path / "model.pt"
+    pretrain(_config(**{**RUN, "max_steps": 6}), train_table, out, None, progress=False)
+    pretrain(_config(**RUN), train_table, out, None, progress=False)
+    segments = load_checkpoint(out)["extra"]["segments"]
+    assert [(s["start_step"], s["end_step"]) for s in segments] == [(0, 6), (6, 12)]
+    for s in segments:
+        assert s["threads"] == torch.get_num_threads() and s["device"] == "cpu" and s["cpu"]
+        assert 0 < s["train_seconds"] <= s["wall_seconds"] and s["git_sha"]
+    total = load_checkpoint(out)["extra"]["seconds"]
+    assert sum(s["train_seconds"] for s in segments) == pytest.approx(total)
+
+
+def test_time_limited_sitting_leaves_a_resume_file(uninterrupted, train_table, tmp_path):
+    out = tmp_path / "model.pt"
+    first = pretrain(_config(**RUN), train_table, out, None, progress=False, time_limit_s=0.0)
+    assert first.step == 1 and first.out == partial_path(out) and not out.exists()
+    assert load_checkpoint(partial_path(out))["extra"]["step"] == 1
+    second = pretrain(_config(**RUN), train_table, out, None, progress=False)
+    assert second.resumed_from == 1 and second.step == 12
+    _assert_same_state(uninterrupted.out, out, history=False)
+    segments = load_checkpoint(out)["extra"]["segments"]
+    assert [(s["start_step"], s["end_step"]) for s in segments] == [(0, 1), (1, 12)]

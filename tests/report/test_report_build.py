@@ -117,3 +117,37 @@ def test_images_can_be_linked_instead_of_embedded(artifacts, tmp_path):
     page = (tmp_path / "index.html").read_text()
     assert "data:image/png" not in page
     assert '<img src="mlff_force_rms.png"' in page and '<img src="molecules_aligned.png"' in page
+
+
+def test_backbone_section_puts_the_card_beside_this_runs_samples(artifacts, tmp_path):
+    import json
+
+    backbone = tmp_path / "backbone.json"
+    backbone.write_text(json.dumps({
+        "kind": "shipped", "name": "qm9-small", "sha256": "ab" * 32, "weights": "models/qm9-small/weights.pt",
+        "card": {"metrics": {"num_molecules": 1000, "seed": 7, "atom_stability": 0.96, "molecule_stability": 0.55,
+                             "validity": 0.81, "uniqueness": 0.97, "novelty": 0.6},
+                 "training": {"steps": 90000, "epochs": 57.6, "train_seconds": 36000.0}}}))
+    out = tmp_path / "report"
+    assert main(["report", *_cli_args(artifacts, out), "--backbone", str(backbone)]) == 0
+    md = (out / "report.md").read_text()
+    assert "## Backbone" in md and "90,000 steps = 57.6 epochs" in md
+    card_row = next(line for line in md.splitlines() if "backbone card (1000 molecules, seed 7)" in line)
+    assert "55.0 %" in card_row and "96.0 %" in card_row
+    assert any(line.startswith("| this run: pretrained samples") for line in md.splitlines())
+    assert 'id="backbone-table"' in (out / "index.html").read_text()
+
+
+def test_pretrain_figure_shows_in_training_stability_beside_the_loss(tmp_path):
+    from PIL import Image
+
+    from elign.report.plots import plot_pretrain_loss
+
+    steps = [100, 200, 300, 400]
+    history = pd.DataFrame({"step": steps, "loss": [0.2, 0.1, 0.08, 0.07],
+                            "eval_molecules": [None, 32, None, 32], "eval_atom_stability": [None, 0.4, None, 0.6],
+                            "eval_molecule_stability": [None, 0.0, None, 0.1], "eval_validity": [None, 0.2, None, 0.3]})
+    assert plot_pretrain_loss(history, tmp_path / "two.png", 50) == []
+    assert plot_pretrain_loss(history.iloc[:, :2], tmp_path / "one.png", 50) == []
+    two, one = Image.open(tmp_path / "two.png").size, Image.open(tmp_path / "one.png").size
+    assert two[0] == 2 * one[0] and two[1] == one[1]  # a second panel, for the evaluations

@@ -1,13 +1,22 @@
 # Helpers only (no rules): config validation, the per-stage config passed to the CLI, targets.
 import json
 
-from elign.config import ConfigError, validate_config
+from elign.config import ConfigError, read_yaml, validate_config
 
 
 SCHEMA = "../schemas/config.schema.yaml"  # relative to this file
 
-try:  # the typed config names every bad key path and what is allowed, in one message
-    _typed = validate_config(config, source="snakemake config")
+
+def _config_origins():
+    """(source, its mapping) in Snakemake's merge order: the Snakefile's configfile, --configfile, --config."""
+    cli = [str(f) for f in workflow.config_settings.configfiles]
+    files = [str(f) for f in workflow.configfiles if str(f) not in cli] + cli
+    overrides = dict(workflow.config_settings.config)
+    return [(f, read_yaml(f)) for f in dict.fromkeys(files)] + ([("--config", overrides)] if overrides else [])
+
+
+try:  # the typed config names every bad key path, what is allowed, and the file that set it
+    _typed = validate_config(config, source="snakemake config", origins=_config_origins())
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 validate(config, SCHEMA)
@@ -39,6 +48,22 @@ def pretrain_launcher(wildcards, resources):
     if gpus > 1:
         return f"torchrun --standalone --nproc_per_node {gpus} -m elign.cli.main"
     return "elign"
+
+
+def pretrain_inputs(wildcards):
+    """The pretrain rule's inputs by pretrain.source.kind: the training split to train on, or the files of the
+    backbone (a shipped one's weights and card, a checkpoint, EDM's weights and args); stats.json always
+    (the backbone's atom types are checked against the data)."""
+    src = config["pretrain"]["source"]
+    stats = f"results/data/{wildcards.dataset}/stats.json"
+    if src["kind"] == "train":
+        return {"train": f"results/data/{wildcards.dataset}/train.parquet", "stats": stats}
+    if src["kind"] == "shipped":
+        folder = f"{src['models_dir']}/{src['name']}"
+        return {"weights": f"{folder}/weights.pt", "card": f"{folder}/card.json", "stats": stats}
+    if src["kind"] == "edm":
+        return {"weights": src["path"], "edm_args": src["edm_args"], "stats": stats}
+    return {"weights": src["path"], "stats": stats}
 
 
 def data_source_files(wildcards):

@@ -1,11 +1,12 @@
 rule pretrain:
-    """Pretrain the EDM backbone on the training split (resumes from its own checkpoint after a kill)."""
+    """The pretrained backbone: trained here (pretrain.source.kind: train, resumes after a kill), or a shipped
+    backbone / a checkpoint file / an EDM checkpoint, checked and copied (elign.diffusion.backbone)."""
     input:
-        train="results/data/{dataset}/train.parquet",
-        stats="results/data/{dataset}/stats.json",
+        unpack(pretrain_inputs),
     output:
         model="results/models/{dataset}/pretrained.pt",
         history="results/models/{dataset}/history.parquet",
+        backbone="results/models/{dataset}/backbone.json",
     params:
         config=stage_config("pretrain"),
         launch=pretrain_launcher,
@@ -21,5 +22,6 @@ rule pretrain:
         runtime=240,
         gpu=config["pretrain"]["gpus"],
     shell:
-        "{params.launch} pretrain --config-json {params.config:q} --data-dir $(dirname {input.train})"
-        " --out {output.model} --history {output.history} --no-progress > {log} 2>&1"
+        "{params.launch} pretrain --config-json {params.config:q} --data-dir $(dirname {input.stats})"
+        " --out {output.model} --history {output.history} --backbone-json {output.backbone}"
+        " --no-progress > {log} 2>&1"
