@@ -55,7 +55,10 @@ class ShipRequest:
 
 
 def _snapshots(checkpoint: Path) -> dict[int, Path]:
-    folder = checkpoint.with_name(checkpoint.name + ".evals")
+    """The kept evaluation weights of a run: ``<out>.evals/step_N.pt`` (``<out>`` = the checkpoint without
+    its ``.partial`` suffix)."""
+    out_name = checkpoint.name.removesuffix(".partial")
+    folder = checkpoint.with_name(out_name + ".evals")
     return {int(p.stem.split("_")[1]): p for p in sorted(folder.glob("step_*.pt"))} if folder.is_dir() else {}
 
 
