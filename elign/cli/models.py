@@ -35,6 +35,12 @@ def add_parser(sub, name: str) -> None:
     s.set_defaults(run=run_ship)
 
 
+def epochs(card: dict) -> float:
+    """Epochs of the shipped weights (the run may have gone on past the selected step)."""
+    t = card["training"]
+    return card["weights"]["selected_step"] * t["epochs"] / t["steps"] if t["steps"] else 0.0
+
+
 def run_list(args: argparse.Namespace) -> int:
     from elign.model.zoo import list_shipped
 
@@ -49,7 +55,7 @@ def run_list(args: argparse.Namespace) -> int:
         c, met = m.card, m.card["metrics"]
         pct = (lambda k: f"{100 * met[k]:.1f} %" if met.get(k) is not None else "n/a")
         print(f"| {m.name} | {c['architecture']['preset']} | {c['architecture']['parameters']:,} | "
-              f"{c['weights']['selected_step']:,} | {c['training']['epochs']:.1f} | {pct('molecule_stability')} | "
+              f"{c['weights']['selected_step']:,} | {epochs(c):.1f} | {pct('molecule_stability')} | "
               f"{pct('atom_stability')} | {pct('validity')} | {pct('uniqueness')} | "
               f"{met['num_molecules']} ({met['seed']}) | {m.sha256[:12]} |")
     return 0

@@ -22,7 +22,9 @@ def _segments(card: dict) -> list[str]:
              "|---|---|---|---|---|---|---|---|---|"]
     for i, s in enumerate(card["training"]["segments"]):
         hw = s.get("cpu", "unknown") + (f" + {s['gpu']}" if s.get("gpu") else "")
-        code = f"{str(s.get('git_sha', '?'))[:12]} / {str(s.get('source_sha256', 'not recorded'))[:12]}"
+        sha = str(s.get("git_sha", "?"))
+        code = (f"{sha[:12]}{' (dirty tree)' if sha.endswith('+dirty') else ''} / "
+                f"{str(s.get('source_sha256', 'not recorded'))[:12]}")
         lines.append(f"| {i + 1} | {s['start_step']:,}–{s['end_step']:,} | {_hours(s.get('train_seconds'))} | "
                      f"{_hours(s.get('wall_seconds'))} | {hw} | {s.get('threads', '?')} | {s.get('device', '?')} | "
                      f"{s.get('compiled', '?')} | {code}{' (' + s['note'] + ')' if s.get('note') else ''} |")
