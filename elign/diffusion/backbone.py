@@ -27,7 +27,7 @@ import torch
 
 from elign.config import ConfigError, PretrainedSource
 from elign.diffusion import train_state as ts
-from elign.io.atomic import atomic_path, write_json_atomic
+from elign.io.atomic import atomic_paths, write_json_atomic
 from elign.model.checkpoint import load_checkpoint, save_checkpoint
 from elign.model.zoo import ShippedModelError, file_sha256, find_shipped, verify_weights
 
@@ -45,9 +45,9 @@ def _shipped(source: PretrainedSource) -> tuple[dict, dict, dict]:
     path = verify_weights(model)
     ckpt = load_checkpoint(path)
     card_config = model.card["architecture"].get("model_config")
-    if card_config is not None and ts._diff(card_config, ckpt["model_config"]):
-        raise ShippedModelError(f"{path}: architecture differs from its card "
-                                f"({'; '.join(ts._diff(card_config, ckpt['model_config']))})")
+    differences = [] if card_config is None else ts._diff(card_config, ckpt["model_config"])
+    if differences:
+        raise ShippedModelError(f"{path}: architecture differs from its card ({'; '.join(differences)})")
     info = {"kind": "shipped", "name": model.name, "weights": str(path), "sha256": model.sha256,
             "card": {k: model.card[k] for k in _CARD_SUMMARY if k in model.card}}
     return ckpt["model_config"], _weights_of(ckpt), info
@@ -104,12 +104,12 @@ def materialize_pretrained(source: PretrainedSource, out: str | Path, history: s
     config, weights, info = resolve_source(source)
     if stats is not None:
         check_atom_types(config, dataset_elements(stats), f"pretrain.source ({info['weights']})")
-    save_checkpoint(out, config, weights, weights, {"stage": "pretrained", "source": info})
     shipped_history = Path(source.models_dir) / source.name / "history.parquet" if source.kind == "shipped" else None
-    if shipped_history is not None and shipped_history.is_file():
-        with atomic_path(history) as tmp:
-            shutil.copyfile(shipped_history, tmp)
-    else:
-        ts.write_history(history, ts.empty_history())
-    write_json_atomic(backbone_json, info)
+    with atomic_paths([out, history, backbone_json]) as (out_tmp, history_tmp, json_tmp):  # published together
+        save_checkpoint(out_tmp, config, weights, weights, {"stage": "pretrained", "source": info})
+        if shipped_history is not None and shipped_history.is_file():
+            shutil.copyfile(shipped_history, history_tmp)
+        else:
+            ts.write_history(history_tmp, ts.empty_history())
+        write_json_atomic(json_tmp, info)
     return info

@@ -163,8 +163,6 @@ class Pretrainer:
         self.segment = ts.new_segment(self.step, self.seconds, self.info.device, self.pc.compile,
                                       self.info.world_size)
         self.eval_seconds, self.wall0 = 0.0, time.perf_counter()
-        self.eval_sizes = train_eval.eval_sizes(self.train.num_atoms, self.pc.eval_molecules,
-                                                derive_seed(self.config.seed, "pretrain/eval-sizes"))
         if self.pc.compile:
             self.model.dynamics.egnn.compile(dynamic=True)  # state-dict keys unchanged (Module.compile)
         self.net = self.model
@@ -270,7 +268,9 @@ class Pretrainer:
     def evaluate(self) -> dict[str, Any]:
         """Sample quality of the current EMA (or raw) weights; see :mod:`elign.diffusion.train_eval`."""
         weights = self.ema.state_dict(self.model) if self.ema is not None else self.model.state_dict()
-        row = train_eval.evaluate_weights(self.model_config, weights, self.eval_sizes,
+        sizes = train_eval.eval_sizes(self.train.num_atoms, self.pc.eval_molecules,
+                                      derive_seed(self.config.seed, "pretrain/eval-sizes"))  # same every time
+        row = train_eval.evaluate_weights(self.model_config, weights, sizes,
                                           derive_seed(self.config.seed, "pretrain/eval-noise"),
                                           compile=False, device=self.info.device)
         log.info("pretrain eval at step %d: %s", self.step,

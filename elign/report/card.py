@@ -10,7 +10,6 @@ All files are published together: a failure leaves a previous version of the fol
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,4 +154,4 @@ def ship_backbone(req: ShipRequest) -> dict[str, Any]:
         card["weights"]["file"] = "weights.pt"
         cj.write_text(json_text(card))
         cm.write_text(card_markdown(card))
-    return json.loads((folder / "card.json").read_text())
+    return card
