@@ -172,6 +172,27 @@ class PretrainedSource(Section):
         return self  # keys another kind uses are ignored: an experiment may switch the kind of a merged config
 
 
+class LrDecay(Section):
+    """Learning rate decay at the end of training (warmup-free "stable, then decay"): the rate stays at
+    ``pretrain.lr`` before ``start_step``, falls to ``final_lr`` at ``end_step`` and stays there.
+
+    Decaying a constant-rate run at its end is the trapezoidal / WSD schedule (Hägele et al. 2024,
+    arXiv 2405.18392); a run resumed from before ``start_step`` follows the same trajectory as one trained
+    from scratch with the schedule.
+    """
+
+    start_step: int = Field(ge=0, description="first optimizer step (0-based) with a decayed rate")
+    end_step: int = Field(ge=1, description="the step from which the rate is final_lr")
+    final_lr: float = Field(gt=0, description="learning rate from end_step on")
+    shape: Literal["cosine", "linear"] = Field("cosine", description="how the rate falls from lr to final_lr")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "LrDecay":
+        if self.end_step <= self.start_step:
+            raise ValueError(f"lr_decay.end_step ({self.end_step}) must exceed start_step ({self.start_step})")
+        return self
+
+
 class PretrainConfig(Section):
     """EDM backbone pretraining (Hoogeboom et al. 2022): AdamW(amsgrad), EMA, EDM's gradient clipping."""
 
@@ -194,6 +215,8 @@ class PretrainConfig(Section):
     noise_precision: float = Field(1e-5, gt=0, lt=0.5, description="polynomial_2 clipping (EDM: 1e-5)")
     batch_size: int = Field(64, ge=1, description="molecules per optimizer step, over all processes (EDM: 64)")
     lr: float = Field(1e-4, gt=0, description="AdamW learning rate (EDM: 1e-4)")
+    lr_decay: LrDecay | None = Field(None, description="decay the rate at the end of training; null = constant "
+                                                       "lr (EDM)")
     weight_decay: float = Field(1e-12, ge=0, description="AdamW weight decay (EDM: 1e-12, amsgrad)")
     ema_decay: float = Field(0.9999, ge=0, lt=1, description="EMA of weights (EDM: 0.9999); 0 disables")
     clip_grad: bool = Field(True, description="EDM's adaptive clipping: 1.5 x mean + 2 x std of recent norms")

@@ -7,12 +7,14 @@ Follows Hoogeboom et al. 2022's code (ehoogeboom/e3_diffusion_for_molecules):
 * ``utils.py::Queue`` / ``gradient_clipping``: keep the last 50 gradient norms (seeded with 3000 so the first
   steps are effectively unclipped), allow at most 1.5·mean + 2·std (population std) of them, clip the global
   L2 norm to that, and push min(norm, max) back into the queue.
+
+EDM trains at a constant rate; :func:`learning_rate` adds an optional decay at the end (``pretrain.lr_decay``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 import torch
@@ -26,6 +28,27 @@ QUEUE_SEED = 3000.0
 def make_optimizer(model: nn.Module, lr: float, weight_decay: float = 1e-12) -> torch.optim.AdamW:
     """EDM's optimizer: AdamW with amsgrad over all parameters."""
     return torch.optim.AdamW(model.parameters(), lr=lr, amsgrad=True, weight_decay=weight_decay)
+
+
+def learning_rate(step: np.ndarray | int, lr: float, decay: Any | None) -> np.ndarray | float:
+    """The rate of optimizer step ``step`` (0-based; scalar or array of steps).
+
+    ``decay`` is None (constant ``lr``) or has ``start_step``, ``end_step``, ``final_lr`` and ``shape``
+    (:class:`elign.config.LrDecay`): ``lr`` before start_step, then cosine or linear to final_lr at end_step.
+    """
+    steps = np.asarray(step, dtype=np.float64)
+    if decay is None:
+        rate = np.full_like(steps, lr)
+    else:
+        frac = np.clip((steps - decay.start_step) / (decay.end_step - decay.start_step), 0.0, 1.0)
+        weight = 0.5 * (1.0 + np.cos(np.pi * frac)) if decay.shape == "cosine" else 1.0 - frac
+        rate = decay.final_lr + (lr - decay.final_lr) * weight
+    return float(rate) if np.ndim(step) == 0 else rate
+
+
+def set_learning_rate(optimizer: torch.optim.Optimizer, rate: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = rate
 
 
 class EMA:

@@ -39,7 +39,8 @@ from elign.diffusion import train_state as ts
 from elign.diffusion import train_eval
 from elign.diffusion.en_diffusion import EnVariationalDiffusion
 from elign.diffusion.factory import build_model, model_config_of
-from elign.diffusion.optim import EMA, GradNormQueue, clip_gradients, grad_norm, make_optimizer
+from elign.diffusion.optim import (EMA, GradNormQueue, clip_gradients, grad_norm, learning_rate, make_optimizer,
+                                   set_learning_rate)
 from elign.io.provenance import provenance
 from elign.model.checkpoint import load_checkpoint, save_checkpoint
 from elign.model.dynamics import count_parameters
@@ -214,6 +215,7 @@ class Pretrainer:
             norm, _, clipped = clip_gradients(self.model.parameters(), self.queue)
         else:
             norm, clipped = grad_norm(self.model.parameters()), False
+        set_learning_rate(self.optimizer, learning_rate(self.step, self.pc.lr, self.pc.lr_decay))
         self.optimizer.step()
         if self.ema is not None:
             self.ema.update(self.model)

@@ -50,8 +50,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from elign.config import ConfigError
+from elign.config import ConfigError, LrDecay
 from elign.data.table import MoleculeTable
+from elign.diffusion.optim import learning_rate
 from elign.diffusion.train_eval import EVAL_COLUMNS
 from elign.io.atomic import atomic_path
 from elign.io.molecules import METADATA_KEY
@@ -65,9 +66,10 @@ _HISTORY_TYPES = {"step": pa.int64(), "epoch": pa.int64(), "loss": pa.float64(),
                   "clipped": pa.bool_(), "lr": pa.float64(), "seconds": pa.float64(),
                   "eval_molecules": pa.int64(), **{c: pa.float64() for c in EVAL_COLUMNS[1:]}}
 #: pretrain keys that may change between a run and its resumption: they do not change the trajectory
-#: (``compile`` changes the round-off only; a segment that switches it is recorded as such in a model card).
+#: (``compile`` changes the round-off only; a segment that switches it is recorded as such in a model card;
+#: ``lr_decay`` may change only where it leaves the rate of every step already taken unchanged).
 RESUMABLE_CHANGES = ("source", "max_steps", "checkpoint_every", "log_every", "device", "compile", "eval_every",
-                     "eval_molecules", "eval_keep_weights")
+                     "eval_molecules", "eval_keep_weights", "lr_decay")
 
 
 def partial_path(out: str | Path) -> Path:
@@ -115,9 +117,30 @@ def check_resume_compatible(extra: dict, config: dict, data: dict, path: Path) -
     if diffs:
         raise ConfigError(f"cannot resume from {path}: the config changed ({'; '.join(diffs)}); only "
                           f"{', '.join(RESUMABLE_CHANGES)} may change. Delete {path} to start over.")
+    _check_schedule_kept(extra, config, path)
     if extra.get("data") != data:
         raise ConfigError(f"cannot resume from {path}: it was trained on other data "
                           f"({extra.get('data')} vs {data}). Delete it to start over.")
+
+
+def _check_schedule_kept(extra: dict, config: dict, path: Path) -> None:
+    """ConfigError if a changed ``pretrain.lr_decay`` changes the rate of a step the checkpoint has taken."""
+    old_pc, new_pc = extra.get("config", {}).get("pretrain", {}), config.get("pretrain", {})
+    if old_pc.get("lr_decay") == new_pc.get("lr_decay"):
+        return
+    taken = np.arange(int(extra["step"]))
+    old_rate = learning_rate(taken, float(old_pc["lr"]), _decay(old_pc.get("lr_decay")))
+    new_rate = learning_rate(taken, float(new_pc["lr"]), _decay(new_pc.get("lr_decay")))
+    changed = np.flatnonzero(old_rate != new_rate)
+    if changed.size:
+        raise ConfigError(f"cannot resume from {path} (step {int(extra['step'])}): the new pretrain.lr_decay "
+                          f"changes the learning rate of steps already taken (first: step {int(changed[0])}, "
+                          f"{old_rate[changed[0]]:.3g} -> {new_rate[changed[0]]:.3g}); a decay may only start "
+                          f"at or after the checkpoint's step. Delete {path} to start over.")
+
+
+def _decay(dump: dict | None) -> LrDecay | None:
+    return None if dump is None else LrDecay.model_validate(dump)
 
 
 def _diff(old: Any, new: Any, prefix: str = "") -> list[str]:

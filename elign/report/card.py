@@ -119,8 +119,8 @@ def build_card(req: ShipRequest, ckpt: dict, weights_file: Path, step: int, how:
                  "split": "EDM's: np.random.seed(0) permutation of the 130,831 characterized QM9 molecules; "
                           "trained on train (100,000) only", **extra["data"], **valid},
         "training": {"steps": int(extra["step"]), "epochs": int(extra["step"]) / int(extra["steps_per_epoch"]),
-                     "batch_size": pc["batch_size"], "lr_schedule": f"constant {pc['lr']:g} (AdamW, amsgrad, "
-                     f"weight decay {pc['weight_decay']:g}), EDM's adaptive gradient clipping",
+                     "batch_size": pc["batch_size"], "lr_schedule": f"{lr_schedule_text(pc)} (AdamW, "
+                     f"amsgrad, weight decay {pc['weight_decay']:g}), EDM's adaptive gradient clipping",
                      "ema_decay": pc["ema_decay"], "segments": segments,
                      "train_seconds": float(extra["seconds"]),
                      "wall_seconds": float(np.nansum([s.get("wall_seconds", np.nan) for s in segments]))},
@@ -155,3 +155,12 @@ def ship_backbone(req: ShipRequest) -> dict[str, Any]:
         cj.write_text(json_text(card))
         cm.write_text(card_markdown(card))
     return card
+
+
+def lr_schedule_text(pc: dict) -> str:
+    """The learning-rate schedule of a ``pretrain`` config dump in words."""
+    decay = pc.get("lr_decay")
+    if decay is None:
+        return f"constant {pc['lr']:g}"
+    return (f"{pc['lr']:g} until step {decay['start_step']:,}, then {decay.get('shape', 'cosine')} decay to "
+            f"{decay['final_lr']:g} at step {decay['end_step']:,}")

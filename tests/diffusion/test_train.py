@@ -20,7 +20,8 @@ from torch import nn
 from elign.config import ConfigError, validate_config
 from elign.diffusion import distributed as ddp
 from elign.diffusion.factory import build_model, load_model
-from elign.diffusion.optim import EMA, GradNormQueue, clip_gradients
+from elign.config import LrDecay
+from elign.diffusion.optim import EMA, GradNormQueue, clip_gradients, learning_rate
 from elign.diffusion.train import derive_seed, global_batch, model_config_from, pretrain
 from elign.diffusion.train_state import HISTORY_COLUMNS, partial_path
 from elign.io.molecules import read_molecules
@@ -222,6 +223,36 @@ def test_extend_finished_run_and_config_checks(uninterrupted, train_table, tmp_p
     assert again.step == 12 and again.resumed_from == 12
     with pytest.raises(ConfigError, match="other data"):
         pretrain(_config(**RUN), train_table.take(np.arange(48)), out, None, progress=False)
+
+
+def test_learning_rate_schedule():
+    assert learning_rate(123, 5e-4, None) == 5e-4
+    cos = LrDecay(start_step=100, end_step=200, final_lr=1e-5)
+    lin = LrDecay(start_step=100, end_step=200, final_lr=1e-5, shape="linear")
+    steps = np.array([0, 99, 100, 150, 200, 10_000])
+    np.testing.assert_allclose(learning_rate(steps, 5e-4, cos), [5e-4, 5e-4, 5e-4, (5e-4 + 1e-5) / 2, 1e-5, 1e-5])
+    np.testing.assert_allclose(learning_rate(125, 5e-4, lin), 5e-4 - 0.25 * (5e-4 - 1e-5))
+    # cosine: slow at both ends, so a quarter of the way it has fallen by (1 - cos(π/4)) / 2 ≈ 14.6 %
+    np.testing.assert_allclose(learning_rate(125, 5e-4, cos), 5e-4 - (1 - np.cos(np.pi / 4)) / 2 * (5e-4 - 1e-5))
+    assert np.all(np.diff(learning_rate(np.arange(300), 5e-4, cos)) <= 0)
+    with pytest.raises(ValueError, match="end_step"):
+        LrDecay(start_step=5, end_step=5, final_lr=1e-5)
+
+
+def test_lr_decay_added_on_resume_is_the_same_trajectory(train_table, tmp_path):
+    """A decay that starts at the resumed step gives the weights of a run that had it from scratch."""
+    decay = {"start_step": 6, "end_step": 10, "final_lr": 1e-5, "shape": "linear"}
+    whole = pretrain(_config(**RUN, lr_decay=decay), train_table, tmp_path / "a" / "model.pt", None, progress=False)
+    rates = load_checkpoint(whole.out)["extra"]["history"]["lr"]
+    # rows after 4, 8 and 12 steps log the rate of the last step taken (0-based 3, 7 and 11)
+    assert rates == pytest.approx([1e-4, 1e-4 - 0.25 * (1e-4 - 1e-5), 1e-5])
+    out = tmp_path / "b" / "model.pt"
+    pretrain(_config(**{**RUN, "max_steps": 6}), train_table, out, None, progress=False)  # constant rate so far
+    with pytest.raises(ConfigError, match=r"changes the learning rate of steps already taken \(first: step 5"):
+        pretrain(_config(**RUN, lr_decay={**decay, "start_step": 4}), train_table, out, None, progress=False)
+    resumed = pretrain(_config(**RUN, lr_decay=decay), train_table, out, None, progress=False)
+    assert resumed.resumed_from == 6
+    _assert_same_state(whole.out, out, history=False)  # the resumed history has an extra row at 6
 
 
 def test_init_from_keeps_the_checkpoint_architecture(train_table, tmp_path, caplog):

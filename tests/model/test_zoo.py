@@ -85,6 +85,15 @@ def test_ship_writes_a_complete_card(shipped):
     assert all(v.dtype == torch.float32 for k, v in weights["state_dict"].items() if k != "schedule.gamma")
 
 
+def test_card_states_the_learning_rate_schedule():
+    from elign.report.card import lr_schedule_text
+
+    assert lr_schedule_text({"lr": 5e-4}) == "constant 0.0005"
+    decay = {"start_step": 60000, "end_step": 75000, "final_lr": 2.5e-5, "shape": "cosine"}
+    assert lr_schedule_text({"lr": 5e-4, "lr_decay": decay}) == (
+        "0.0005 until step 60,000, then cosine decay to 2.5e-05 at step 75,000")
+
+
 def test_shipped_model_loads_checked_and_samples(shipped, data_dir, tmp_path):
     assert [m.name for m in list_shipped(shipped)] == ["tiny"]
     source = PretrainedSource(kind="shipped", name="tiny", models_dir=str(shipped))
