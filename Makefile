@@ -18,7 +18,7 @@ export TORCHANI_DATA_DIR ?= $(SHARED_ANI)
 endif
 STAMP := $(VENV)/.elign-installed
 
-.PHONY: setup run test schema clean-results
+.PHONY: setup run test lint format schema clean-results
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,10 +31,28 @@ setup: $(STAMP)
 run: setup
 	PATH="$(abspath $(BIN)):$$PATH" snakemake --cores $(CORES) --workflow-profile workflow/profiles/default
 
+# Static checks first (seconds): the layer contract (pyproject.toml [tool.importlinter]), ruff's lint and
+# format, snakefmt; then the tests, the workflow lint and a dry run.
 test: setup
+	$(BIN)/lint-imports
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/snakefmt --check Snakefile workflow/rules
 	PATH="$(abspath $(BIN)):$$PATH" pytest -q
 	PATH="$(abspath $(BIN)):$$PATH" snakemake --lint
 	PATH="$(abspath $(BIN)):$$PATH" snakemake -n --cores 1 --quiet rules
+
+# The static checks alone, and the formatters applied (what .pre-commit-config.yaml runs on each commit).
+lint: setup
+	$(BIN)/lint-imports
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/snakefmt --check Snakefile workflow/rules
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+	$(BIN)/snakefmt Snakefile workflow/rules
 
 schema: setup
 	$(BIN)/elign config-schema

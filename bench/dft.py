@@ -45,8 +45,8 @@ def run_once(rec, level, density_fit: bool, init_guess: str = "minao", gradient:
     """Seconds (SCF + gradient), energy (Ha), forces (N, 3) eV/Å and cycles of one setting."""
     from dataclasses import replace
 
+    from elign.constants import HA_PER_BOHR_TO_EV_PER_ANG
     from elign.dft import pyscf_runner as pr
-    from elign.dft.level import HA_PER_BOHR_TO_EV_PER_ANG
 
     lv = replace(level, density_fit=density_fit)
     mol = pr.build_mole(rec.atomic_numbers, rec.positions_ang.astype(np.float64), lv, 0)
@@ -55,8 +55,14 @@ def run_once(rec, level, density_fit: bool, init_guess: str = "minao", gradient:
     energy = mf.kernel()
     grad = mf.nuc_grad_method().kernel() if gradient else np.zeros((mol.natm, 3))
     seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "energy_ha": float(energy), "forces": -grad * HA_PER_BOHR_TO_EV_PER_ANG,
-            "cycles": int(mf.cycles), "converged": bool(mf.converged), "nao": int(mol.nao)}
+    return {
+        "seconds": seconds,
+        "energy_ha": float(energy),
+        "forces": -grad * HA_PER_BOHR_TO_EV_PER_ANG,
+        "cycles": int(mf.cycles),
+        "converged": bool(mf.converged),
+        "nao": int(mol.nao),
+    }
 
 
 def best_of_interleaved(repeats: int, rec, level) -> tuple[dict, dict]:
@@ -65,13 +71,15 @@ def best_of_interleaved(repeats: int, rec, level) -> tuple[dict, dict]:
     for _ in range(max(1, repeats)):
         base.append(run_once(rec, level, density_fit=False))
         ours.append(run_once(rec, level, density_fit=True))
-    fastest = (lambda runs: min(runs, key=lambda r: r["seconds"]))
+    fastest = lambda runs: min(runs, key=lambda r: r["seconds"])
     return fastest(base), fastest(ours)
 
 
 def compare_settings(recs, level, repeats: int) -> None:
-    print(f"{'molecule':10s} {'atoms':>5s} {'nao':>4s} {'defaults s':>10s} {'ours s':>8s} {'speed-up':>8s} "
-          f"{'cyc d/o':>8s} {'dE uHa':>8s} {'max dF eV/A':>11s}")
+    print(
+        f"{'molecule':10s} {'atoms':>5s} {'nao':>4s} {'defaults s':>10s} {'ours s':>8s} {'speed-up':>8s} "
+        f"{'cyc d/o':>8s} {'dE uHa':>8s} {'max dF eV/A':>11s}"
+    )
     totals = np.zeros(2)
     for rec in recs:
         base, ours = best_of_interleaved(repeats, rec, level)
@@ -79,10 +87,12 @@ def compare_settings(recs, level, repeats: int) -> None:
         totals += [base["seconds"], ours["seconds"]]
         de = (ours["energy_ha"] - base["energy_ha"]) * 1e6
         df = np.abs(ours["forces"] - base["forces"]).max()
-        print(f"{rec.smiles:10s} {len(rec.atomic_numbers):5d} {base['nao']:4d} {base['seconds']:10.2f} "
-              f"{ours['seconds']:8.2f} "
-              f"{base['seconds'] / ours['seconds']:7.2f}x {base['cycles']:>3d}/{ours['cycles']:<4d} "
-              f"{de:8.2f} {df:11.2e}")
+        print(
+            f"{rec.smiles:10s} {len(rec.atomic_numbers):5d} {base['nao']:4d} {base['seconds']:10.2f} "
+            f"{ours['seconds']:8.2f} "
+            f"{base['seconds'] / ours['seconds']:7.2f}x {base['cycles']:>3d}/{ours['cycles']:<4d} "
+            f"{de:8.2f} {df:11.2e}"
+        )
     print(f"{'total':10s} {'':5s} {'':4s} {totals[0]:10.2f} {totals[1]:8.2f} {totals[0] / totals[1]:7.2f}x")
 
 
@@ -98,15 +108,22 @@ def compare_guesses(recs, level, guesses: list[str]) -> None:
                 print(f"  {rec.smiles:10s} {guess:7s} failed: {type(exc).__name__}: {exc}")
                 continue
             ref = r["energy_ha"] if ref is None else ref
-            print(f"  {rec.smiles:10s} {guess:7s} {r['cycles']:3d} cycles {r['seconds']:7.2f} s "
-                  f"dE {r['energy_ha'] - ref:+.1e}")
+            print(
+                f"  {rec.smiles:10s} {guess:7s} {r['cycles']:3d} cycles {r['seconds']:7.2f} s "
+                f"dE {r['energy_ha'] - ref:+.1e}"
+            )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--molecules", type=int, nargs="+", default=[6, 17, 182],
-                        help="QM9 indices (default: formaldehyde 4 atoms, oxirane 7, ON=C1CNC1 12; "
-                             "22060 is a typical 18-atom QM9 molecule, ~20 min on one shared core)")
+    parser.add_argument(
+        "--molecules",
+        type=int,
+        nargs="+",
+        default=[6, 17, 182],
+        help="QM9 indices (default: formaldehyde 4 atoms, oxirane 7, ON=C1CNC1 12; "
+        "22060 is a typical 18-atom QM9 molecule, ~20 min on one shared core)",
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=1, help="best of N per setting (run alternately)")
     parser.add_argument("--basis-convention", default="auto", choices=("auto", "gaussian", "pyscf"))

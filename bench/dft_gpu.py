@@ -45,9 +45,16 @@ def qm9_records(mol_ids: list[int]) -> list[dict]:
     sys.path.insert(0, str(Path(__file__).parent))
     from dft import load_molecules
 
-    return [{"mol_id": int(r.mol_id), "smiles": r.smiles, "atomic_numbers": r.atomic_numbers.tolist(),
-             "positions_ang": r.positions_ang.astype(float).tolist(),
-             "u0_minus_zpve_ha": float(r.props["u0_ha"] - r.props["zpve_ha"])} for r in load_molecules(mol_ids)]
+    return [
+        {
+            "mol_id": int(r.mol_id),
+            "smiles": r.smiles,
+            "atomic_numbers": r.atomic_numbers.tolist(),
+            "positions_ang": r.positions_ang.astype(float).tolist(),
+            "u0_minus_zpve_ha": float(r.props["u0_ha"] - r.props["zpve_ha"]),
+        }
+        for r in load_molecules(mol_ids)
+    ]
 
 
 def export(path: Path, mol_ids: list[int]) -> None:
@@ -64,9 +71,14 @@ def cases(records: list[dict]) -> list[dict]:
     big = max(records, key=lambda r: len(r["atomic_numbers"]))
     z = list(big["atomic_numbers"])
     drop = len(z) - 1 - z[::-1].index(1)
-    out.append({"name": f"{big['mol_id']} minus H{drop} (radical)", "u0_minus_zpve_ha": None,
-                "atomic_numbers": z[:drop] + z[drop + 1:],
-                "positions_ang": big["positions_ang"][:drop] + big["positions_ang"][drop + 1:]})
+    out.append(
+        {
+            "name": f"{big['mol_id']} minus H{drop} (radical)",
+            "u0_minus_zpve_ha": None,
+            "atomic_numbers": z[:drop] + z[drop + 1 :],
+            "positions_ang": big["positions_ang"][:drop] + big["positions_ang"][drop + 1 :],
+        }
+    )
     return out
 
 
@@ -90,8 +102,12 @@ def compare(case: dict, cpu, gpu, repeat_gpu: bool, cutoffs: list[float]) -> dic
     default_cutoff = gpu_numint.AO_THRESHOLD
     z = np.asarray(case["atomic_numbers"])
     x = np.asarray(case["positions_ang"], dtype=np.float64)
-    out = {"case": case["name"], "atoms": len(z), "convention": cpu.basis_convention,
-           "ao_cutoff": cutoffs[0] if cutoffs[0] is not None else default_cutoff}
+    out = {
+        "case": case["name"],
+        "atoms": len(z),
+        "convention": cpu.basis_convention,
+        "ao_cutoff": cutoffs[0] if cutoffs[0] is not None else default_cutoff,
+    }
     rows = {"cpu": timed_point(z, x, cpu)}
     for i, cutoff in enumerate(cutoffs):
         gpu_numint.AO_THRESHOLD = default_cutoff if cutoff is None else cutoff  # read when grids are screened
@@ -100,9 +116,20 @@ def compare(case: dict, cpu, gpu, repeat_gpu: bool, cutoffs: list[float]) -> dic
             rows["cuda_warm"] = timed_point(z, x, gpu)
     gpu_numint.AO_THRESHOLD = default_cutoff
     for key, row in rows.items():
-        out.update({f"{key}_status": row["status"], f"{key}_reason": row["reason"], f"{key}_s": row["seconds"],
-                    f"{key}_cycles": row["cycles"], f"{key}_energy_ha": row["energy_ha"]})
-        if key not in ("cpu", "cuda", "cuda_warm") and row["energy_ha"] is not None and rows["cpu"]["energy_ha"] is not None:
+        out.update(
+            {
+                f"{key}_status": row["status"],
+                f"{key}_reason": row["reason"],
+                f"{key}_s": row["seconds"],
+                f"{key}_cycles": row["cycles"],
+                f"{key}_energy_ha": row["energy_ha"],
+            }
+        )
+        if (
+            key not in ("cpu", "cuda", "cuda_warm")
+            and row["energy_ha"] is not None
+            and rows["cpu"]["energy_ha"] is not None
+        ):
             out[f"{key}_delta_e_ha"] = row["energy_ha"] - rows["cpu"]["energy_ha"]
     out["method"], out["num_basis"] = rows["cpu"]["method"], rows["cpu"]["num_basis"]
     if rows["cpu"]["status"] == "ok" and rows["cuda"]["status"] == "ok":
@@ -126,8 +153,14 @@ def compare_atoms(cpu, gpu) -> list[dict]:
         t1 = time.perf_counter()
         b = pr.atom_energy(z, spin, gpu)
         t2 = time.perf_counter()
-        row = {"atom": z, "cpu_status": a["status"], "cuda_status": b["status"], "cuda_reason": b["reason"],
-               "cpu_s": t1 - t0, "cuda_s": t2 - t1}
+        row = {
+            "atom": z,
+            "cpu_status": a["status"],
+            "cuda_status": b["status"],
+            "cuda_reason": b["reason"],
+            "cpu_s": t1 - t0,
+            "cuda_s": t2 - t1,
+        }
         if a["status"] == "ok" and b["status"] == "ok":
             row["delta_e_ha"] = b["energy_ha"] - a["energy_ha"]
         out.append(row)
@@ -136,16 +169,24 @@ def compare_atoms(cpu, gpu) -> list[dict]:
 
 def print_row(r: dict) -> None:
     de = r.get("delta_e_ha")
-    print(f"{r['case']:34s} {r['convention']:8s} {r['atoms']:3d} {r.get('method') or '':3s} "
-          f"cpu {r['cpu_status']:>6s} {r['cpu_s']:7.1f}s ({r['cpu_cycles']} cyc)  "
-          f"gpu {r['cuda_status']:>6s} {r['cuda_s']:7.1f}s"
-          + (f" warm {r['cuda_warm_s']:.1f}s" if "cuda_warm_s" in r else "")
-          + (f"  dE {de:+.2e} Ha  max dF {r['max_delta_f_ev_per_ang']:.1e} eV/A  x{r['speedup']:.1f}"
-             if de is not None else f"  [{r['cuda_reason']}]")
-          + (f"  E-(U0-ZPVE) {r['e_minus_u0_zpve_mha']:+.2f} mHa" if "e_minus_u0_zpve_mha" in r else "")
-          + "".join(f"  [{k[:-11]}: dE {v:+.2e} Ha, {r[k[:-11] + '_s']:.1f}s]" for k, v in r.items()
-                    if k.startswith("cuda_") and k.endswith("_delta_e_ha") and v is not None),
-          flush=True)
+    print(
+        f"{r['case']:34s} {r['convention']:8s} {r['atoms']:3d} {r.get('method') or '':3s} "
+        f"cpu {r['cpu_status']:>6s} {r['cpu_s']:7.1f}s ({r['cpu_cycles']} cyc)  "
+        f"gpu {r['cuda_status']:>6s} {r['cuda_s']:7.1f}s"
+        + (f" warm {r['cuda_warm_s']:.1f}s" if "cuda_warm_s" in r else "")
+        + (
+            f"  dE {de:+.2e} Ha  max dF {r['max_delta_f_ev_per_ang']:.1e} eV/A  x{r['speedup']:.1f}"
+            if de is not None
+            else f"  [{r['cuda_reason']}]"
+        )
+        + (f"  E-(U0-ZPVE) {r['e_minus_u0_zpve_mha']:+.2f} mHa" if "e_minus_u0_zpve_mha" in r else "")
+        + "".join(
+            f"  [{k[:-11]}: dE {v:+.2e} Ha, {r[k[:-11] + '_s']:.1f}s]"
+            for k, v in r.items()
+            if k.startswith("cuda_") and k.endswith("_delta_e_ha") and v is not None
+        ),
+        flush=True,
+    )
 
 
 def main() -> None:
@@ -153,13 +194,22 @@ def main() -> None:
     ap.add_argument("--export", type=Path, help="write the molecules (from qm9pack) to this JSON and stop")
     ap.add_argument("--molecules", type=int, nargs="+", default=DEFAULT_IDS, help="QM9 indices")
     ap.add_argument("--molecules-json", type=Path, help="molecules written by --export (instead of qm9pack)")
-    ap.add_argument("--conventions", nargs="+", default=["gaussian", "pyscf"],
-                    help="basis conventions to compare (gaussian: QM9's Cartesian d; pyscf: spherical)")
+    ap.add_argument(
+        "--conventions",
+        nargs="+",
+        default=["gaussian", "pyscf"],
+        help="basis conventions to compare (gaussian: QM9's Cartesian d; pyscf: spherical)",
+    )
     ap.add_argument("--basis", default="6-31g(2df,p)")
     ap.add_argument("--threads", type=int, default=None, help="PySCF CPU threads (default: all)")
-    ap.add_argument("--ao-cutoffs", type=float, nargs="+", default=None,
-                    help="also run the GPU with these AO screening cutoffs (gpu4pyscf numint.AO_THRESHOLD, 1e-10 "
-                         "in gpu4pyscf 1.9; PySCF's CPU eval_gto uses 1e-15); the first is the row's")
+    ap.add_argument(
+        "--ao-cutoffs",
+        type=float,
+        nargs="+",
+        default=None,
+        help="also run the GPU with these AO screening cutoffs (gpu4pyscf numint.AO_THRESHOLD, 1e-10 "
+        "in gpu4pyscf 1.9; PySCF's CPU eval_gto uses 1e-15); the first is the row's",
+    )
     ap.add_argument("--cases", type=int, nargs="+", default=None, help="only these case indices (0-based)")
     ap.add_argument("--skip-atoms", action="store_true")
     ap.add_argument("--json", type=Path, help="write the rows here (rewritten after every case)")
@@ -192,15 +242,19 @@ def main() -> None:
         if convention == args.conventions[0] and not args.skip_atoms:
             report["atoms"] = compare_atoms(cpu, gpu)
             for a in report["atoms"]:
-                print(f"atom Z={a['atom']}: cpu {a['cpu_status']} {a['cpu_s']:.1f}s gpu {a['cuda_status']} "
-                      f"{a['cuda_s']:.1f}s dE {a.get('delta_e_ha', float('nan')):+.2e} Ha {a['cuda_reason'] or ''}",
-                      flush=True)
+                print(
+                    f"atom Z={a['atom']}: cpu {a['cpu_status']} {a['cpu_s']:.1f}s gpu {a['cuda_status']} "
+                    f"{a['cuda_s']:.1f}s dE {a.get('delta_e_ha', float('nan')):+.2e} Ha {a['cuda_reason'] or ''}",
+                    flush=True,
+                )
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
     ok = [r for r in report["rows"] if r.get("delta_e_ha") is not None]
     worst = max((abs(r["delta_e_ha"]) for r in ok), default=float("nan"))
-    print(f"{len(ok)}/{len(report['rows'])} cases compared; largest |dE| {worst:.2e} Ha "
-          f"({'within' if worst < 1e-6 else 'NOT within'} 1e-6 Ha)")
+    print(
+        f"{len(ok)}/{len(report['rows'])} cases compared; largest |dE| {worst:.2e} Ha "
+        f"({'within' if worst < 1e-6 else 'NOT within'} 1e-6 Ha)"
+    )
 
 
 if __name__ == "__main__":

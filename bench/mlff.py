@@ -44,8 +44,11 @@ def load_molecules(count: int, pick: str = "first", seed: int = 0) -> tuple[list
     from elign.data.qm9pack import load_qm9pack
 
     table = load_qm9pack(DataConfig(), ErrorPolicy(), 0).table
-    rows = (np.arange(count) if pick == "first"
-            else np.sort(np.random.default_rng(seed).choice(len(table.num_atoms), count, replace=False)))
+    rows = (
+        np.arange(count)
+        if pick == "first"
+        else np.sort(np.random.default_rng(seed).choice(len(table.num_atoms), count, replace=False))
+    )
     table = table.take(rows)
     bounds = np.concatenate([[0], np.cumsum(table.num_atoms)])
     z = [table.atomic_numbers[a:b].astype(np.int64) for a, b in zip(bounds[:-1], bounds[1:])]
@@ -124,20 +127,25 @@ def main() -> None:
     backend = get_backend("ani2x", dtype=args.dtype, batch_size=args.batch_size)
     dtype = backend.dtype
     xtb = get_backend("gfn2-xtb", workers=args.xtb_workers or args.threads, batch_size=args.batch_size)
-    print(f"{len(zs)} QM9 molecules ({args.pick}; {int(sum(map(len, zs)))} atoms, {np.mean([len(z) for z in zs]):.1f} "
-          f"on average, up to {z_pad.shape[1]}), ANI-2x ensemble, {args.dtype}, {args.threads} thread(s), batch_size "
-          f"{args.batch_size}; GFN2-xTB {xtb.pool.workers} worker(s) x 1 thread; best of {args.repeats} "
-          "interleaved rounds")
+    print(
+        f"{len(zs)} QM9 molecules ({args.pick}; {int(sum(map(len, zs)))} atoms, {np.mean([len(z) for z in zs]):.1f} "
+        f"on average, up to {z_pad.shape[1]}), ANI-2x ensemble, {args.dtype}, {args.threads} thread(s), batch_size "
+        f"{args.batch_size}; GFN2-xTB {xtb.pool.workers} worker(s) x 1 thread; best of {args.repeats} "
+        "interleaved rounds"
+    )
 
     backend.evaluate(z_pad[:8], x_pad[:8])  # warm-up
     xtb.evaluate(z_pad[:8], x_pad[:8])  # starts the workers, computes the isolated atoms
     with torch.enable_grad():
-        times, results = interleaved_best({
-            "batched": lambda: backend.evaluate(z_pad, x_pad),
-            "ase": lambda: ase_loop(backend.model, zs, xs),
-            "loop": lambda: tensor_loop(backend.model, zs, xs, dtype),
-            "gfn2-xtb": lambda: xtb.evaluate(z_pad, x_pad),
-        }, args.repeats)
+        times, results = interleaved_best(
+            {
+                "batched": lambda: backend.evaluate(z_pad, x_pad),
+                "ase": lambda: ase_loop(backend.model, zs, xs),
+                "loop": lambda: tensor_loop(backend.model, zs, xs, dtype),
+                "gfn2-xtb": lambda: xtb.evaluate(z_pad, x_pad),
+            },
+            args.repeats,
+        )
     xtb.close()
     result = results["batched"]
     assert result.ok.all(), f"unexpected statuses: {set(result.status)}"
@@ -153,14 +161,20 @@ def main() -> None:
 
     n = len(zs)
     print(f"batched (elign.mlff):           {n / t_batched:9.1f} molecules/s  ({t_batched:.3f} s)")
-    print(f"per-molecule ASE calculator:    {n / t_ase:9.1f} molecules/s  ({t_ase:.3f} s)"
-          f"  -> batched is {t_ase / t_batched:.1f}x faster")
-    print(f"per-molecule tensor loop:       {n / t_loop:9.1f} molecules/s  ({t_loop:.3f} s)"
-          f"  -> batched is {t_loop / t_batched:.1f}x faster")
+    print(
+        f"per-molecule ASE calculator:    {n / t_ase:9.1f} molecules/s  ({t_ase:.3f} s)"
+        f"  -> batched is {t_ase / t_batched:.1f}x faster"
+    )
+    print(
+        f"per-molecule tensor loop:       {n / t_loop:9.1f} molecules/s  ({t_loop:.3f} s)"
+        f"  -> batched is {t_loop / t_batched:.1f}x faster"
+    )
     t_xtb, xtb_result = times["gfn2-xtb"], results["gfn2-xtb"]
-    print(f"GFN2-xTB (tblite, {xtb.pool.workers} worker(s)):  {n / t_xtb:9.1f} molecules/s  ({t_xtb:.3f} s)"
-          f"  = {t_batched / t_xtb:.2f}x batched ANI-2x's rate; {int(xtb_result.ok.sum())}/{n} scored"
-          f" (statuses {dict(Counter(xtb_result.status.tolist()))})")
+    print(
+        f"GFN2-xTB (tblite, {xtb.pool.workers} worker(s)):  {n / t_xtb:9.1f} molecules/s  ({t_xtb:.3f} s)"
+        f"  = {t_batched / t_xtb:.2f}x batched ANI-2x's rate; {int(xtb_result.ok.sum())}/{n} scored"
+        f" (statuses {dict(Counter(xtb_result.status.tolist()))})"
+    )
 
 
 if __name__ == "__main__":

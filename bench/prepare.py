@@ -17,10 +17,10 @@ import time
 import numpy as np
 
 from elign.config import validate_config
-from elign.data.elements import atomic_number
 from elign.data.errors import ErrorPolicy
 from elign.data.prepare import prepare
 from elign.data.qm9pack import qm9pack_table, read_qm9pack_frame
+from elign.elements import atomic_number
 
 
 def reference_parse(frame) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -52,8 +52,10 @@ def main() -> None:
     ref = reference_parse(sub)
     t_ref = time.perf_counter() - t
     assert np.allclose(np.concatenate([r[1] for r in ref]), ours.positions_ang, atol=1e-6)
-    print(f"parser on {args.rows} rows: ours {t_ours:.2f} s, per-row reference {t_ref:.2f} s, "
-          f"speed-up {t_ref / t_ours:.1f}x")
+    print(
+        f"parser on {args.rows} rows: ours {t_ours:.2f} s, per-row reference {t_ref:.2f} s, "
+        f"speed-up {t_ref / t_ours:.1f}x"
+    )
 
     with tempfile.TemporaryDirectory() as out:
         t = time.perf_counter()

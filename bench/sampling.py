@@ -3,7 +3,7 @@
 For each preset (random EDM-initialised weights, float32, T = 1000):
 
 1. check: 8 molecules, ``--check-steps`` reverse steps + the decode, our sampler vs
-   :func:`elign.model.dense_reference.dense_reference_sample` with equal weights, inputs and noise
+   :func:`elign.testing.dense_reference.dense_reference_sample` with equal weights, inputs and noise
    (same seeded generator): positions equal to 1e-9 (float64) / 1e-4 (float32) relative, atom types
    equal;
 2. time ``--time-steps`` reverse steps + the decode per batch (after a one-step warm-up; fastest of
@@ -33,17 +33,42 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from elign.data.sizes import sizes_from_histogram
 from elign.diffusion.factory import build_model
-from elign.diffusion.sampler import (compile_network, make_node_mask, plan_batches, sample_batch,
-                                    sizes_from_histogram)
-from elign.model.dense_reference import dense_reference_sample
+from elign.diffusion.sampler import compile_network, make_node_mask, plan_batches, sample_batch
 from elign.model.presets import make_model_config
+from elign.testing.dense_reference import dense_reference_sample
 
 STATS = Path("results/data/qm9/stats.json")
 # QM9 training-split atom-count histogram (100 000 molecules), used when the data stage has not run.
-QM9_HIST = {3: 1, 4: 4, 5: 5, 6: 9, 7: 16, 8: 49, 9: 124, 10: 362, 11: 807, 12: 1689, 13: 3060, 14: 5136,
-            15: 7796, 16: 10644, 17: 13025, 18: 13364, 19: 13832, 20: 9482, 21: 9970, 22: 3393, 23: 4848,
-            24: 539, 25: 1506, 26: 48, 27: 266, 29: 25}
+QM9_HIST = {
+    3: 1,
+    4: 4,
+    5: 5,
+    6: 9,
+    7: 16,
+    8: 49,
+    9: 124,
+    10: 362,
+    11: 807,
+    12: 1689,
+    13: 3060,
+    14: 5136,
+    15: 7796,
+    16: 10644,
+    17: 13025,
+    18: 13364,
+    19: 13832,
+    20: 9482,
+    21: 9970,
+    22: 3393,
+    23: 4848,
+    24: 539,
+    25: 1506,
+    26: 48,
+    27: 266,
+    29: 25,
+}
 
 
 def _sync(device: torch.device) -> None:
@@ -76,11 +101,18 @@ def check(model, sizes, steps: int, device: torch.device) -> dict:
         ours = _ours(m, sizes, torch.Generator(device).manual_seed(7), steps)
         ref = _ref(m, sizes, torch.Generator(device).manual_seed(7), steps)
         scale = float(ref.x.abs().max())
-        out[name] = {"max_abs_diff_ang": float((ours.x - ref.x).abs().max()), "max_abs_x_ang": scale,
-                     "types_equal": bool(torch.equal(ours.one_hot, ref.one_hot))}
+        out[name] = {
+            "max_abs_diff_ang": float((ours.x - ref.x).abs().max()),
+            "max_abs_x_ang": scale,
+            "types_equal": bool(torch.equal(ours.one_hot, ref.one_hot)),
+        }
     f64, f32 = out["float64"], out["float32"]
-    out["equal"] = (f64["types_equal"] and f64["max_abs_diff_ang"] <= 1e-9 * f64["max_abs_x_ang"]
-                    and f32["types_equal"] and f32["max_abs_diff_ang"] <= 1e-4 * f32["max_abs_x_ang"])
+    out["equal"] = (
+        f64["types_equal"]
+        and f64["max_abs_diff_ang"] <= 1e-9 * f64["max_abs_x_ang"]
+        and f32["types_equal"]
+        and f32["max_abs_diff_ang"] <= 1e-4 * f32["max_abs_x_ang"]
+    )
     return out
 
 
@@ -115,9 +147,16 @@ def bench_preset(preset: str, args, sizes: list[int], device: torch.device) -> d
     model = make_model(preset, device)
     T = model.T
     grouped = [[sizes[i] for i in idx] for idx in plan_batches(sizes, args.batch)]
-    edm_style = [sizes[i:i + args.batch] for i in range(0, len(sizes), args.batch)]
-    row = {"preset": preset, "batch": args.batch, "molecules": len(sizes), "T": T, "time_steps": args.time_steps,
-           "max_atoms_grouped": [max(b) for b in grouped], "max_atoms_edm": [max(b) for b in edm_style]}
+    edm_style = [sizes[i : i + args.batch] for i in range(0, len(sizes), args.batch)]
+    row = {
+        "preset": preset,
+        "batch": args.batch,
+        "molecules": len(sizes),
+        "T": T,
+        "time_steps": args.time_steps,
+        "max_atoms_grouped": [max(b) for b in grouped],
+        "max_atoms_edm": [max(b) for b in edm_style],
+    }
     row["check"] = check(model, grouped[0][:8], args.check_steps, device)
     print(f"[{preset}] check over {args.check_steps} steps + decode: {row['check']}", flush=True)
     if not row["check"]["equal"]:
@@ -139,18 +178,37 @@ def bench_preset(preset: str, args, sizes: list[int], device: torch.device) -> d
 
 
 def print_table(rows: list[dict], args) -> None:
-    print(f"\nExtrapolated to T = 1000 reverse steps + decode from {args.time_steps} timed steps per batch; "
-          f"device {args.device}, {torch.get_num_threads()} CPU thread(s), float32.")
-    head = ["preset", "batch", "ours mol/s", "ref mol/s", "ratio", "ours steps/s", "ref steps/s",
-            "ref(EDM batches) mol/s", "ratio"]
+    print(
+        f"\nExtrapolated to T = 1000 reverse steps + decode from {args.time_steps} timed steps per batch; "
+        f"device {args.device}, {torch.get_num_threads()} CPU thread(s), float32."
+    )
+    head = [
+        "preset",
+        "batch",
+        "ours mol/s",
+        "ref mol/s",
+        "ratio",
+        "ours steps/s",
+        "ref steps/s",
+        "ref(EDM batches) mol/s",
+        "ratio",
+    ]
     if args.compile:
         head += ["ours+compile mol/s", "ratio"]
     print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
     for r in rows:
         o, ref, edm = r["ours"], r["reference"], r["reference_edm_batches"]
-        cells = [r["preset"], str(r["batch"]), f"{o['mol_per_s']:.4g}", f"{ref['mol_per_s']:.4g}",
-                 f"{o['mol_per_s'] / ref['mol_per_s']:.2f}x", f"{o['steps_per_s']:.3g}", f"{ref['steps_per_s']:.3g}",
-                 f"{edm['mol_per_s']:.4g}", f"{o['mol_per_s'] / edm['mol_per_s']:.2f}x"]
+        cells = [
+            r["preset"],
+            str(r["batch"]),
+            f"{o['mol_per_s']:.4g}",
+            f"{ref['mol_per_s']:.4g}",
+            f"{o['mol_per_s'] / ref['mol_per_s']:.2f}x",
+            f"{o['steps_per_s']:.3g}",
+            f"{ref['steps_per_s']:.3g}",
+            f"{edm['mol_per_s']:.4g}",
+            f"{o['mol_per_s'] / edm['mol_per_s']:.2f}x",
+        ]
         if args.compile:
             c = r["ours_compiled"]
             cells += [f"{c['mol_per_s']:.4g}", f"{c['mol_per_s'] / ref['mol_per_s']:.2f}x"]
@@ -176,8 +234,10 @@ def main() -> None:
     device = torch.device(args.device)
     hist = json.loads(STATS.read_text())["splits"]["train"]["num_atoms_histogram"] if STATS.is_file() else QM9_HIST
     sizes = sizes_from_histogram(hist, args.batch * args.batches, args.seed)
-    print(f"{len(sizes)} molecules, sizes from the QM9 training histogram: mean {np.mean(sizes):.1f}, "
-          f"max {max(sizes)}", flush=True)
+    print(
+        f"{len(sizes)} molecules, sizes from the QM9 training histogram: mean {np.mean(sizes):.1f}, max {max(sizes)}",
+        flush=True,
+    )
     rows = [bench_preset(p, args, sizes, device) for p in args.presets]
     print_table(rows, args)
     if args.json:

@@ -1,6 +1,6 @@
 """Benchmark pretraining throughput (molecules per second) of the EDM backbone, eager vs torch.compile.
 
-Each variant is a :class:`elign.diffusion.train.Pretrainer` on the real QM9 training split (the data stage's
+Each variant is a :class:`elign.training.pretrain.Pretrainer` on the real QM9 training split (the data stage's
 ``results/data/qm9/train.parquet``), trained on the same global batches (steps 0…n of the seeded data order).
 After a warm-up (which includes the compilation, reported), the variants take turns: ``--rounds`` rounds of
 ``--steps`` optimizer steps each, eager then compiled, so a load that comes and goes on a shared machine hits
@@ -27,14 +27,25 @@ import numpy as np
 import torch
 
 from elign.config import validate_config
-from elign.diffusion.train import Pretrainer, global_batch
 from elign.io.molecules import read_molecules
+from elign.training.pretrain import Pretrainer, global_batch
 
 
 def make_trainer(train, preset: str, batch: int, device: str, compiled: bool) -> tuple[Pretrainer, float]:
     """A fresh trainer (seed 0); the EGNN compiled when asked. Returns (trainer, warm-up seconds)."""
-    cfg = validate_config({"seed": 0, "pretrain": {"preset": preset, "batch_size": batch, "device": device,
-                                                   "max_steps": 10 ** 9, "lr": 5e-4, "ema_decay": 0.999}})
+    cfg = validate_config(
+        {
+            "seed": 0,
+            "pretrain": {
+                "preset": preset,
+                "batch_size": batch,
+                "device": device,
+                "max_steps": 10**9,
+                "lr": 5e-4,
+                "ema_decay": 0.999,
+            },
+        }
+    )
     trainer = Pretrainer(cfg, train, Path(tempfile.mkdtemp()) / "m.pt", None, progress=False)
     if compiled:
         trainer.model.dynamics.egnn.compile(dynamic=True)
@@ -49,8 +60,9 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def time_steps(trainer: Pretrainer, train, batch: int, first: int, n: int, device: str,
-               clock=time.perf_counter) -> list[float]:
+def time_steps(
+    trainer: Pretrainer, train, batch: int, first: int, n: int, device: str, clock=time.perf_counter
+) -> list[float]:
     out = []
     for k in range(first, first + n):
         index = global_batch(k, len(train), batch, 0)[2]
@@ -73,9 +85,13 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--variants", nargs="+", default=["eager", "compiled"], choices=["eager", "compiled"])
     ap.add_argument("--json", default=None, help="also write the results here")
-    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
-                    help="cpu: the process's CPU time (time.process_time), which a busy shared machine inflates far "
-                         "less than wall time; meaningful on the CPU only")
+    ap.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="cpu: the process's CPU time (time.process_time), which a busy shared machine inflates far "
+        "less than wall time; meaningful on the CPU only",
+    )
     args = ap.parse_args()
     logging.disable(logging.INFO)
     torch.set_num_threads(args.threads)
@@ -88,22 +104,35 @@ def main() -> None:
             first = 100 + r * args.steps  # the same batches for every variant
             clock = time.process_time if args.clock == "cpu" else time.perf_counter
             times[v] += time_steps(trainers[v], train, args.batch, first, args.steps, args.device, clock)
-    result = {"preset": args.preset, "batch": args.batch, "threads": args.threads, "device": args.device,
-              "clock": args.clock,
-              "torch": torch.__version__, "variants": {}}
+    result = {
+        "preset": args.preset,
+        "batch": args.batch,
+        "threads": args.threads,
+        "device": args.device,
+        "clock": args.clock,
+        "torch": torch.__version__,
+        "variants": {},
+    }
     for v in args.variants:
         med = float(np.median(times[v]))
-        result["variants"][v] = {"seconds_per_step": med, "molecules_per_s": args.batch / med,
-                                 "warmup_seconds": warmup[v], "timed_steps": len(times[v])}
+        result["variants"][v] = {
+            "seconds_per_step": med,
+            "molecules_per_s": args.batch / med,
+            "warmup_seconds": warmup[v],
+            "timed_steps": len(times[v]),
+        }
     if {"eager", "compiled"} <= set(args.variants):
-        result["ratio_compiled_vs_eager"] = (result["variants"]["compiled"]["molecules_per_s"]
-                                             / result["variants"]["eager"]["molecules_per_s"])
+        result["ratio_compiled_vs_eager"] = (
+            result["variants"]["compiled"]["molecules_per_s"] / result["variants"]["eager"]["molecules_per_s"]
+        )
     print("| variant | s/step (median) | molecules/s | warm-up s |\n|---|---|---|---|")
     for v, r in result["variants"].items():
         print(f"| {v} | {r['seconds_per_step']:.4f} | {r['molecules_per_s']:.1f} | {r['warmup_seconds']:.1f} |")
     if "ratio_compiled_vs_eager" in result:
-        print(f"compiled / eager: {result['ratio_compiled_vs_eager']:.2f}x "
-              f"({args.preset}, batch {args.batch}, {args.threads} thread(s), {args.device}, {args.clock} clock)")
+        print(
+            f"compiled / eager: {result['ratio_compiled_vs_eager']:.2f}x "
+            f"({args.preset}, batch {args.batch}, {args.threads} thread(s), {args.device}, {args.clock} clock)"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))
 

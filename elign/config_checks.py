@@ -11,12 +11,14 @@
 from __future__ import annotations
 
 import reprlib
+from collections.abc import Iterable, Mapping
+from dataclasses import fields
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import yaml
 
-from elign.data.elements import atomic_number
+from elign.elements import atomic_number
 
 MAX_DEPTH = 32  # the config is 4 levels deep; far deeper input is a mistake or an attack on the parser
 MAX_NODES = 100_000  # values after expanding YAML aliases ("billion laughs")
@@ -50,8 +52,9 @@ def _no_duplicate_keys(loader: _StrictLoader, node: yaml.MappingNode) -> dict:
         except TypeError:  # an unhashable key: PyYAML's own constructor reports it
             continue
         if first != key_node.start_mark.line + 1:
-            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r} (first on line {first})",
-                                                    key_node.start_mark)
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (first on line {first})", key_node.start_mark
+            )
     return loader.construct_mapping(node, deep=True)
 
 
@@ -93,8 +96,9 @@ def read_yaml(path: str | Path) -> dict:
     except RecursionError:
         raise ConfigError(f"{path}: nested too deeply to be a config") from None
     if data is None:
-        raise ConfigError(f"{path}: the file is empty; a config file is a mapping of sections (write {{}} for "
-                          "no settings)")
+        raise ConfigError(
+            f"{path}: the file is empty; a config file is a mapping of sections (write {{}} for no settings)"
+        )
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(data).__name__}")
     problem = _too_big(data)
@@ -162,8 +166,10 @@ def no_final_newline(schema: Any) -> Any:
 
 def _schema_types(schema: dict) -> str:
     options = schema.get("anyOf", [schema])
-    names = [o.get("type") or ("one of " + ", ".join(map(repr, o["enum"])) if "enum" in o else o.get("const"))
-             for o in options]
+    names = [
+        o.get("type") or ("one of " + ", ".join(map(repr, o["enum"])) if "enum" in o else o.get("const"))
+        for o in options
+    ]
     return " or ".join(str(n) for n in names if n is not None)
 
 
@@ -191,12 +197,15 @@ def origin_note(loc: tuple, origins: Origins | None) -> str:
     names = [name for name, data in origins if _sets(data, loc)]
     if not names:
         return " [not set in any file: a default]"
-    return f" [in {names[-1]}]" if len(names) == 1 or not isinstance(_value(origins, loc), dict) \
+    return (
+        f" [in {names[-1]}]"
+        if len(names) == 1 or not isinstance(_value(origins, loc), dict)
         else f" [in {', '.join(names)}]"
+    )
 
 
 def _value(origins: Origins, loc: tuple) -> Any:
-    for name, data in reversed(origins):
+    for _name, data in reversed(origins):
         if _sets(data, loc):
             node = data
             for part in loc:
@@ -224,6 +233,17 @@ def fractions_leave_training(section: Any, where: str) -> Any:
     """valid_fraction + test_fraction < 1, so the random split leaves molecules to train on."""
     total = section.valid_fraction + section.test_fraction
     if total >= 1:
-        raise ValueError(f"{where}.valid_fraction + {where}.test_fraction = {total:g} leaves no molecules to train "
-                         "on; the sum must be below 1")
+        raise ValueError(
+            f"{where}.valid_fraction + {where}.test_fraction = {total:g} leaves no molecules to train "
+            "on; the sum must be below 1"
+        )
     return section
+
+
+def dataclass_from_dict(cls, data: Mapping[str, Any], what: str):
+    """``cls(**data)`` for a config dataclass; unknown keys are an error naming them and the known ones."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"unknown {what} config keys {unknown}; known: {sorted(known)}")
+    return cls(**dict(data))

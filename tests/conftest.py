@@ -13,10 +13,21 @@ SHARED = REPO.parent / "shared"
 
 # Property-based tests (the *_fuzz.py modules): "ci" runs a fixed, reproducible set of examples per test;
 # ELIGN_HYPOTHESIS_PROFILE=explore draws 10x more, fresh each run.
-settings.register_profile("ci", max_examples=200, deadline=None, derandomize=True, database=None,
-                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-settings.register_profile("explore", max_examples=2000, deadline=None, database=None,
-                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.register_profile(
+    "ci",
+    max_examples=200,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile(
+    "explore",
+    max_examples=2000,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 settings.load_profile(os.environ.get("ELIGN_HYPOTHESIS_PROFILE", "ci"))
 
 
@@ -81,7 +92,7 @@ def fuzz_dir(tmp_path_factory) -> Path:
 
 def check_clear_error(exc: BaseException, path, record: int | None = None, line: int | None = None) -> str:
     """Assert ``exc`` is one clear input error: one line naming the file (and record, line); returns the message."""
-    from elign.data.errors import DataFormatError
+    from elign.io.errors import DataFormatError
 
     assert isinstance(exc, DataFormatError), f"{type(exc).__name__}: {exc}"
     msg = str(exc)

@@ -91,3 +91,14 @@ def test_schema_rejects_what_pydantic_rejects():
     jsonschema.validate(ElignConfig().model_dump(mode="json"), schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"data": {"sorce": 1}}, schema)
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "experiments/backbone_qm9_small.yaml"])
+def test_snakemake_fills_defaults_of_optional_sections(repo_root, name):
+    """Snakemake validates with set_default=True: an optional section (pretrain.lr_decay) set or null must
+    not make it descend into the section's schema with None."""
+    from snakemake.utils import validate
+
+    config = yaml.safe_load((repo_root / "config" / name).read_text())
+    validate(config, str(repo_root / "workflow/schemas/config.schema.yaml"), set_default=True)
+    assert "lr_decay" in config["pretrain"] and config["finetune"]["iterations"] >= 1

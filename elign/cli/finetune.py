@@ -7,7 +7,7 @@
         --history results/models/qm9/finetune_history.parquet
 
 The output checkpoint has the input's architecture (``load_model`` reads it; sampling costs the same).
-A killed run restarted with the same command resumes from ``<out>.partial`` (:mod:`elign.rl.trainer_state`).
+A killed run restarted with the same command resumes from ``<out>.partial`` (:mod:`elign.training.checkpointing`).
 """
 
 from __future__ import annotations
@@ -26,14 +26,23 @@ def add_parser(sub, name: str) -> None:
     p = sub.add_parser(name, help="FED-GRPO: align a pretrained model with MLFF forces and energies")
     add_config_options(p)
     p.add_argument("--model", required=True, help="pretrained checkpoint, e.g. results/models/qm9/pretrained.pt")
-    p.add_argument("--stats", default=None,
-                   help="stats.json of the data stage (needed when finetune.sizes = 'histogram')")
-    p.add_argument("--out", required=True, help="aligned checkpoint, e.g. results/models/qm9/aligned.pt "
-                                                "(periodic checkpoints go to <out>.partial)")
-    p.add_argument("--history", default=None,
-                   help="per-iteration Parquet (default: finetune_history.parquet beside --out)")
-    p.add_argument("--dtype", choices=("float32", "float64"), default="float32",
-                   help="policy precision (float64 for exact comparisons in tests)")
+    p.add_argument(
+        "--stats", default=None, help="stats.json of the data stage (needed when finetune.sizes = 'histogram')"
+    )
+    p.add_argument(
+        "--out",
+        required=True,
+        help="aligned checkpoint, e.g. results/models/qm9/aligned.pt (periodic checkpoints go to <out>.partial)",
+    )
+    p.add_argument(
+        "--history", default=None, help="per-iteration Parquet (default: finetune_history.parquet beside --out)"
+    )
+    p.add_argument(
+        "--dtype",
+        choices=("float32", "float64"),
+        default="float32",
+        help="policy precision (float64 for exact comparisons in tests)",
+    )
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(run=run)
@@ -42,8 +51,8 @@ def add_parser(sub, name: str) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from elign.diffusion.sampler import load_size_histogram
-    from elign.model.checkpoint import load_checkpoint
+    from elign.data.sizes import stage_histogram
+    from elign.diffusion.checkpoint import read_checkpoint
     from elign.rl.trainer import finetune
 
     config = resolve_config(args)
@@ -52,22 +61,28 @@ def run(args: argparse.Namespace) -> int:
     if not Path(args.model).exists():  # a folder or a damaged file: load_checkpoint says what is wrong
         raise FileNotFoundError(f"--model: checkpoint {args.model} does not exist (run `elign pretrain` first)")
     try:
-        load_checkpoint(args.model)
+        model = read_checkpoint(args.model)  # the one read of the input: weights and sha256
     except ValueError as exc:
         raise ConfigError(f"--model: {exc}") from None
-    histogram = None
-    if config.finetune.sizes == "histogram":
-        if args.stats is None:
-            raise ConfigError("finetune.sizes is 'histogram': pass --stats results/data/<dataset>/stats.json")
-        try:
-            histogram = load_size_histogram(args.stats)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
+    histogram = stage_histogram(args.stats, "finetune.sizes") if config.finetune.sizes == "histogram" else None
     history = Path(args.history) if args.history else Path(args.out).with_name("finetune_history.parquet")
-    result = finetune(config, args.model, args.out, history, histogram=histogram,
-                      dtype=getattr(torch, args.dtype), progress=not args.no_progress)
+    result = finetune(
+        config,
+        args.model,
+        args.out,
+        history,
+        histogram=histogram,
+        input_checkpoint=model,
+        dtype=getattr(torch, args.dtype),
+        progress=not args.no_progress,
+    )
     last = result.last or {}
-    log.info("finetune done: %d iterations, %.1f s; last force RMS %.4g eV/A, KL %.3g; history %s",
-             result.iteration, result.seconds, last.get("force_rms_mean_ev_per_ang", float("nan")),
-             last.get("kl_ref", float("nan")), history)
+    log.info(
+        "finetune done: %d iterations, %.1f s; last force RMS %.4g eV/A, KL %.3g; history %s",
+        result.iteration,
+        result.seconds,
+        last.get("force_rms_mean_ev_per_ang", float("nan")),
+        last.get("kl_ref", float("nan")),
+        history,
+    )
     return 0

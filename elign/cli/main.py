@@ -13,7 +13,8 @@ import traceback
 
 from elign import __version__
 from elign.config import ConfigError
-from elign.data.errors import DataFormatError
+from elign.io.errors import DataFormatError
+from elign.numerics import pin_cpu_numerics
 
 STAGES = {
     "prepare": "elign.cli.prepare",
@@ -36,8 +37,9 @@ STAGES = {
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="elign", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"elign {__version__}")
-    parser.add_argument("--debug", action="store_true",
-                        help="on an input or config error, show the Python traceback after the message")
+    parser.add_argument(
+        "--debug", action="store_true", help="on an input or config error, show the Python traceback after the message"
+    )
     sub = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
     for name, target in STAGES.items():
         module, _, func = target.partition(":")
@@ -46,6 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        pin_cpu_numerics()  # before any stage module imports torch or numpy (elign.numerics)
+    except ValueError as exc:
+        print(f"elign: error: {exc}", file=sys.stderr)
+        return 2
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -63,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
 def _user_errors() -> tuple[type[Exception], ...]:
     """Exception types reported as one message. EDMImportError's module imports torch, so it is only looked
     up when a stage has already imported it (it cannot have been raised otherwise)."""
-    edm_import = sys.modules.get("elign.model.edm_import")
+    edm_import = sys.modules.get("elign.diffusion.edm_import")
     extra = (edm_import.EDMImportError,) if edm_import is not None else ()
     return (ConfigError, DataFormatError, FileNotFoundError, IsADirectoryError, PermissionError) + extra
 

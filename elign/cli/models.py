@@ -23,14 +23,20 @@ def add_parser(sub, name: str) -> None:
     s.add_argument("--name", required=True, help="folder name under --models-dir, e.g. qm9-small")
     s.add_argument("--models-dir", default="models", help="folder of shipped backbones (default: models)")
     s.add_argument("--data-dir", default="results/data/qm9", help="the data stage's folder (valid split, stats)")
-    s.add_argument("--select", default="best",
-                   help="final | best (in-training evaluation with the highest molecule stability) | step:N")
+    s.add_argument(
+        "--select",
+        default="best",
+        help="final | best (in-training evaluation with the highest molecule stability) | step:N",
+    )
     s.add_argument("--num-molecules", type=int, default=1000, help="molecules sampled for the card's metrics")
     s.add_argument("--seed", type=int, default=20261128, help="sampling seed of the metrics (never used in training)")
     s.add_argument("--valid-molecules", type=int, default=2000, help="validation molecules for the valid loss")
     s.add_argument("--threads", type=int, default=1, help="CPU threads for torch")
-    s.add_argument("--reproduce", default="snakemake --cores all --configfile config/experiments/backbone_qm9_small.yaml",
-                   help="the command that retrains it from scratch (written into the card)")
+    s.add_argument(
+        "--reproduce",
+        default="snakemake --cores all --configfile config/experiments/backbone_qm9_small.yaml",
+        help="the command that retrains it from scratch (written into the card)",
+    )
     s.add_argument("--summary", default="", help="one paragraph for the top of the card")
     s.set_defaults(run=run_ship)
 
@@ -48,16 +54,20 @@ def run_list(args: argparse.Namespace) -> int:
     if not models:
         print(f"no shipped backbones in {args.models_dir}/")
         return 0
-    print("| name | preset | parameters | steps | epochs | molecule stab. | atom stab. | validity | uniqueness | "
-          "molecules (seed) | sha256 |")
+    print(
+        "| name | preset | parameters | steps | epochs | molecule stab. | atom stab. | validity | uniqueness | "
+        "molecules (seed) | sha256 |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for m in models:
         c, met = m.card, m.card["metrics"]
-        pct = (lambda k: f"{100 * met[k]:.1f} %" if met.get(k) is not None else "n/a")
-        print(f"| {m.name} | {c['architecture']['preset']} | {c['architecture']['parameters']:,} | "
-              f"{c['weights']['selected_step']:,} | {epochs(c):.1f} | {pct('molecule_stability')} | "
-              f"{pct('atom_stability')} | {pct('validity')} | {pct('uniqueness')} | "
-              f"{met['num_molecules']} ({met['seed']}) | {m.sha256[:12]} |")
+        pct = lambda k, met=met: f"{100 * met[k]:.1f} %" if met.get(k) is not None else "n/a"
+        print(
+            f"| {m.name} | {c['architecture']['preset']} | {c['architecture']['parameters']:,} | "
+            f"{c['weights']['selected_step']:,} | {epochs(c):.1f} | {pct('molecule_stability')} | "
+            f"{pct('atom_stability')} | {pct('validity')} | {pct('uniqueness')} | "
+            f"{met['num_molecules']} ({met['seed']}) | {m.sha256[:12]} |"
+        )
     return 0
 
 
@@ -69,13 +79,30 @@ def run_ship(args: argparse.Namespace) -> int:
     from elign.report.card import ShipRequest, ship_backbone
 
     torch.set_num_threads(max(1, args.threads))
-    req = ShipRequest(Path(args.checkpoint), args.name, Path(args.models_dir), Path(args.data_dir), args.select,
-                      args.num_molecules, args.seed, valid_molecules=args.valid_molecules,
-                      reproduce=args.reproduce, summary=args.summary)
+    req = ShipRequest(
+        Path(args.checkpoint),
+        args.name,
+        Path(args.models_dir),
+        Path(args.data_dir),
+        args.select,
+        args.num_molecules,
+        args.seed,
+        valid_molecules=args.valid_molecules,
+        reproduce=args.reproduce,
+        summary=args.summary,
+    )
     card = ship_backbone(req)
     m = card["metrics"]
     logging.getLogger("elign.models").info(
         "shipped %s (step %d): molecule stability %.3f, atom stability %.3f, validity %.3f, uniqueness %.3f on %d "
-        "molecules (seed %d)", args.name, card["weights"]["selected_step"], m["molecule_stability"],
-        m["atom_stability"], m["validity"], m["uniqueness"], m["num_molecules"], m["seed"])
+        "molecules (seed %d)",
+        args.name,
+        card["weights"]["selected_step"],
+        m["molecule_stability"],
+        m["atom_stability"],
+        m["validity"],
+        m["uniqueness"],
+        m["num_molecules"],
+        m["seed"],
+    )
     return 0

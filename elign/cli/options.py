@@ -9,10 +9,19 @@ from elign.config import ConfigError, ElignConfig, deep_merge, load_config, read
 
 
 def add_config_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", action="append", default=[], metavar="YAML",
-                        help="config file(s), deep-merged in order (e.g. config/config.yaml then an experiment)")
-    parser.add_argument("--config-json", default=None, metavar="JSON",
-                        help="config as a JSON string, merged last (what the Snakemake rules pass)")
+    parser.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="YAML",
+        help="config file(s), deep-merged in order (e.g. config/config.yaml then an experiment)",
+    )
+    parser.add_argument(
+        "--config-json",
+        default=None,
+        metavar="JSON",
+        help="config as a JSON string, merged last (what the Snakemake rules pass)",
+    )
 
 
 def resolve_config(args: argparse.Namespace) -> ElignConfig:

@@ -24,7 +24,11 @@ def run(args: argparse.Namespace) -> int:
     config = resolve_config(args)
     log.info("preparing %s from source %s", config.data.dataset, config.data.source)
     stats = prepare(config, args.out_dir)
-    log.info("split sizes %s, skipped %d bad records, filtered %s, %.1f s",
-             json.dumps(stats["split_sizes"]), stats["skipped_bad_records"]["count"],
-             json.dumps(stats["filtered"]["by_reason"]), stats["seconds"])
+    log.info(
+        "split sizes %s, skipped %d bad records, filtered %s, %.1f s",
+        json.dumps(stats["split_sizes"]),
+        stats["skipped_bad_records"]["count"],
+        json.dumps(stats["filtered"]["by_reason"]),
+        stats["seconds"],
+    )
     return 0

@@ -25,12 +25,17 @@ def add_parser(sub, name: str) -> None:
     p = sub.add_parser(name, help="report folder: metric/statistics tables, PNG figures, report.md, index.html")
     add_config_options(p)
     named = {"type": named_path, "action": "append", "default": []}
-    p.add_argument("--metrics", metavar="NAME=PATH", help="per-molecule metrics Parquet (reference and models)",
-                   **named)
+    p.add_argument(
+        "--metrics", metavar="NAME=PATH", help="per-molecule metrics Parquet (reference and models)", **named
+    )
     p.add_argument("--dft", metavar="MODEL=PATH", help="DFT results Parquet of a model", **named)
     p.add_argument("--samples", metavar="MODEL=PATH", help="samples Parquet of a model (example molecules)", **named)
-    p.add_argument("--sample-summary", metavar="MODEL=PATH", **named,
-                   help="sample-stage summary JSON (sampling time when --timing is absent)")
+    p.add_argument(
+        "--sample-summary",
+        metavar="MODEL=PATH",
+        **named,
+        help="sample-stage summary JSON (sampling time when --timing is absent)",
+    )
     p.add_argument("--statistics", default=None, help="statistics CSV of `elign stats`")
     p.add_argument("--pretrain-history", default=None, help="pretraining history.parquet")
     p.add_argument("--finetune-history", default=None, help="FED-GRPO finetune_history.parquet")
@@ -46,11 +51,17 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = resolve_config(args)
     paths = ReportPaths(
-        out_dir=args.out_dir, metrics=named_paths(args.metrics, "--metrics"), dft=named_paths(args.dft, "--dft"),
+        out_dir=args.out_dir,
+        metrics=named_paths(args.metrics, "--metrics"),
+        dft=named_paths(args.dft, "--dft"),
         samples=named_paths(args.samples, "--samples"),
-        sample_summaries=named_paths(args.sample_summary, "--sample-summary"), statistics=args.statistics,
-        pretrain_history=args.pretrain_history, finetune_history=args.finetune_history, timing=args.timing,
-        backbone=args.backbone)
+        sample_summaries=named_paths(args.sample_summary, "--sample-summary"),
+        statistics=args.statistics,
+        pretrain_history=args.pretrain_history,
+        finetune_history=args.finetune_history,
+        timing=args.timing,
+        backbone=args.backbone,
+    )
     result = build_report(paths, cfg.report, args.title)
     for note in result.notes:
         log.warning("note: %s", note)

@@ -32,10 +32,20 @@ def named_paths(pairs: list[tuple[str, str]] | None, flag: str) -> dict[str, str
 def add_parser(sub, name: str) -> None:
     p = sub.add_parser(name, help="statistics of each model against the baseline (bootstrap CIs, Welch, Mann-Whitney)")
     add_config_options(p)
-    p.add_argument("--metrics", action="append", type=named_path, metavar="NAME=PATH",
-                   help="per-molecule metrics Parquet of a model (evaluate stage); repeat per model")
-    p.add_argument("--dft", action="append", type=named_path, metavar="MODEL=PATH",
-                   help="DFT results Parquet of a model (dft-gather); repeat per model")
+    p.add_argument(
+        "--metrics",
+        action="append",
+        type=named_path,
+        metavar="NAME=PATH",
+        help="per-molecule metrics Parquet of a model (evaluate stage); repeat per model",
+    )
+    p.add_argument(
+        "--dft",
+        action="append",
+        type=named_path,
+        metavar="MODEL=PATH",
+        help="DFT results Parquet of a model (dft-gather); repeat per model",
+    )
     p.add_argument("--out", required=True, help="statistics CSV, e.g. results/report/qm9/statistics.csv")
     p.add_argument("--markdown", default=None, help="also a Markdown table (default: <out stem>.md)")
     p.set_defaults(run=run)
@@ -83,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         table.to_csv(tmp, index=False)
     md = args.markdown or str(Path(args.out).with_suffix(".md"))
     write_text_atomic(md, markdown_table(table))
-    log.info("%d rows (%d metrics x models vs %s) -> %s", len(table), table["metric"].nunique(),
-             rc.baseline_model, args.out)
+    log.info(
+        "%d rows (%d metrics x models vs %s) -> %s", len(table), table["metric"].nunique(), rc.baseline_model, args.out
+    )
     return 0

@@ -16,16 +16,16 @@ Everything is vectorized over atoms (NumPy gathers and scatters, no per-atom Pyt
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import torch
 
-from elign.data.elements import atomic_number, symbol
-from elign.data.errors import DataFormatError
-from elign.data.table import MoleculeTable, _atom_indices
+from elign.elements import atomic_number, symbol
+from elign.io.errors import DataFormatError
+from elign.io.table import MoleculeTable, _atom_indices
 
 
 @dataclass(frozen=True)
@@ -43,13 +43,15 @@ class Batch:
         """(B,) real atoms per molecule (long)."""
         return self.node_mask[..., 0].sum(dim=1).long()
 
-    def to(self, device: torch.device | str) -> "Batch":
-        return Batch(self.x.to(device), self.one_hot.to(device), self.charges.to(device),
-                     self.node_mask.to(device), self.mol_id)
+    def to(self, device: torch.device | str) -> Batch:
+        return Batch(
+            self.x.to(device), self.one_hot.to(device), self.charges.to(device), self.node_mask.to(device), self.mol_id
+        )
 
 
-def node_mask_from_sizes(num_atoms: torch.Tensor | np.ndarray | Sequence[int], n_slots: int | None = None,
-                         dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def node_mask_from_sizes(
+    num_atoms: torch.Tensor | np.ndarray | Sequence[int], n_slots: int | None = None, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
     """(B, N, 1) mask with the first ``num_atoms[b]`` slots of row b set; N = max size unless given."""
     n = torch.as_tensor(np.asarray(num_atoms), dtype=torch.long).reshape(-1)
     slots = int(n.max()) if n_slots is None and n.numel() else int(n_slots or 0)
@@ -85,8 +87,9 @@ class MoleculeBatcher:
         """Largest molecule among ``index`` (the padded size of that batch)."""
         return int(self.num_atoms[np.asarray(index)].max())
 
-    def batch(self, index: np.ndarray | Sequence[int], pad_to: int | None = None,
-              dtype: torch.dtype = torch.float32) -> Batch:
+    def batch(
+        self, index: np.ndarray | Sequence[int], pad_to: int | None = None, dtype: torch.dtype = torch.float32
+    ) -> Batch:
         """Padded, centred batch of the molecules at positions ``index`` (in that order).
 
         pad_to: number of slots N (default: the largest molecule of this batch); must be ≥ that size.
@@ -129,14 +132,19 @@ def encode_atom_types(table: MoleculeTable, atom_decoder: Sequence[str], source:
     z = table.atomic_numbers.astype(np.int64)
     if z.size and z.min() < 1:
         bad = int(np.flatnonzero(z < 1)[0])
-        raise DataFormatError(source, int(table.mol_id[table.atom_molecule_index()[bad]]),
-                              f"invalid atomic number {int(z[bad])}")
+        raise DataFormatError(
+            source, int(table.mol_id[table.atom_molecule_index()[bad]]), f"invalid atomic number {int(z[bad])}"
+        )
     types = lookup[z]
     if (types < 0).any():
         bad = int(np.flatnonzero(types < 0)[0])
         mol = int(table.mol_id[table.atom_molecule_index()[bad]])
-        raise DataFormatError(source, mol, f"element {symbol(int(z[bad]))} (Z={int(z[bad])}) is not in the "
-                                           f"atom decoder {list(atom_decoder)} (molecule id {mol})")
+        raise DataFormatError(
+            source,
+            mol,
+            f"element {symbol(int(z[bad]))} (Z={int(z[bad])}) is not in the "
+            f"atom decoder {list(atom_decoder)} (molecule id {mol})",
+        )
     return types
 
 

@@ -1,11 +1,11 @@
 """Is a parsed record a molecule? Checks every reader of the user's files applies, once, before any cast.
 
 A reader parses text or columns into atomic numbers (int64) and positions in Å (float64); before the record
-becomes a row of a :class:`~elign.data.table.MoleculeTable` (atomic numbers int8, positions float32, and in
+becomes a row of a :class:`~elign.io.table.MoleculeTable` (atomic numbers int8, positions float32, and in
 the Parquet artifacts ``num_atoms`` int16) :func:`record_problem` says what, if anything, is wrong with it:
 
 * atom count: at least 1, at most :data:`MAX_ATOMS` (what the int16 ``num_atoms`` column holds);
-* elements: atomic numbers 1..118 (the periodic table, :data:`elign.data.elements.SYMBOLS`);
+* elements: atomic numbers 1..118 (the periodic table, :data:`elign.elements.SYMBOLS`);
 * coordinates: finite, and no farther from the origin than ``max_abs_coordinate_ang`` on any axis;
 * atoms: no two closer than ``min_distance_ang`` (duplicated atoms, all atoms at the origin, a collapse);
 * failed samples: elign's own sample exports mark a sample that went wrong (SD property
@@ -18,12 +18,12 @@ which atom and why, and the reader adds file, record and line (:class:`~elign.da
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 
-from elign.data.elements import SYMBOLS
+from elign.elements import SYMBOLS
 
 MAX_ATOMS = int(np.iinfo(np.int16).max)  # 32767: num_atoms is int16 in the Parquet artifacts (elign.io.molecules)
 MAX_Z = len(SYMBOLS)  # 118
@@ -71,12 +71,15 @@ def atoms_problem(atomic_numbers: np.ndarray) -> tuple[str, str] | None:
     if len(z) == 0:
         return "no_atoms", "the molecule has no atoms"
     if len(z) > MAX_ATOMS:
-        return "too_many_atoms", (f"the molecule has {len(z)} atoms; at most {MAX_ATOMS} fit a molecule "
-                                  "(num_atoms is int16 in the Parquet artifacts)")
+        return "too_many_atoms", (
+            f"the molecule has {len(z)} atoms; at most {MAX_ATOMS} fit a molecule "
+            "(num_atoms is int16 in the Parquet artifacts)"
+        )
     bad = np.flatnonzero((z < 1) | (z > MAX_Z))
     if len(bad):
-        return "unknown_element", (f"atom {bad[0] + 1} has atomic number {z[bad[0]]}, not a chemical element "
-                                   f"(1..{MAX_Z})")
+        return "unknown_element", (
+            f"atom {bad[0] + 1} has atomic number {z[bad[0]]}, not a chemical element (1..{MAX_Z})"
+        )
     return None
 
 
@@ -93,13 +96,15 @@ def geometry_problem(positions_ang: np.ndarray, limits: GeometryLimits) -> tuple
         return "implausible_coordinate", (
             f"atom {i + 1} is at {_vector(pos[i])} Å, beyond data.files.max_abs_coordinate_ang = "
             f"{limits.max_abs_coordinate_ang:g} Å (float32 storage keeps ~1e-4 Å only near the origin; "
-            "a wrong unit or a corrupt file?)")
+            "a wrong unit or a corrupt file?)"
+        )
     if len(pos) >= 2 and limits.min_distance_ang > 0:
         i, j, dist = _closest_pair(pos)
         if dist < limits.min_distance_ang:
             return "overlapping_atoms", (
                 f"atoms {i + 1} and {j + 1} are {dist:.4g} Å apart, closer than data.files.min_distance_ang = "
-                f"{limits.min_distance_ang:g} Å (the shortest bond, H2, is 0.74 Å): duplicated or collapsed atoms")
+                f"{limits.min_distance_ang:g} Å (the shortest bond, H2, is 0.74 Å): duplicated or collapsed atoms"
+            )
     return None
 
 
@@ -111,18 +116,23 @@ def failed_sample_problem(props: Mapping) -> tuple[str, str] | None:
     """A record that elign's sample export marked as a failed sample (see module doc), or None."""
     flag = props.get("nonfinite_positions")
     if flag is not None and _text(flag) in ("1", "1.0", "true"):
-        return "failed_sample", ("flagged nonfinite_positions=1: a sample that went non-finite, written at the "
-                                 "origin by elign's SDF export; it is not a molecule")
+        return "failed_sample", (
+            "flagged nonfinite_positions=1: a sample that went non-finite, written at the "
+            "origin by elign's SDF export; it is not a molecule"
+        )
     status = _text(props.get("status"))
     if status in FAILED_SAMPLE_STATUSES:
         reason = _text(props.get("reason"))
-        return "failed_sample", (f"status {status!r}: a failed sample from elign's sampler"
-                                 + (f" ({reason})" if reason and reason != "nan" else "") + "; it is not a molecule")
+        return "failed_sample", (
+            f"status {status!r}: a failed sample from elign's sampler"
+            + (f" ({reason})" if reason and reason != "nan" else "")
+            + "; it is not a molecule"
+        )
     return None
 
 
-def record_problem(atomic_numbers: np.ndarray, positions_ang: np.ndarray, props: Mapping,
-                   limits: GeometryLimits) -> tuple[str, str] | None:
+def record_problem(
+    atomic_numbers: np.ndarray, positions_ang: np.ndarray, props: Mapping, limits: GeometryLimits
+) -> tuple[str, str] | None:
     """The first problem of one parsed record (failed sample, atoms, elements, geometry), or None."""
-    return (failed_sample_problem(props) or atoms_problem(atomic_numbers)
-            or geometry_problem(positions_ang, limits))
+    return failed_sample_problem(props) or atoms_problem(atomic_numbers) or geometry_problem(positions_ang, limits)

@@ -31,24 +31,24 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from elign.data.elements import atomic_number
-from elign.data.errors import DataFormatError, ErrorPolicy
+from elign.data.errors import ErrorPolicy
 from elign.data.qm9_columns import QM9_SCALAR_COLUMNS
 from elign.data.registry import SourceResult, register_source
 from elign.data.split import characterized_from_uncharacterized, edm_qm9_split_labels
-from elign.data.table import MoleculeRecord, MoleculeTable
+from elign.elements import atomic_number
 from elign.io.atomic import atomic_path
+from elign.io.errors import DataFormatError
+from elign.io.table import MoleculeRecord, MoleculeTable
 
 log = logging.getLogger(__name__)
 
-FILENAMES = {"xyz_archive": "dsgdb9nsd.xyz.tar.bz2", "uncharacterized": "uncharacterized.txt",
-             "atomref": "atomref.txt"}
+FILENAMES = {"xyz_archive": "dsgdb9nsd.xyz.tar.bz2", "uncharacterized": "uncharacterized.txt", "atomref": "atomref.txt"}
 ATOMREF_COLUMNS = ("zpve_ha", "u0_ha", "u298_ha", "h298_ha", "g298_ha", "cv_cal_per_mol_k")
-_BACKOFF_S = 1.0          # wait before retry k (0-based): _BACKOFF_S * 2**k seconds, at most 8 s
+_BACKOFF_S = 1.0  # wait before retry k (0-based): _BACKOFF_S * 2**k seconds, at most 8 s
 _CHUNK = 1 << 20
 _USER_AGENT = "elign-qm9-downloader (python urllib)"  # figshare rejects some default client agents
 _N_SCALARS = len(QM9_SCALAR_COLUMNS)
-_Z: dict[str, int] = {}   # symbol (as written) → Z, filled lazily by _z_of
+_Z: dict[str, int] = {}  # symbol (as written) → Z, filled lazily by _z_of
 
 
 class DownloadError(RuntimeError):
@@ -72,9 +72,11 @@ def sha256_file(path: str | Path) -> str:
 def _check_sha(path: Path, key: str, expected: str) -> str:
     actual = sha256_file(path)
     if actual != expected.lower():
-        raise ChecksumError(f"sha256 mismatch for {FILENAMES[key]} ({path}): expected {expected}, got {actual}. "
-                            f"The file is corrupt or not the published one; if it is intended, set "
-                            f"data.figshare.sha256.{key} to {actual}.")
+        raise ChecksumError(
+            f"sha256 mismatch for {FILENAMES[key]} ({path}): expected {expected}, got {actual}. "
+            f"The file is corrupt or not the published one; if it is intended, set "
+            f"data.figshare.sha256.{key} to {actual}."
+        )
     return actual
 
 
@@ -88,8 +90,10 @@ def fetch_file(src, key: str) -> tuple[Path, dict]:
     if src.local_dir is not None:
         path = Path(src.local_dir) / name
         if not path.is_file():
-            raise FileNotFoundError(f"data.figshare.local_dir={src.local_dir}: {name} not found there (the folder "
-                                    f"must hold {', '.join(FILENAMES.values())})")
+            raise FileNotFoundError(
+                f"data.figshare.local_dir={src.local_dir}: {name} not found there (the folder "
+                f"must hold {', '.join(FILENAMES.values())})"
+            )
         return path, {"name": name, "sha256": _check_sha(path, key, expected), "source": str(path)}
     path = Path(src.cache_dir) / name
     url = f"{src.base_url.rstrip('/')}/{getattr(src.file_ids, key)}"
@@ -99,7 +103,7 @@ def fetch_file(src, key: str) -> tuple[Path, dict]:
             return path, {"name": name, "sha256": expected.lower(), "source": url}
         log.warning("cached %s has the wrong sha256; downloading it again", path)
         path.unlink()
-    with atomic_path(path) as tmp:      # a failed download or a bad hash leaves nothing in the cache
+    with atomic_path(path) as tmp:  # a failed download or a bad hash leaves nothing in the cache
         _download(url, tmp, src.retries, src.timeout_s, name)
         actual = _check_sha(tmp, key, expected)
     return path, {"name": name, "sha256": actual, "source": url}
@@ -117,9 +121,12 @@ def _download(url: str, dest: Path, retries: int, timeout_s: float, label: str) 
         except urllib.error.HTTPError as exc:
             last = exc
             if 400 <= exc.code < 500 and exc.code not in (408, 429):
-                hint = ("figshare sometimes refuses scripted downloads: fetch the files in a browser and set "
-                        "data.figshare.local_dir" if exc.code == 403 else
-                        "check data.figshare.base_url and data.figshare.file_ids")
+                hint = (
+                    "figshare sometimes refuses scripted downloads: fetch the files in a browser and set "
+                    "data.figshare.local_dir"
+                    if exc.code == 403
+                    else "check data.figshare.base_url and data.figshare.file_ids"
+                )
                 raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason} ({hint})") from exc
         except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as exc:
             last = exc
@@ -223,8 +230,9 @@ def _parse_atoms(atom_lines: list[str]) -> tuple[np.ndarray, np.ndarray]:
     rows = [ln.split() for ln in atom_lines]
     for i, r in enumerate(rows):
         if len(r) != 5:
-            raise _BadMolecule("bad_field_count", f"line {i + 3}: atom line has {len(r)} fields, expected 5 "
-                               "(element x y z charge)")
+            raise _BadMolecule(
+                "bad_field_count", f"line {i + 3}: atom line has {len(r)} fields, expected 5 (element x y z charge)"
+            )
     z = np.array([_z_of(r[0]) for r in rows], dtype=np.int8)
     try:
         xyzq = np.array([float(v) for r in rows for v in r[1:]], dtype=np.float64).reshape(len(rows), 4)
@@ -248,8 +256,9 @@ def parse_molecule(text: str) -> MoleculeRecord:
     try:
         n = int(lines[0])
     except (ValueError, IndexError):
-        raise _BadMolecule("bad_atom_count", f"line 1 must be the atom count, got "
-                           f"{(lines[0] if lines else '')[:40]!r}") from None
+        raise _BadMolecule(
+            "bad_atom_count", f"line 1 must be the atom count, got {(lines[0] if lines else '')[:40]!r}"
+        ) from None
     if n < 1:
         raise _BadMolecule("bad_atom_count", f"atom count must be positive, got {n}")
     while lines and not lines[-1].strip():
@@ -259,18 +268,20 @@ def parse_molecule(text: str) -> MoleculeRecord:
         raise _BadMolecule(kind, f"atom count {n} needs {n + 5} lines, found {len(lines)}")
     head = lines[1].split()
     if len(head) != 2 + _N_SCALARS or head[0] != "gdb":
-        raise _BadMolecule("bad_field_count", f"line 2 must be 'gdb idx' + {_N_SCALARS} properties, "
-                           f"got {len(head)} fields")
+        raise _BadMolecule(
+            "bad_field_count", f"line 2 must be 'gdb idx' + {_N_SCALARS} properties, got {len(head)} fields"
+        )
     if not head[1].isdigit():
         raise _BadMolecule("bad_number", f"line 2: molecule index {head[1]!r} is not an integer")
     props = dict(zip(QM9_SCALAR_COLUMNS, _floats(head[2:], "line 2")))
-    z, xyzq = _parse_atoms(lines[2:2 + n])
+    z, xyzq = _parse_atoms(lines[2 : 2 + n])
     props["mulliken_charges_e"] = xyzq[:, 3].copy()
     props["harmonic_freqs_cm1"] = np.array(_floats(lines[n + 2].split(), "frequency line"), dtype=np.float64)
     smiles, inchi = lines[n + 3].split(), lines[n + 4].split()
     if len(smiles) != 2 or len(inchi) != 2:
-        raise _BadMolecule("bad_field_count", f"SMILES and InChI lines need 2 fields each, got "
-                           f"{len(smiles)} and {len(inchi)}")
+        raise _BadMolecule(
+            "bad_field_count", f"SMILES and InChI lines need 2 fields each, got {len(smiles)} and {len(inchi)}"
+        )
     props.update(smiles_relaxed=smiles[1], inchi=inchi[0], inchi_relaxed=inchi[1])
     return MoleculeRecord(int(head[1]), z, xyzq[:, :3].copy(), smiles[0], props)
 
@@ -285,8 +296,11 @@ def parse_archive(path: str | Path, errors: ErrorPolicy) -> list[MoleculeRecord]
     try:
         # = tarfile.open(path, "r:bz2"), but with a 1 MiB buffer: BZ2File alone decompresses in 8 KiB slices,
         # which is ~2x slower on 133,885 small members. Reading stays sequential (no backward seeks).
-        with bz2.BZ2File(path) as raw, io.BufferedReader(raw, _CHUNK) as buf, \
-                tarfile.open(fileobj=buf, mode="r:") as tar:
+        with (
+            bz2.BZ2File(path) as raw,
+            io.BufferedReader(raw, _CHUNK) as buf,
+            tarfile.open(fileobj=buf, mode="r:") as tar,
+        ):
             for member in tar:
                 if not member.isfile():
                     continue
@@ -304,8 +318,11 @@ def parse_archive(path: str | Path, errors: ErrorPolicy) -> list[MoleculeRecord]
                 seen.add(rec.mol_id)
                 records.append(rec)
     except (tarfile.TarError, EOFError, OSError) as exc:
-        raise DataFormatError(str(path), None, f"corrupt or truncated bz2 tar archive ({type(exc).__name__}: "
-                              f"{exc}); delete it and fetch it again") from None
+        raise DataFormatError(
+            str(path),
+            None,
+            f"corrupt or truncated bz2 tar archive ({type(exc).__name__}: {exc}); delete it and fetch it again",
+        ) from None
     return records
 
 

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
-RESERVED = {"mol_id", "num_atoms", "smiles", "atomic_numbers", "positions_ang", "source_file", "record", "name",
-            "source_mol_id"}
+RESERVED = {
+    "mol_id",
+    "num_atoms",
+    "smiles",
+    "atomic_numbers",
+    "positions_ang",
+    "source_file",
+    "record",
+    "name",
+    "source_mol_id",
+}
 
 
 def prop_name(key: str) -> str:

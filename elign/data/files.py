@@ -31,17 +31,25 @@ import numpy as np
 
 from elign.config import ConfigError
 from elign.data.checks import GeometryLimits, failed_sample_problem, record_problem
-from elign.data.errors import DataFormatError, ErrorPolicy
+from elign.data.errors import ErrorPolicy
 from elign.data.file_columns import RESERVED, prop_name  # noqa: F401 (RESERVED: part of this module's API)
 from elign.data.registry import SPLITS, SourceResult, register_source
 from elign.data.sdf import read_sdf
 from elign.data.split import random_split_labels
-from elign.data.table import MoleculeRecord, MoleculeTable
 from elign.data.xyz import Frame, frame_atoms, parse_comment, xyz_frames
+from elign.io.errors import DataFormatError
+from elign.io.table import MoleculeRecord, MoleculeTable
 
 SPLIT_SEED = 0
-FORMAT_BY_SUFFIX = {".sdf": "sdf", ".sd": "sdf", ".mol": "sdf", ".xyz": "xyz", ".extxyz": "extxyz",
-                    ".parquet": "parquet", ".pq": "parquet"}
+FORMAT_BY_SUFFIX = {
+    ".sdf": "sdf",
+    ".sd": "sdf",
+    ".mol": "sdf",
+    ".xyz": "xyz",
+    ".extxyz": "extxyz",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
 
 
 def file_format(path: Path, configured: str) -> str:
@@ -51,8 +59,11 @@ def file_format(path: Path, configured: str) -> str:
     fmt = FORMAT_BY_SUFFIX.get(path.suffix.lower())
     if fmt is None:
         known = ", ".join(sorted(FORMAT_BY_SUFFIX))
-        raise DataFormatError(path, None, f"cannot tell the format from the extension {path.suffix!r} (known: "
-                              f"{known}); set data.files.format")
+        raise DataFormatError(
+            path,
+            None,
+            f"cannot tell the format from the extension {path.suffix!r} (known: {known}); set data.files.format",
+        )
     return fmt
 
 
@@ -104,13 +115,13 @@ def read_parquet(path: Path, errors: ErrorPolicy, limits: GeometryLimits = Geome
     columns["source_mol_id"] = table.mol_id
     rows = np.arange(1, len(table) + len(skipped) + 1, dtype=np.int64)
     columns["record"] = rows[~np.isin(rows, list(skipped))]
-    table = MoleculeTable(table.mol_id, table.num_atoms, table.atomic_numbers, table.positions_ang,
-                          table.smiles, columns)
+    table = MoleculeTable(
+        table.mol_id, table.num_atoms, table.atomic_numbers, table.positions_ang, table.smiles, columns
+    )
     keep, offsets = np.ones(len(table), dtype=bool), table.offsets
     for i in range(len(table)):
         atoms = slice(offsets[i], offsets[i + 1])
-        problem = record_problem(table.atomic_numbers[atoms], table.positions_ang[atoms], _row_props(table, i),
-                                 limits)
+        problem = record_problem(table.atomic_numbers[atoms], table.positions_ang[atoms], _row_props(table, i), limits)
         if problem is not None:
             errors.bad_record(path, int(columns["record"][i]), *problem)
             keep[i] = False
@@ -140,13 +151,18 @@ def concat_tables(tables: list[MoleculeTable]) -> MoleculeTable:
     for key in dict.fromkeys(k for t in tables for k in t.columns):
         is_object = any(t.columns[key].dtype == object for t in tables if key in t.columns)
         dtype, missing = (object, None) if is_object else (np.float64, np.nan)
-        parts = [t.columns[key].astype(dtype) if is_object and key in t.columns
-                 else t.columns.get(key, np.full(len(t), missing, dtype=dtype)) for t in tables]
+        parts = [
+            t.columns[key].astype(dtype)
+            if is_object and key in t.columns
+            else t.columns.get(key, np.full(len(t), missing, dtype=dtype))
+            for t in tables
+        ]
         columns[key] = _harmonize(np.concatenate(parts))
     n = sum(len(t) for t in tables)
     cat = lambda attr: np.concatenate([getattr(t, attr) for t in tables])  # noqa: E731
-    return MoleculeTable(np.arange(n), cat("num_atoms"), cat("atomic_numbers"), cat("positions_ang"), cat("smiles"),
-                         columns)
+    return MoleculeTable(
+        np.arange(n), cat("num_atoms"), cat("atomic_numbers"), cat("positions_ang"), cat("smiles"), columns
+    )
 
 
 def read_file(path: Path, fmt: str, errors: ErrorPolicy, limits: GeometryLimits = GeometryLimits()) -> MoleculeTable:
@@ -161,8 +177,9 @@ def read_file(path: Path, fmt: str, errors: ErrorPolicy, limits: GeometryLimits 
         if "record" in table.columns:
             table.columns["record"] = table.columns["record"].astype(np.int64)
     if len(table) == 0 and errors.summary()["count"] == before:  # nothing at all, not even a bad record
-        errors.bad_record(path, None, "empty_file", "the file holds no molecules (no records, or a Parquet "
-                          "file with 0 rows)")
+        errors.bad_record(
+            path, None, "empty_file", "the file holds no molecules (no records, or a Parquet file with 0 rows)"
+        )
     table.columns["source_file"] = np.full(len(table), str(path), dtype=object)
     return table
 
@@ -171,15 +188,19 @@ def split_from_column(table: MoleculeTable, path: Path, column: str) -> np.ndarr
     """(M,) labels from ``table.columns[column]`` (removed from the table); errors name file and record."""
     name = prop_name(column)
     if name not in table.columns and len(table):
-        raise DataFormatError(path, None, f"split_column {column!r} not found (columns: "
-                              f"{', '.join(sorted(table.columns))})")
+        raise DataFormatError(
+            path, None, f"split_column {column!r} not found (columns: {', '.join(sorted(table.columns))})"
+        )
     raw = table.columns.pop(name, np.zeros(0, dtype=object))
     labels = np.array([v.strip().lower() if isinstance(v, str) else None for v in raw], dtype=object)
     bad = np.flatnonzero([v not in SPLITS for v in labels])
     if len(bad):
         i = bad[0]
-        raise DataFormatError(path, int(table.columns["record"][i]), f"split column {column!r} holds {raw[i]!r}; "
-                              f"expected one of {', '.join(SPLITS)}")
+        raise DataFormatError(
+            path,
+            int(table.columns["record"][i]),
+            f"split column {column!r} holds {raw[i]!r}; expected one of {', '.join(SPLITS)}",
+        )
     return labels
 
 
@@ -207,14 +228,22 @@ def load_files(cfg, errors: ErrorPolicy, seed: int = SPLIT_SEED) -> SourceResult
     table = concat_tables(tables)
     if len(table) == 0:
         summary = errors.summary()
-        raise DataFormatError(", ".join(map(str, paths)), None, f"no molecules could be read: all "
-                              f"{summary['count']} records were bad and skipped (on_error: skip), by reason "
-                              f"{summary['by_reason']}; e.g. {summary['examples'][:1]}")
+        raise DataFormatError(
+            ", ".join(map(str, paths)),
+            None,
+            f"no molecules could be read: all "
+            f"{summary['count']} records were bad and skipped (on_error: skip), by reason "
+            f"{summary['by_reason']}; e.g. {summary['examples'][:1]}",
+        )
     if fcfg.split_column:
         split, how = np.concatenate(labels), f"from column {fcfg.split_column!r}"
     else:
         split = random_split_labels(len(table), fcfg.valid_fraction, fcfg.test_fraction, seed)
         how = f"random, seed {seed}"
-    info = {"files": per_file, "split": how, "split_seed": None if fcfg.split_column else seed,
-            "molecules_per_split": {s: int((split == s).sum()) for s in SPLITS}}
+    info = {
+        "files": per_file,
+        "split": how,
+        "split_seed": None if fcfg.split_column else seed,
+        "molecules_per_split": {s: int((split == s).sum()) for s in SPLITS},
+    }
     return SourceResult(table, split, info)

@@ -26,20 +26,24 @@ from __future__ import annotations
 
 import itertools
 from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
-from elign.data.errors import DataFormatError, ErrorPolicy
+from elign.data.errors import ErrorPolicy
 from elign.data.registry import SPLITS, SourceResult, register_source
 from elign.data.split import random_split_labels
-from elign.data.table import MoleculeTable
+from elign.io.errors import DataFormatError
+from elign.io.table import MoleculeTable
 
 SPLIT_SEED = 0
-GEOM_DOWNLOAD = ("download it from Harvard Dataverse, doi:10.7910/DVN/JNGTDF, file 4360331 "
-                 "(rdkit_folder.tar.gz, ~50 GB), and extract drugs_crude.msgpack from the archive")
+GEOM_DOWNLOAD = (
+    "download it from Harvard Dataverse, doi:10.7910/DVN/JNGTDF, file 4360331 "
+    "(rdkit_folder.tar.gz, ~50 GB), and extract drugs_crude.msgpack from the archive"
+)
 MAX_Z = 118
 
 
@@ -47,8 +51,8 @@ MAX_Z = 118
 class _Kept:
     """Growing columns of the kept conformers (compact: arrays, not lists of dicts)."""
 
-    z_chunks: list[np.ndarray] = field(default_factory=list)      # per molecule, (sum n,) int8
-    pos_chunks: list[np.ndarray] = field(default_factory=list)    # per molecule, (sum n, 3) float32, Å
+    z_chunks: list[np.ndarray] = field(default_factory=list)  # per molecule, (sum n,) int8
+    pos_chunks: list[np.ndarray] = field(default_factory=list)  # per molecule, (sum n, 3) float32, Å
     num_atoms: array = field(default_factory=lambda: array("q"))
     molecule_index: array = field(default_factory=lambda: array("q"))
     conformer_rank: array = field(default_factory=lambda: array("q"))
@@ -79,8 +83,12 @@ def iter_geom_molecules(path: Path) -> Iterator[tuple[int, str, Any]]:
             except msgpack.OutOfData:
                 break
             except (msgpack.UnpackException, ValueError) as exc:
-                raise DataFormatError(path, None, f"top-level item {map_no} is not a msgpack map of SMILES → "
-                                      f"molecule info ({exc}); is this GEOM's drugs_crude.msgpack?") from None
+                raise DataFormatError(
+                    path,
+                    None,
+                    f"top-level item {map_no} is not a msgpack map of SMILES → "
+                    f"molecule info ({exc}); is this GEOM's drugs_crude.msgpack?",
+                ) from None
             for _ in range(n_entries):
                 smiles, info = _unpack_entry(unpacker, path, map_no, size)
                 yield index, smiles, info
@@ -100,14 +108,19 @@ def _unpack_entry(unpacker, path: Path, map_no: int, size: int) -> tuple[str, An
     except (msgpack.UnpackException, ValueError) as exc:
         raise DataFormatError(path, f"map {map_no}", f"not valid msgpack ({exc})") from None
     if not isinstance(smiles, str):
-        raise DataFormatError(path, f"map {map_no}", f"key {smiles!r} is not a SMILES string; "
-                              "is this GEOM's drugs_crude.msgpack?")
+        raise DataFormatError(
+            path, f"map {map_no}", f"key {smiles!r} is not a SMILES string; is this GEOM's drugs_crude.msgpack?"
+        )
     return smiles, info
 
 
 def _truncated(path: Path, at: int, size: int) -> DataFormatError:
-    return DataFormatError(path, None, f"file is truncated: the msgpack stream ends inside an item "
-                           f"(decoded {at:,} of {size:,} bytes); re-extract drugs_crude.msgpack")
+    return DataFormatError(
+        path,
+        None,
+        f"file is truncated: the msgpack stream ends inside an item "
+        f"(decoded {at:,} of {size:,} bytes); re-extract drugs_crude.msgpack",
+    )
 
 
 def conformer_xyz(conformer: Any, path: Path, record: str, errors: ErrorPolicy) -> np.ndarray | None:
@@ -121,21 +134,36 @@ def conformer_xyz(conformer: Any, path: Path, record: str, errors: ErrorPolicy) 
     except (TypeError, ValueError):
         arr = None
     if arr is None or arr.ndim != 2 or arr.shape[1] != 4:
-        bad_row = next((i for i, r in enumerate(raw) if not (isinstance(r, (list, tuple)) and len(r) == 4
-                        and all(isinstance(v, (int, float)) for v in r))), 0)
-        errors.bad_record(path, record, "malformed_atom_row",
-                          f"xyz row {bad_row} is {raw[bad_row]!r}, expected [atomic_number, x, y, z]")
+        bad_row = next(
+            (
+                i
+                for i, r in enumerate(raw)
+                if not (isinstance(r, (list, tuple)) and len(r) == 4 and all(isinstance(v, (int, float)) for v in r))
+            ),
+            0,
+        )
+        errors.bad_record(
+            path,
+            record,
+            "malformed_atom_row",
+            f"xyz row {bad_row} is {raw[bad_row]!r}, expected [atomic_number, x, y, z]",
+        )
         return None
     z = arr[:, 0]
     bad_z = np.flatnonzero(~((z == np.round(z)) & (z >= 1) & (z <= MAX_Z)))
     if len(bad_z):
-        errors.bad_record(path, record, "bad_atomic_number",
-                          f"xyz row {bad_z[0]} has atomic number {raw[bad_z[0]][0]!r}, expected an integer 1..{MAX_Z}")
+        errors.bad_record(
+            path,
+            record,
+            "bad_atomic_number",
+            f"xyz row {bad_z[0]} has atomic number {raw[bad_z[0]][0]!r}, expected an integer 1..{MAX_Z}",
+        )
         return None
     bad_xyz = np.flatnonzero(~np.isfinite(arr[:, 1:]).all(axis=1))
     if len(bad_xyz):
-        errors.bad_record(path, record, "nan_coordinate",
-                          f"xyz row {bad_xyz[0]} has a non-finite coordinate {raw[bad_xyz[0]]!r}")
+        errors.bad_record(
+            path, record, "nan_coordinate", f"xyz row {bad_xyz[0]} has a non-finite coordinate {raw[bad_xyz[0]]!r}"
+        )
         return None
     return arr
 
@@ -148,13 +176,15 @@ def _energies(conformers: list, path: Path, smiles: str, errors: ErrorPolicy) ->
         if isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value):
             out[j] = value
         else:
-            errors.bad_record(path, f"{smiles!r} conformers[{j}]", "bad_energy",
-                              f"missing or non-numeric totalenergy {value!r}")
+            errors.bad_record(
+                path, f"{smiles!r} conformers[{j}]", "bad_energy", f"missing or non-numeric totalenergy {value!r}"
+            )
     return out
 
 
-def select_conformers(smiles: str, info: Any, k: int, path: Path, errors: ErrorPolicy
-                      ) -> list[tuple[int, dict, np.ndarray]]:
+def select_conformers(
+    smiles: str, info: Any, k: int, path: Path, errors: ErrorPolicy
+) -> list[tuple[int, dict, np.ndarray]]:
     """The ``k`` lowest-``totalenergy`` valid conformers of one molecule, lowest first.
 
     Returns ``[(index in info["conformers"], conformer dict, (N, 4) [Z, x, y, z] rows in Å), ...]``.
@@ -180,8 +210,7 @@ def _optional_number(mapping: dict, key: str, missing: float) -> float:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else missing
 
 
-def _append(kept: _Kept, mol_index: int, smiles: str, info: dict,
-            chosen: list[tuple[int, dict, np.ndarray]]) -> None:
+def _append(kept: _Kept, mol_index: int, smiles: str, info: dict, chosen: list[tuple[int, dict, np.ndarray]]) -> None:
     rows = np.concatenate([xyz for _, _, xyz in chosen])
     kept.z_chunks.append(rows[:, 0].astype(np.int8))
     kept.pos_chunks.append(rows[:, 1:].astype(np.float32))
@@ -209,8 +238,11 @@ def _table(kept: _Kept) -> MoleculeTable:
         "conformer_index": np.frombuffer(kept.conformer_index, dtype=np.int64).copy(),
         "total_energy_ha": np.frombuffer(kept.energy, dtype=np.float64).copy(),
     }
-    for name, values, missing in (("boltzmann_weight", kept.boltzmann, None), ("charge_e", kept.charge, None),
-                                  ("geom_id", kept.geom_id, -1)):
+    for name, values, missing in (
+        ("boltzmann_weight", kept.boltzmann, None),
+        ("charge_e", kept.charge, None),
+        ("geom_id", kept.geom_id, -1),
+    ):
         col = np.frombuffer(values, dtype=np.float64 if missing is None else np.int64).copy()
         if (np.isfinite(col) if missing is None else col != missing).any():
             columns[name] = col
@@ -218,12 +250,12 @@ def _table(kept: _Kept) -> MoleculeTable:
     pos = np.concatenate(kept.pos_chunks) if n else np.zeros((0, 3), np.float32)
     smiles = np.empty(n, dtype=object)
     smiles[:] = kept.smiles
-    return MoleculeTable(np.arange(n, dtype=np.int64), np.frombuffer(kept.num_atoms, dtype=np.int64), z, pos,
-                         smiles, columns)
+    return MoleculeTable(
+        np.arange(n, dtype=np.int64), np.frombuffer(kept.num_atoms, dtype=np.int64), z, pos, smiles, columns
+    )
 
 
-def read_geom_drugs(path: str | Path, conformers_per_molecule: int, errors: ErrorPolicy
-                    ) -> tuple[MoleculeTable, int]:
+def read_geom_drugs(path: str | Path, conformers_per_molecule: int, errors: ErrorPolicy) -> tuple[MoleculeTable, int]:
     """All kept conformers of ``drugs_crude.msgpack`` (one row each) and the number of SMILES read."""
     path = Path(path)
     if not path.is_file():

@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 
 from elign.config import ElignConfig
-from elign.data.elements import atomic_number, symbol
 from elign.data.errors import ErrorPolicy
 from elign.data.registry import SPLITS, SourceResult, get_source
-from elign.data.table import MoleculeTable
+from elign.elements import atomic_number, symbol
 from elign.io.atomic import atomic_paths, json_text
 from elign.io.molecules import write_molecules
 from elign.io.provenance import provenance
+from elign.io.table import MoleculeTable
 
 
 def apply_filters(result: SourceResult, cfg) -> tuple[SourceResult, dict[str, int]]:
@@ -78,8 +78,13 @@ def prepare(config: ElignConfig, out_dir: str | Path) -> dict:
     n_loaded = len(result.table)
     result, dropped = apply_filters(result, cfg)
     tables = split_tables(result, cfg.subset)
-    meta = provenance({"seed": config.seed, "data": cfg.model_dump(mode="json")}, seed=config.seed,
-                      stage="prepare", dataset=cfg.dataset, source=cfg.source)
+    meta = provenance(
+        {"seed": config.seed, "data": cfg.model_dump(mode="json")},
+        seed=config.seed,
+        stage="prepare",
+        dataset=cfg.dataset,
+        source=cfg.source,
+    )
     stats = {
         "dataset": cfg.dataset,
         "source": cfg.source,

@@ -5,14 +5,21 @@ Second line of each ``dsgdb9nsd_NNNNNN.xyz``: ``gdb idx A B C mu alpha homo lumo
 """
 
 QM9_SCALAR_COLUMNS: tuple[str, ...] = (
-    "rot_a_ghz", "rot_b_ghz", "rot_c_ghz",   # rotational constants, GHz
-    "dipole_debye",                          # dipole moment, Debye
-    "polarizability_bohr3",                  # isotropic polarizability, bohr^3
-    "homo_ha", "lumo_ha", "gap_ha",          # orbital energies, Hartree
-    "r2_bohr2",                              # electronic spatial extent, bohr^2
-    "zpve_ha",                               # zero-point vibrational energy, Hartree
-    "u0_ha", "u298_ha", "h298_ha", "g298_ha",  # internal energy 0 K / 298.15 K, enthalpy, free energy, Hartree
-    "cv_cal_per_mol_k",                      # heat capacity at 298.15 K, cal/(mol K)
+    "rot_a_ghz",
+    "rot_b_ghz",
+    "rot_c_ghz",  # rotational constants, GHz
+    "dipole_debye",  # dipole moment, Debye
+    "polarizability_bohr3",  # isotropic polarizability, bohr^3
+    "homo_ha",
+    "lumo_ha",
+    "gap_ha",  # orbital energies, Hartree
+    "r2_bohr2",  # electronic spatial extent, bohr^2
+    "zpve_ha",  # zero-point vibrational energy, Hartree
+    "u0_ha",
+    "u298_ha",
+    "h298_ha",
+    "g298_ha",  # internal energy 0 K / 298.15 K, enthalpy, free energy, Hartree
+    "cv_cal_per_mol_k",  # heat capacity at 298.15 K, cal/(mol K)
 )
 # Per-molecule lists: Mulliken partial charges (e, one per atom) and harmonic frequencies (cm^-1).
 QM9_LIST_COLUMNS: tuple[str, ...] = ("mulliken_charges_e", "harmonic_freqs_cm1")

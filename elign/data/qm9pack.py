@@ -15,20 +15,32 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from elign.data.elements import atomic_number
 from elign.data.errors import ErrorPolicy
 from elign.data.qm9_columns import QM9_SCALAR_COLUMNS
 from elign.data.registry import SourceResult, register_source
 from elign.data.split import QM9_TOTAL, edm_qm9_split_labels
-from elign.data.table import MoleculeTable
+from elign.elements import atomic_number
+from elign.io.table import MoleculeTable
 
 CSV_PARTS = ("qm9_part1.csv", "qm9_part2.csv", "qm9_part3.csv")
 POLARIZABILITY_CSV = "qm9_polarizability.csv"
 # qm9pack column → our column (same order as QM9_SCALAR_COLUMNS).
 _SCALAR_SOURCE = (
-    "RotA_GHz", "RotB_GHz", "RotC_GHz", "Dipole_debye", "Polarizability_bohr3", "HOMO_au", "LUMO_au",
-    "HOMO_LUMO_gap_au", "R2_bohr2", "ZPVE_au", "InternalEnergy_0K_au", "InternalEnergy_298K_au",
-    "Enthalphy_298K_au", "GibbsFreeEnergy_298K_au", "Heatcapacity_Cv_cal_mol_K",
+    "RotA_GHz",
+    "RotB_GHz",
+    "RotC_GHz",
+    "Dipole_debye",
+    "Polarizability_bohr3",
+    "HOMO_au",
+    "LUMO_au",
+    "HOMO_LUMO_gap_au",
+    "R2_bohr2",
+    "ZPVE_au",
+    "InternalEnergy_0K_au",
+    "InternalEnergy_298K_au",
+    "Enthalphy_298K_au",
+    "GibbsFreeEnergy_298K_au",
+    "Heatcapacity_Cv_cal_mol_K",
 )
 _TENSOR_SOURCE = ("A_xx", "A_xy", "A_yy", "A_xz", "A_yz", "A_zz")
 _REQUIRED = ("Index", "SMILES", "InChi", "N_atoms", "Elements", "XYZ_Ang", "Mulliken_pop", "Harmonic_Freq_cmi")
@@ -72,8 +84,9 @@ def _count_numbers(stripped: list[str]) -> np.ndarray:
     return np.array([0 if not s else s.count(",") + 1 for s in stripped], dtype=np.int64)
 
 
-def _parse_number_lists(strings: pd.Series, expected_counts: np.ndarray | None, what: str, path: str,
-                        mol_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _parse_number_lists(
+    strings: pd.Series, expected_counts: np.ndarray | None, what: str, path: str, mol_ids: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Flatten stringified lists like ``[[x,y,z],...]`` into one float64 array, checked per molecule.
 
     expected_counts: (M,) numbers per molecule, or None to accept what is there.
@@ -83,8 +96,9 @@ def _parse_number_lists(strings: pd.Series, expected_counts: np.ndarray | None, 
     counts = _count_numbers(stripped)
     if expected_counts is not None and not np.array_equal(counts, expected_counts):
         bad = np.flatnonzero(counts != expected_counts)[0]
-        raise ValueError(f"{path}: molecule {mol_ids[bad]}: {what} has {counts[bad]} numbers, "
-                         f"expected {expected_counts[bad]}")
+        raise ValueError(
+            f"{path}: molecule {mol_ids[bad]}: {what} has {counts[bad]} numbers, expected {expected_counts[bad]}"
+        )
     text = ",".join(s for s in stripped if s)
     values = np.array(text.split(","), dtype=np.float64) if text else np.zeros(0)
     return values, counts
@@ -127,11 +141,13 @@ def qm9pack_table(frame: pd.DataFrame, errors: ErrorPolicy, path: str = "qm9pack
     nan_mol = np.zeros(len(frame), dtype=bool)
     nan_mol[atom_mol[~np.isfinite(xyz).all(axis=1)]] = True
     for i in np.flatnonzero(nan_mol | np.array([u is not None for u in unknown])):
-        kind, problem = (("unknown_element", f"unknown element symbol {unknown[i]!r}") if unknown[i] is not None
-                         else ("nan_coordinate", "non-finite coordinate"))
+        kind, problem = (
+            ("unknown_element", f"unknown element symbol {unknown[i]!r}")
+            if unknown[i] is not None
+            else ("nan_coordinate", "non-finite coordinate")
+        )
         errors.bad_record(path, int(mol_ids[i]), kind, problem)
         keep[i] = False
-    atom_keep = keep[atom_mol]
     offsets = np.concatenate([[0], np.cumsum(n_atoms)])
     columns = {ours: frame[src].to_numpy(np.float64) for ours, src in zip(QM9_SCALAR_COLUMNS, _SCALAR_SOURCE)}
     for src in _TENSOR_SOURCE:
@@ -165,6 +181,9 @@ def load_qm9pack(cfg, errors: ErrorPolicy, seed: int = 0) -> SourceResult:
         raise ValueError(f"{data_dir}: duplicate QM9 indices in qm9pack")
     table = qm9pack_table(frame, errors, path=str(data_dir))
     labels = edm_qm9_split_labels(table.mol_id, all_ids)
-    info = {"qm9pack_dir": str(data_dir), "rows_in_package": int(len(frame)),
-            "uncharacterized_excluded": int(QM9_TOTAL - len(frame))}
+    info = {
+        "qm9pack_dir": str(data_dir),
+        "rows_in_package": int(len(frame)),
+        "uncharacterized_excluded": int(QM9_TOTAL - len(frame)),
+    }
     return SourceResult(table, labels, info)

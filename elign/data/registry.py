@@ -8,13 +8,13 @@ QM9 sources ignore it (EDM's split is fixed). Sources import lazily so that e.g.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
 from elign.data.errors import ErrorPolicy
-from elign.data.table import MoleculeTable
+from elign.io.table import MoleculeTable
 
 SPLITS = ("train", "valid", "test")
 
@@ -50,6 +50,7 @@ def register_source(name: str) -> Callable[[SourceLoader], SourceLoader]:
     def deco(fn: SourceLoader) -> SourceLoader:
         _LOADERS[name] = fn
         return fn
+
     return deco
 
 

@@ -23,15 +23,15 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
 from elign.data.checks import GeometryLimits, record_problem
 from elign.data.errors import ErrorPolicy
 from elign.data.file_columns import prop_name
-from elign.data.table import MoleculeRecord
+from elign.io.table import MoleculeRecord
 
 _COORD = re.compile(r" *[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)", re.ASCII)  # a right-aligned F10.4-like field
 _INT_FIELD = re.compile(r" *[+-]?[0-9]+ *", re.ASCII)
@@ -53,7 +53,7 @@ def sdf_blocks(path: Path) -> Iterator[tuple[int, int, bytes]]:
         start, record = 1, 0
         for lineno, line in enumerate(fh, start=1):
             if lineno == 1 and line.startswith(_BOM):
-                line = line[len(_BOM):]
+                line = line[len(_BOM) :]
             lines.append(line)
             if line.startswith(b"$$$$"):
                 if b"".join(lines[:-1]).strip():
@@ -84,14 +84,16 @@ def _v2000_atom(line: str) -> str | None:
     if len(line) < 32:
         return f"expected x, y, z in columns 1-30 and the element symbol from column 32, got {line[:80]!r}"
     for k, axis in enumerate("xyz"):
-        field = line[10 * k:10 * k + 10]
+        field = line[10 * k : 10 * k + 10]
         if not _COORD.fullmatch(field):
-            return (f"the {axis} field (columns {10 * k + 1}-{10 * k + 10}) is {field!r}, not a right-aligned "
-                    "number (a shifted or damaged atom line?)")
+            return (
+                f"the {axis} field (columns {10 * k + 1}-{10 * k + 10}) is {field!r}, not a right-aligned "
+                "number (a shifted or damaged atom line?)"
+            )
     if line[30] != " " or not _SYMBOL.fullmatch(line[31:34]):
         return f"expected a blank column 31 and the element symbol in columns 32-34, got {line[30:34]!r}"
     rest = line[34:]
-    fields = [rest[0:2]] + [rest[2 + 3 * k:5 + 3 * k] for k in range(11)]
+    fields = [rest[0:2]] + [rest[2 + 3 * k : 5 + 3 * k] for k in range(11)]
     bad = next((f for f in fields if f.strip() and _int(f) is None), None)
     if bad is not None or rest[35:].strip():
         return f"the fields after the symbol (columns 35-69) must be integers, got {rest[:40]!r}"
@@ -99,7 +101,7 @@ def _v2000_atom(line: str) -> str | None:
 
 
 def _v2000_bond(line: str, n_atoms: int) -> str | None:
-    fields = [line[3 * k:3 * k + 3] for k in range(7)]
+    fields = [line[3 * k : 3 * k + 3] for k in range(7)]
     ints = [_int(f) for f in fields[:3]]
     if len(line) < 9 or None in ints:
         return f"expected two atom numbers and a bond type in columns 1-9, got {line[:40]!r}"
@@ -118,12 +120,16 @@ def _v2000(lines: list[str], first: int) -> int | Problem:
     counts = lines[3]
     n_atoms, n_bonds = _int(counts[0:3]), _int(counts[3:6])
     if n_atoms is None or n_bonds is None or n_atoms < 0 or n_bonds < 0:
-        return "bad_counts_line", (f"line {first + 3}: the counts line must hold the atom and bond counts in "
-                                   f"columns 1-3 and 4-6, got {counts[:40]!r}")
+        return "bad_counts_line", (
+            f"line {first + 3}: the counts line must hold the atom and bond counts in "
+            f"columns 1-3 and 4-6, got {counts[:40]!r}"
+        )
     atoms_end = 4 + n_atoms
     if len(lines) < atoms_end + n_bonds + 1:
-        return "truncated_molblock", (f"line {first + 3}: the counts line announces {n_atoms} atoms and {n_bonds} "
-                                      f"bonds, the record ends at line {first + len(lines) - 1}")
+        return "truncated_molblock", (
+            f"line {first + 3}: the counts line announces {n_atoms} atoms and {n_bonds} "
+            f"bonds, the record ends at line {first + len(lines) - 1}"
+        )
     for i in range(4, atoms_end):
         if (problem := _v2000_atom(lines[i])) is not None:
             return "malformed_atom_line", f"line {first + i}: {problem}"
@@ -138,8 +144,9 @@ def _v2000(lines: list[str], first: int) -> int | Problem:
         if line.startswith(_TWO_LINE_PREFIXES) or line.startswith(_PROPERTY_PREFIXES):
             i += 2 if line.startswith(_TWO_LINE_PREFIXES) else 1
             continue
-        return "malformed_molblock", (f"line {first + i}: expected a property line ('M  ...') or 'M  END' after "
-                                      f"the bond block, got {line[:40]!r}")
+        return "malformed_molblock", (
+            f"line {first + i}: expected a property line ('M  ...') or 'M  END' after the bond block, got {line[:40]!r}"
+        )
     return "no_m_end", f"line {first + i}: the molblock has no 'M  END' line"
 
 
@@ -170,13 +177,14 @@ def _block(v30: list[tuple[int, str]], name: str, count: int, first: int) -> lis
     texts = [t.split() for _, t in v30]
     begin = next((k for k, t in enumerate(texts) if t[:2] == ["BEGIN", name]), None)
     if begin is None:
-        return ("malformed_molblock", f"line {first + 3}: V3000 CTAB without a BEGIN {name} block") if count \
-            else []
-    entries = v30[begin + 1:begin + 1 + count]
+        return ("malformed_molblock", f"line {first + 3}: V3000 CTAB without a BEGIN {name} block") if count else []
+    entries = v30[begin + 1 : begin + 1 + count]
     end = begin + 1 + count
     if len(entries) < count or end >= len(texts) or texts[end][:2] != ["END", name]:
-        return "malformed_molblock", (f"line {v30[begin][0]}: the {name} block does not hold exactly the {count} "
-                                      "entries the COUNTS line announces")
+        return "malformed_molblock", (
+            f"line {v30[begin][0]}: the {name} block does not hold exactly the {count} "
+            "entries the COUNTS line announces"
+        )
     return [(line, text.split()) for line, text in entries]
 
 
@@ -198,16 +206,19 @@ def _v3000(lines: list[str], first: int) -> int | Problem:
     ids = set()
     for line, tok in atoms:
         if len(tok) < 6 or _int(tok[0]) is None or not all(_V3000_FLOAT.fullmatch(t) for t in tok[2:5]):
-            return "malformed_atom_line", (f"line {line}: expected 'index type x y z aamap', got "
-                                           f"{' '.join(tok)[:80]!r}")
+            return "malformed_atom_line", (
+                f"line {line}: expected 'index type x y z aamap', got {' '.join(tok)[:80]!r}"
+            )
         ids.add(int(tok[0]))
     for line, tok in bonds:
         ints = [_int(t) for t in tok[:4]]
         if len(tok) < 4 or None in ints:
             return "malformed_bond_line", f"line {line}: expected 'index type atom1 atom2', got {' '.join(tok)[:80]!r}"
         if ints[1] not in _V3000_BOND_TYPES or ints[2] not in ids or ints[3] not in ids or ints[2] == ints[3]:
-            return "malformed_bond_line", (f"line {line}: bond type {ints[1]} between atoms {ints[2]} and {ints[3]} "
-                                           "(types 1-10 between two distinct atoms of the molecule)")
+            return "malformed_bond_line", (
+                f"line {line}: bond type {ints[1]} between atoms {ints[2]} and {ints[3]} "
+                "(types 1-10 between two distinct atoms of the molecule)"
+            )
     return end
 
 
@@ -222,22 +233,27 @@ def _data_items(lines: list[str], start: int, first: int) -> Problem | None:
         if in_item:
             in_item = bool(line.strip())
             if line.rstrip() == "M  END":
-                return "missing_terminator", (f"line {first + i}: a second molblock inside a data item: two "
-                                              "molblocks without '$$$$' between them?")
+                return "missing_terminator", (
+                    f"line {first + i}: a second molblock inside a data item: two "
+                    "molblocks without '$$$$' between them?"
+                )
             continue
         if line.startswith(">"):
             in_item = True
         elif line.strip():
-            return "missing_terminator", (f"line {first + i}: {line[:40]!r} after 'M  END' is not an SD data item "
-                                          "('> <name>'): two molblocks without '$$$$' between them?")
+            return "missing_terminator", (
+                f"line {first + i}: {line[:40]!r} after 'M  END' is not an SD data item "
+                "('> <name>'): two molblocks without '$$$$' between them?"
+            )
     return None
 
 
 def molblock_problem(lines: list[str], first: int) -> Problem | None:
     """The first layout problem of one SD record (lines without line ends; ``first`` = its first line)."""
     if len(lines) < 4:
-        return "truncated_molblock", (f"line {first}: the record has {len(lines)} lines; a molfile needs a "
-                                      "3-line header and a counts line")
+        return "truncated_molblock", (
+            f"line {first}: the record has {len(lines)} lines; a molfile needs a 3-line header and a counts line"
+        )
     counts = lines[3]
     version = counts[33:39].strip()
     if version not in ("V2000", "V3000", ""):
@@ -248,8 +264,11 @@ def molblock_problem(lines: list[str], first: int) -> Problem | None:
 
 # ------------------------------------------------------------------------------------------ RDKit
 def _rdkit_reason(messages: str) -> str:
-    reasons = [_TIMESTAMP.sub("", m.split("ERROR:", 1)[-1]).strip() for m in messages.splitlines()
-               if m.strip() and "moving to the beginning of the next molecule" not in m]
+    reasons = [
+        _TIMESTAMP.sub("", m.split("ERROR:", 1)[-1]).strip()
+        for m in messages.splitlines()
+        if m.strip() and "moving to the beginning of the next molecule" not in m
+    ]
     return "; ".join(reasons) or "no reason given by RDKit"
 
 
@@ -294,8 +313,9 @@ def _rdkit_record(block: bytes, line: int, record: int) -> MoleculeRecord | Prob
     z = np.array([a.GetAtomicNum() for a in mol.GetAtoms()], dtype=np.int64)
     if (z < 1).any():
         i = int(np.flatnonzero(z < 1)[0])
-        return "unknown_element", (f"line {line + 3 + i + 1}: atom {i + 1} is "
-                                   f"{mol.GetAtomWithIdx(i).GetSymbol()!r}, not a chemical element")
+        return "unknown_element", (
+            f"line {line + 3 + i + 1}: atom {i + 1} is {mol.GetAtomWithIdx(i).GetSymbol()!r}, not a chemical element"
+        )
     props = {prop_name(k): v for k, v in _raw_props(mol).items()}
     props["name"] = mol.GetProp("_Name") if mol.HasProp("_Name") else None
     return MoleculeRecord(record - 1, z, mol.GetConformer().GetPositions(), _sdf_smiles(mol), props)

@@ -41,8 +41,8 @@ def edm_qm9_split_labels(mol_ids: np.ndarray, characterized_ids: np.ndarray) -> 
     perm = edm_qm9_permutation()
     label_of_position = np.empty(QM9_CHARACTERIZED, dtype=object)
     label_of_position[perm[:QM9_TRAIN]] = "train"
-    label_of_position[perm[QM9_TRAIN:QM9_TRAIN + QM9_VALID]] = "valid"
-    label_of_position[perm[QM9_TRAIN + QM9_VALID:]] = "test"
+    label_of_position[perm[QM9_TRAIN : QM9_TRAIN + QM9_VALID]] = "valid"
+    label_of_position[perm[QM9_TRAIN + QM9_VALID :]] = "test"
     mol_ids = np.asarray(mol_ids, dtype=np.int64)
     pos = np.searchsorted(characterized, mol_ids)
     ok = (pos < len(characterized)) & (characterized[np.minimum(pos, len(characterized) - 1)] == mol_ids)
@@ -57,8 +57,9 @@ def characterized_from_uncharacterized(uncharacterized_ids: np.ndarray) -> np.nd
     return all_ids[~np.isin(all_ids, np.asarray(uncharacterized_ids))]
 
 
-def random_split_labels(n_groups: int, valid_fraction: float, test_fraction: float, seed: int,
-                        group_of: np.ndarray | None = None) -> np.ndarray:
+def random_split_labels(
+    n_groups: int, valid_fraction: float, test_fraction: float, seed: int, group_of: np.ndarray | None = None
+) -> np.ndarray:
     """Random split of ``n_groups`` groups (molecules or, with ``group_of``, conformer families).
 
     Valid takes ``int(n * valid_fraction)`` groups and test ``int(n * test_fraction)`` of a seeded
@@ -71,5 +72,5 @@ def random_split_labels(n_groups: int, valid_fraction: float, test_fraction: flo
     n_valid, n_test = int(n_groups * valid_fraction), int(n_groups * test_fraction)
     labels = np.full(n_groups, "train", dtype=object)
     labels[perm[:n_valid]] = "valid"
-    labels[perm[n_valid:n_valid + n_test]] = "test"
+    labels[perm[n_valid : n_valid + n_test]] = "test"
     return labels if group_of is None else labels[np.asarray(group_of)]

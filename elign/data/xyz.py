@@ -18,18 +18,19 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
 from elign.data.checks import MAX_ATOMS, MAX_Z
-from elign.data.elements import atomic_number
+from elign.elements import atomic_number
 
 _INT = re.compile(r"[0-9]+", re.ASCII)
-_FLOAT = re.compile(r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|nan|inf|infinity)",
-                    re.ASCII | re.IGNORECASE)
+_FLOAT = re.compile(
+    r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|nan|inf|infinity)", re.ASCII | re.IGNORECASE
+)
 _BOM = b"\xef\xbb\xbf"
 Problem = tuple[str, str]
 
@@ -51,13 +52,18 @@ def _lines(path: Path) -> Iterator[tuple[int, str, Problem | None]]:
     with open(path, "rb") as fh:
         for lineno, raw in enumerate(fh, start=1):
             if lineno == 1 and raw.startswith(_BOM):
-                raw = raw[len(_BOM):]
+                raw = raw[len(_BOM) :]
             try:
                 yield lineno, raw.decode("utf-8"), None
             except UnicodeDecodeError as exc:
-                yield lineno, raw.decode("utf-8", errors="replace"), (
-                    "bad_encoding", f"line {lineno}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at column "
-                                    f"{exc.start + 1})")
+                yield (
+                    lineno,
+                    raw.decode("utf-8", errors="replace"),
+                    (
+                        "bad_encoding",
+                        f"line {lineno}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})",
+                    ),
+                )
 
 
 class _Peekable:
@@ -97,15 +103,18 @@ def _read_atoms(lines: _Peekable, count: int, frame: Frame) -> Problem | None:
     for _ in range(count):
         item = lines.next()
         if item is None:
-            return "truncated_frame", (f"line {frame.line}: truncated frame: {count} atoms announced, the file "
-                                       f"ends after {len(frame.atoms)}")
+            return "truncated_frame", (
+                f"line {frame.line}: truncated frame: {count} atoms announced, the file ends after {len(frame.atoms)}"
+            )
         lineno, text, bad = item
         if bad is not None:
             return bad
         if _count(text) is not None:
             lines.push(item)
-            return "wrong_count", (f"line {frame.line}: the count says {count} atoms but line {lineno} starts the "
-                                   f"next frame after {len(frame.atoms)} atom lines")
+            return "wrong_count", (
+                f"line {frame.line}: the count says {count} atoms but line {lineno} starts the "
+                f"next frame after {len(frame.atoms)} atom lines"
+            )
         frame.atoms.append((lineno, text))
     return None
 
@@ -134,23 +143,32 @@ def xyz_frames(path: Path) -> Iterator[Frame]:
         number, resync = number + 1, False
         frame = Frame(number, lineno)
         if bad is not None or count is None:
-            frame.problem = bad or ("bad_count", f"line {lineno}: expected the atom count (an integer), got "
-                                                 f"{text.strip()[:80]!r}")
+            frame.problem = bad or (
+                "bad_count",
+                f"line {lineno}: expected the atom count (an integer), got {text.strip()[:80]!r}",
+            )
         elif count > MAX_ATOMS:
-            frame.problem = ("too_many_atoms", f"line {lineno}: atom count {text.strip()[:20]!r} exceeds "
-                                               f"{MAX_ATOMS}, the most a molecule can have (num_atoms is int16)")
+            frame.problem = (
+                "too_many_atoms",
+                f"line {lineno}: atom count {text.strip()[:20]!r} exceeds "
+                f"{MAX_ATOMS}, the most a molecule can have (num_atoms is int16)",
+            )
         else:
             comment = lines.next()
             if comment is None:
-                frame.problem = ("truncated_frame", f"line {lineno}: truncated frame: {count} atoms announced, "
-                                                    "the file ends before the comment line")
+                frame.problem = (
+                    "truncated_frame",
+                    f"line {lineno}: truncated frame: {count} atoms announced, the file ends before the comment line",
+                )
             else:
                 frame.comment = comment[1]
                 frame.problem = comment[2] or _read_atoms(lines, count, frame)
                 extra = _extra_atom_line(lines) if frame.problem is None else None
                 if extra is not None:
-                    frame.problem = ("wrong_count", f"line {lineno}: the count says {count} atoms but line "
-                                                    f"{extra} holds one more atom line")
+                    frame.problem = (
+                        "wrong_count",
+                        f"line {lineno}: the count says {count} atoms but line {extra} holds one more atom line",
+                    )
         resync = frame.problem is not None
         yield frame
 
@@ -218,15 +236,17 @@ def frame_atoms(frame: Frame, cols: Columns) -> tuple[np.ndarray, np.ndarray] | 
     for i, (lineno, line) in enumerate(frame.atoms):
         tokens = line.split()
         if len(tokens) < cols.width:
-            return "malformed_atom_line", (f"line {lineno}: expected {cols.width} columns (element x y z), got "
-                                           f"{line.strip()[:80]!r}")
+            return "malformed_atom_line", (
+                f"line {lineno}: expected {cols.width} columns (element x y z), got {line.strip()[:80]!r}"
+            )
         z[i] = element(tokens[cols.species]) or 0
         if z[i] == 0:
             return "unknown_element", f"line {lineno}: unknown element symbol {tokens[cols.species][:20]!r}"
-        xyz = [strict_float(t) for t in tokens[cols.pos:cols.pos + 3]]
+        xyz = [strict_float(t) for t in tokens[cols.pos : cols.pos + 3]]
         if None in xyz:
-            return "bad_coordinate", (f"line {lineno}: unparseable coordinate in "
-                                      f"{' '.join(tokens[cols.pos:cols.pos + 3])[:80]!r}")
+            return "bad_coordinate", (
+                f"line {lineno}: unparseable coordinate in {' '.join(tokens[cols.pos : cols.pos + 3])[:80]!r}"
+            )
         pos[i] = xyz
         if not np.isfinite(pos[i]).all():
             return "nan_coordinate", f"line {lineno}: non-finite coordinate {line.strip()[:80]!r}"

@@ -18,13 +18,14 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from elign.data.elements import GROUND_STATE_MULTIPLICITY
-from elign.dft.level import HARTREE_EV, DftLevel
+from elign.constants import HARTREE_TO_EV
+from elign.dft.level import DftLevel
+from elign.elements import GROUND_STATE_MULTIPLICITY
 from elign.io.atomic import write_json_atomic
 
 log = logging.getLogger("elign.dft")
@@ -58,9 +59,15 @@ class AtomReferences:
         on_disk = self._read()  # keep what another job added meanwhile
         on_disk.update(self.energies_ha)
         self.energies_ha = on_disk
-        write_json_atomic(self.path, {"level": self.level.describe(), "pyscf_key": self.path.stem,
-                                      "multiplicity": {str(z): GROUND_STATE_MULTIPLICITY[z] for z in on_disk},
-                                      "energies_ha": {str(z): e for z, e in sorted(on_disk.items())}})
+        write_json_atomic(
+            self.path,
+            {
+                "level": self.level.describe(),
+                "pyscf_key": self.path.stem,
+                "multiplicity": {str(z): GROUND_STATE_MULTIPLICITY[z] for z in on_disk},
+                "energies_ha": {str(z): e for z, e in sorted(on_disk.items())},
+            },
+        )
 
     def energy_ha(self, z: int) -> float:
         """E(Z) in Ha; NaN (with ``failures[z]`` saying why) if there is no reference or its SCF failed."""
@@ -78,8 +85,13 @@ class AtomReferences:
             return math.nan
         self.energies_ha[z] = float(result["energy_ha"])
         self._write()
-        log.info("isolated atom Z=%d (2S+1=%d): %.8f Ha -> %s", z, GROUND_STATE_MULTIPLICITY[z],
-                 self.energies_ha[z], self.path)
+        log.info(
+            "isolated atom Z=%d (2S+1=%d): %.8f Ha -> %s",
+            z,
+            GROUND_STATE_MULTIPLICITY[z],
+            self.energies_ha[z],
+            self.path,
+        )
         return self.energies_ha[z]
 
     def formation_energy_per_atom_ev(self, energy_ha: float, atomic_numbers: np.ndarray) -> tuple[float, str]:
@@ -90,4 +102,4 @@ class AtomReferences:
         if missing:
             return math.nan, "formation energy unavailable: " + "; ".join(missing)
         total_ref = sum(refs[int(e)] for e in z)
-        return (energy_ha - total_ref) * HARTREE_EV / len(z), ""
+        return (energy_ha - total_ref) * HARTREE_TO_EV / len(z), ""

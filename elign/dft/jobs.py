@@ -37,10 +37,15 @@ class MoleculeJob:
     extra: dict = field(default_factory=dict)
 
     def base_row(self) -> dict:
-        return {"selection_index": int(self.selection_index), "target_num_atoms": int(self.target_num_atoms),
-                "mol_id": int(self.mol_id), "num_atoms": len(self.atomic_numbers),
-                "atomic_numbers": np.asarray(self.atomic_numbers).astype(int).tolist(),
-                "positions_ang": np.asarray(self.positions_ang, dtype=np.float32).tolist(), **self.extra}
+        return {
+            "selection_index": int(self.selection_index),
+            "target_num_atoms": int(self.target_num_atoms),
+            "mol_id": int(self.mol_id),
+            "num_atoms": len(self.atomic_numbers),
+            "atomic_numbers": np.asarray(self.atomic_numbers).astype(int).tolist(),
+            "positions_ang": np.asarray(self.positions_ang, dtype=np.float32).tolist(),
+            **self.extra,
+        }
 
 
 def fingerprint(jobs: list[MoleculeJob], level_fields: dict) -> str:
@@ -73,8 +78,7 @@ class Checkpoint:
         except (json.JSONDecodeError, IndexError):
             header = {}
         if header.get("fingerprint") != self.fingerprint:
-            log.warning("%s belongs to another job (level or molecules changed): starting this shard afresh",
-                        self.path)
+            log.warning("%s belongs to another job (level or molecules changed): starting this shard afresh", self.path)
             return {}
         for line in lines[1:]:
             try:
@@ -104,8 +108,9 @@ class Checkpoint:
         self.path.unlink(missing_ok=True)
 
 
-def compute_row(job: MoleculeJob, worker: DftWorker, level, atoms: AtomReferences | None,
-                init_guess: str = "minao") -> dict:
+def compute_row(
+    job: MoleculeJob, worker: DftWorker, level, atoms: AtomReferences | None, init_guess: str = "minao"
+) -> dict:
     """The result row of one molecule: the worker's single point + formation energy per atom. A timeout or
     a dead worker leaves only status/reason/seconds: the other columns get their empty values, and method /
     spin the ones the electron count fixed."""
@@ -124,8 +129,14 @@ def compute_row(job: MoleculeJob, worker: DftWorker, level, atoms: AtomReference
     return row
 
 
-def run_jobs(jobs: list[MoleculeJob], worker: DftWorker, level, atoms: AtomReferences | None,
-             checkpoint: Checkpoint | None = None, init_guess: str = "minao") -> list[dict]:
+def run_jobs(
+    jobs: list[MoleculeJob],
+    worker: DftWorker,
+    level,
+    atoms: AtomReferences | None,
+    checkpoint: Checkpoint | None = None,
+    init_guess: str = "minao",
+) -> list[dict]:
     """Rows for ``jobs`` in order; rows already in ``checkpoint`` are reused, new ones appended to it."""
     rows = []
     for n, job in enumerate(jobs):
@@ -134,8 +145,16 @@ def run_jobs(jobs: list[MoleculeJob], worker: DftWorker, level, atoms: AtomRefer
             rows.append(done)
             continue
         row = compute_row(job, worker, level, atoms, init_guess)
-        log.info("[%d/%d] mol %d (%d atoms): %s %s %.1f s", n + 1, len(jobs), job.mol_id,
-                 len(job.atomic_numbers), row["status"], row.get("reason", ""), row.get("seconds", float("nan")))
+        log.info(
+            "[%d/%d] mol %d (%d atoms): %s %s %.1f s",
+            n + 1,
+            len(jobs),
+            job.mol_id,
+            len(job.atomic_numbers),
+            row["status"],
+            row.get("reason", ""),
+            row.get("seconds", float("nan")),
+        )
         if checkpoint is not None:
             checkpoint.add(row)
         rows.append(row)

@@ -2,7 +2,7 @@
 
 Units: PySCF works in Bohr and Hartree. We build every ``Mole`` with ``unit="Angstrom"`` and convert
 energies and gradients with CODATA 2018 (E. Tiesinga et al., Rev. Mod. Phys. 93, 025010 (2021);
-https://physics.nist.gov/cuu/Constants/): 1 Ha = 27.211386245988 eV, 1 Bohr = 0.529177210903 Å.
+https://physics.nist.gov/cuu/Constants/; :mod:`elign.constants`): 1 Ha = 27.211386245988 eV, 1 Bohr = 0.529177210903 Å.
 (PySCF converts Å to Bohr with its own 0.52917721092, CODATA 2010; the relative difference, 3e-11, is far
 below anything we report.)
 
@@ -34,15 +34,15 @@ import json
 import re
 from dataclasses import asdict, dataclass
 
-HARTREE_EV = 27.211386245988  # CODATA 2018
-BOHR_ANG = 0.529177210903  # CODATA 2018
-HA_PER_BOHR_TO_EV_PER_ANG = HARTREE_EV / BOHR_ANG
-
 # Names (lower case, no spaces) for which the "gaussian" convention is defined, and what each needs:
 # (Cartesian d, number of d sets whose exponents Gaussian scales from the 6-31G* value).
 GAUSSIAN_BASES = {
-    "6-31g": (True, 0), "6-31g*": (True, 1), "6-31g(d)": (True, 1), "6-31g**": (True, 1),
-    "6-31g(d,p)": (True, 1), "6-31g(2df,p)": (True, 2),
+    "6-31g": (True, 0),
+    "6-31g*": (True, 1),
+    "6-31g(d)": (True, 1),
+    "6-31g**": (True, 1),
+    "6-31g(d,p)": (True, 1),
+    "6-31g(2df,p)": (True, 2),
 }
 GAUSSIAN_2D_SCALE = (2.0, 0.5)  # Frisch, Pople & Binkley 1984: two d sets = 2x and 1/2x the single exponent
 
@@ -69,24 +69,33 @@ class DftLevel:
         if self.basis_convention not in ("gaussian", "pyscf"):
             raise ValueError(f"basis_convention must be 'auto', 'gaussian' or 'pyscf', got {self.basis_convention!r}")
         if self.basis_convention == "gaussian" and normalize_basis(self.basis) not in GAUSSIAN_BASES:
-            raise ValueError(f"basis_convention 'gaussian' is defined here only for {sorted(GAUSSIAN_BASES)}; "
-                             f"got basis {self.basis!r}: use basis_convention 'pyscf' for other bases")
+            raise ValueError(
+                f"basis_convention 'gaussian' is defined here only for {sorted(GAUSSIAN_BASES)}; "
+                f"got basis {self.basis!r}: use basis_convention 'pyscf' for other bases"
+            )
 
     @classmethod
-    def from_config(cls, dft, charge: int = 0) -> "DftLevel":
+    def from_config(cls, dft, charge: int = 0) -> DftLevel:
         """From a :class:`elign.config.DftConfig` (``basis_convention``: "auto" while the config has no such
         field)."""
-        return cls(functional=dft.functional, basis=dft.basis,
-                   basis_convention=getattr(dft, "basis_convention", "auto"), density_fit=dft.density_fit,
-                   grid_level=dft.grid_level, conv_tol=dft.conv_tol, max_cycles=dft.max_cycles,
-                   newton_cycles=dft.newton_cycles, charge=charge, device=dft.device)
+        return cls(
+            functional=dft.functional,
+            basis=dft.basis,
+            basis_convention=getattr(dft, "basis_convention", "auto"),
+            density_fit=dft.density_fit,
+            grid_level=dft.grid_level,
+            conv_tol=dft.conv_tol,
+            max_cycles=dft.max_cycles,
+            newton_cycles=dft.newton_cycles,
+            charge=charge,
+            device=dft.device,
+        )
 
     def reference_key(self) -> str:
         """Hash of what decides an isolated atom's energy (not the cycle limits, charge or device) + pyscf version."""
         import pyscf
 
-        fields = {k: v for k, v in asdict(self).items()
-                  if k not in ("max_cycles", "newton_cycles", "charge", "device")}
+        fields = {k: v for k, v in asdict(self).items() if k not in ("max_cycles", "newton_cycles", "charge", "device")}
         fields["pyscf"] = pyscf.__version__
         blob = json.dumps(fields, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]

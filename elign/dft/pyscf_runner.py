@@ -24,8 +24,8 @@ import types
 
 import numpy as np
 
-from elign.dft.level import GAUSSIAN_2D_SCALE, GAUSSIAN_BASES, HA_PER_BOHR_TO_EV_PER_ANG, HARTREE_EV, DftLevel, \
-    normalize_basis
+from elign.constants import HA_PER_BOHR_TO_EV_PER_ANG, HARTREE_TO_EV
+from elign.dft.level import GAUSSIAN_2D_SCALE, GAUSSIAN_BASES, DftLevel, normalize_basis
 
 MIN_DISTANCE_ANG = 0.1  # closer atoms are a broken geometry (shortest real bond: H2, 0.74 Å), not a DFT job
 MAX_ATOMIC_NUMBER = 118
@@ -40,15 +40,19 @@ def check_cuda() -> None:
     try:
         import gpu4pyscf  # noqa: F401
     except ImportError as exc:
-        raise DftDeviceError(f"dft.device is 'cuda' but gpu4pyscf is not importable ({exc}); install it "
-                             "(pip install gpu4pyscf-cuda12x cupy-cuda12x) or set dft.device: cpu") from None
+        raise DftDeviceError(
+            f"dft.device is 'cuda' but gpu4pyscf is not importable ({exc}); install it "
+            "(pip install gpu4pyscf-cuda12x cupy-cuda12x) or set dft.device: cpu"
+        ) from None
     try:
         import cupy
 
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:  # cupy raises its own CUDA errors when there is no driver/device
-        raise DftDeviceError(f"dft.device is 'cuda' but CUDA is not usable ({type(exc).__name__}: {exc}); "
-                             "run on a GPU node or set dft.device: cpu") from None
+        raise DftDeviceError(
+            f"dft.device is 'cuda' but CUDA is not usable ({type(exc).__name__}: {exc}); "
+            "run on a GPU node or set dft.device: cpu"
+        ) from None
     if count < 1:
         raise DftDeviceError("dft.device is 'cuda' but no CUDA device is visible; set dft.device: cpu")
 
@@ -112,8 +116,7 @@ def build_mole(atomic_numbers: np.ndarray, positions_ang: np.ndarray, level: Dft
     symbols = [gto.mole._symbol(int(z)) for z in atomic_numbers]
     basis, cart = basis_spec(level, symbols)
     atoms = [(s, tuple(float(v) for v in p)) for s, p in zip(symbols, np.asarray(positions_ang, np.float64))]
-    return gto.M(atom=atoms, basis=basis, unit="Angstrom", charge=level.charge, spin=spin, cart=cart,
-                 verbose=0)
+    return gto.M(atom=atoms, basis=basis, unit="Angstrom", charge=level.charge, spin=spin, cart=cart, verbose=0)
 
 
 def pure_f_transform(mol) -> np.ndarray | None:
@@ -126,8 +129,8 @@ def pure_f_transform(mol) -> np.ndarray | None:
     if max(ls) < 3:
         return None
     blocks = []
-    for i, l in enumerate(ls):
-        block = np.eye((l + 1) * (l + 2) // 2) if l <= 2 else gto.cart2sph(l, normalized="sp")
+    for i, ang in enumerate(ls):
+        block = np.eye((ang + 1) * (ang + 2) // 2) if ang <= 2 else gto.cart2sph(ang, normalized="sp")
         blocks.extend([block] * mol.bas_nctr(i))
     return block_diag(*blocks)
 
@@ -162,8 +165,10 @@ def check_in_subspace(mf, transform: np.ndarray, tol: float = 1e-6) -> str | Non
         fit = transform @ np.linalg.lstsq(transform, c_occ, rcond=None)[0]
         residual = np.abs(c_occ - fit).max() / max(np.abs(c_occ).max(), 1e-300)
         if residual > tol:
-            return f"occupied orbitals leave the 6D7F space (relative residual {residual:.1e}): this PySCF " \
-                   "backend ignored the basis restriction; use basis_convention 'pyscf' with it"
+            return (
+                f"occupied orbitals leave the 6D7F space (relative residual {residual:.1e}): this PySCF "
+                "backend ignored the basis restriction; use basis_convention 'pyscf' with it"
+            )
     return None
 
 
@@ -191,8 +196,9 @@ def pure_f_subspace(mol, level: DftLevel) -> np.ndarray | None:
     return pure_f_transform(mol) if mol.cart and level.basis_convention == "gaussian" else None
 
 
-def single_point(atomic_numbers: np.ndarray, positions_ang: np.ndarray, level: DftLevel,
-                 init_guess: str = "minao") -> dict:
+def single_point(
+    atomic_numbers: np.ndarray, positions_ang: np.ndarray, level: DftLevel, init_guess: str = "minao"
+) -> dict:
     """Energy and forces of one molecule; always a row dict (status ok / scf_not_converged / error).
 
     atomic_numbers (N,), positions_ang (N, 3) Å. Keys: status, reason, method, spin, s2, scf_converged,
@@ -214,8 +220,11 @@ def single_point(atomic_numbers: np.ndarray, positions_ang: np.ndarray, level: D
         row.update(scf_converged=bool(mf.converged), cycles=int(getattr(mf, "cycles", -1)))
         if not mf.converged and level.newton_cycles > 0:
             mf, energy = _newton_rescue(mf, level)
-            row.update(scf_converged=bool(mf.converged), cycles=row["cycles"] + int(getattr(mf, "cycles", 0)),
-                       scf_solver="diis+newton")
+            row.update(
+                scf_converged=bool(mf.converged),
+                cycles=row["cycles"] + int(getattr(mf, "cycles", 0)),
+                scf_solver="diis+newton",
+            )
         if spin:
             row["s2"] = _spin_square(mf)
         transform = pure_f_subspace(mol, level)
@@ -223,17 +232,26 @@ def single_point(atomic_numbers: np.ndarray, positions_ang: np.ndarray, level: D
         if leak is not None:
             return {**row, "status": "error", "reason": leak}
         if not mf.converged:
-            return {**row, "status": "scf_not_converged",
-                    "reason": f"SCF not converged in {row['cycles']} cycles (max_cycles {level.max_cycles}, "
-                              f"newton_cycles {level.newton_cycles}, conv_tol {level.conv_tol:g} Ha); "
-                              f"last energy {energy:.8f} Ha"}
+            return {
+                **row,
+                "status": "scf_not_converged",
+                "reason": f"SCF not converged in {row['cycles']} cycles (max_cycles {level.max_cycles}, "
+                f"newton_cycles {level.newton_cycles}, conv_tol {level.conv_tol:g} Ha); "
+                f"last energy {energy:.8f} Ha",
+            }
         grad_ha_bohr = _host(mf.nuc_grad_method().kernel())
     except Exception as exc:  # PySCF raises many types (KeyError for a missing basis, RuntimeError, ...)
         return {**row, "status": "error", "reason": f"{type(exc).__name__}: {exc}"}
     forces = -grad_ha_bohr * HA_PER_BOHR_TO_EV_PER_ANG
     norms = np.linalg.norm(forces, axis=1)
-    row.update(status="ok", energy_ha=energy, energy_ev=energy * HARTREE_EV, forces_ev_per_ang=forces.tolist(),
-               force_rms_ev_per_ang=float(np.sqrt(np.mean(norms ** 2))), force_max_ev_per_ang=float(norms.max()))
+    row.update(
+        status="ok",
+        energy_ha=energy,
+        energy_ev=energy * HARTREE_TO_EV,
+        forces_ev_per_ang=forces.tolist(),
+        force_rms_ev_per_ang=float(np.sqrt(np.mean(norms**2))),
+        force_max_ev_per_ang=float(norms.max()),
+    )
     return row
 
 
@@ -266,16 +284,33 @@ def atom_energy(atomic_number: int, spin: int, level: DftLevel, init_guess: str 
         return {"status": "error", "reason": leak, "energy_ha": math.nan}
     out = {"energy_ha": energy, "s2": _spin_square(mf), "cycles": int(getattr(mf, "cycles", -1))}
     if not mf.converged:
-        return {**out, "status": "scf_not_converged", "reason": f"atom Z={atomic_number} SCF not converged",
-                "energy_ha": math.nan}
+        return {
+            **out,
+            "status": "scf_not_converged",
+            "reason": f"atom Z={atomic_number} SCF not converged",
+            "energy_ha": math.nan,
+        }
     return {**out, "status": "ok", "reason": ""}
 
 
 def empty_row() -> dict:
     nan = math.nan
-    return {"status": "error", "reason": "", "method": "", "spin": -1, "s2": nan, "scf_converged": False,
-            "cycles": 0, "scf_solver": "diis", "num_basis": 0, "energy_ha": nan, "energy_ev": nan, "forces_ev_per_ang": None,
-            "force_rms_ev_per_ang": nan, "force_max_ev_per_ang": nan}
+    return {
+        "status": "error",
+        "reason": "",
+        "method": "",
+        "spin": -1,
+        "s2": nan,
+        "scf_converged": False,
+        "cycles": 0,
+        "scf_solver": "diis",
+        "num_basis": 0,
+        "energy_ha": nan,
+        "energy_ev": nan,
+        "forces_ev_per_ang": None,
+        "force_rms_ev_per_ang": nan,
+        "force_max_ev_per_ang": nan,
+    }
 
 
 def _neutral(level: DftLevel) -> DftLevel:

@@ -27,16 +27,32 @@ from elign.io.molecules import METADATA_KEY
 STATUSES = ("ok", "scf_not_converged", "timeout", "error")
 VEC3_F32 = pa.list_(pa.list_(pa.float32(), 3))
 VEC3_F64 = pa.list_(pa.list_(pa.float64(), 3))
-SCHEMA = pa.schema([
-    ("selection_index", pa.int32()), ("target_num_atoms", pa.int16()), ("mol_id", pa.int64()),
-    ("num_atoms", pa.int16()), ("atomic_numbers", pa.list_(pa.int8())), ("positions_ang", VEC3_F32),
-    ("status", pa.string()), ("reason", pa.string()), ("method", pa.string()), ("spin", pa.int8()),
-    ("s2", pa.float64()), ("scf_converged", pa.bool_()), ("cycles", pa.int32()), ("scf_solver", pa.string()),
-    ("num_basis", pa.int32()),
-    ("energy_ha", pa.float64()), ("energy_ev", pa.float64()), ("formation_energy_per_atom_ev", pa.float64()),
-    ("forces_ev_per_ang", VEC3_F64), ("force_rms_ev_per_ang", pa.float64()),
-    ("force_max_ev_per_ang", pa.float64()), ("seconds", pa.float64()),
-])
+SCHEMA = pa.schema(
+    [
+        ("selection_index", pa.int32()),
+        ("target_num_atoms", pa.int16()),
+        ("mol_id", pa.int64()),
+        ("num_atoms", pa.int16()),
+        ("atomic_numbers", pa.list_(pa.int8())),
+        ("positions_ang", VEC3_F32),
+        ("status", pa.string()),
+        ("reason", pa.string()),
+        ("method", pa.string()),
+        ("spin", pa.int8()),
+        ("s2", pa.float64()),
+        ("scf_converged", pa.bool_()),
+        ("cycles", pa.int32()),
+        ("scf_solver", pa.string()),
+        ("num_basis", pa.int32()),
+        ("energy_ha", pa.float64()),
+        ("energy_ev", pa.float64()),
+        ("formation_energy_per_atom_ev", pa.float64()),
+        ("forces_ev_per_ang", VEC3_F64),
+        ("force_rms_ev_per_ang", pa.float64()),
+        ("force_max_ev_per_ang", pa.float64()),
+        ("seconds", pa.float64()),
+    ]
+)
 
 
 def rows_to_arrow(rows: list[dict], provenance: dict | None = None) -> pa.Table:
@@ -109,7 +125,8 @@ def summarize(frame: pd.DataFrame) -> dict:
         return float(fn(v)) if len(v) else math.nan
 
     return {
-        "num_molecules": int(len(frame)), "status_counts": status_counts(frame),
+        "num_molecules": int(len(frame)),
+        "status_counts": status_counts(frame),
         "exact_size_pairs": int((frame["num_atoms"] == frame["target_num_atoms"]).sum()),
         "force_rms_ev_per_ang_mean": stat("force_rms_ev_per_ang", np.mean),
         "force_rms_ev_per_ang_median": stat("force_rms_ev_per_ang", np.median),

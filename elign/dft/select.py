@@ -27,13 +27,13 @@ at most one); the draw order is random, so each shard gets a mix of sizes (simil
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 import pandas as pd
 
-from elign.data.table import MoleculeTable
+from elign.io.table import MoleculeTable
 from elign.metrics.evaluate import EVALUABLE_SAMPLE_STATUSES
 
 log = logging.getLogger("elign.dft")
@@ -53,7 +53,7 @@ class Selection:
     def __len__(self) -> int:
         return len(self.index)
 
-    def shard(self, i: int, n: int) -> "Selection":
+    def shard(self, i: int, n: int) -> Selection:
         """Contiguous shard ``i`` of ``n`` (0-based)."""
         if not 0 <= i < n:
             raise ValueError(f"shard {i} is outside 0..{n - 1}")
@@ -64,8 +64,11 @@ class Selection:
 def eligible_mask(samples: MoleculeTable, metrics: pd.DataFrame | None, valid_only: bool) -> np.ndarray:
     """(M,) bool: evaluable sample status (if the table has one) and, with ``valid_only``, valid in ``metrics``."""
     status = samples.columns.get("status")
-    ok = np.ones(len(samples), bool) if status is None else np.isin(np.asarray(status, dtype=object),
-                                                                      EVALUABLE_SAMPLE_STATUSES)
+    ok = (
+        np.ones(len(samples), bool)
+        if status is None
+        else np.isin(np.asarray(status, dtype=object), EVALUABLE_SAMPLE_STATUSES)
+    )
     if not valid_only:
         return ok
     if metrics is None:
@@ -115,8 +118,14 @@ def pick_for_targets(num_atoms: np.ndarray, eligible: np.ndarray, targets: np.nd
     return Selection(np.array(picks, dtype=np.int64), np.array(kept, dtype=np.int64), np.arange(n))
 
 
-def select_molecules(samples: MoleculeTable, metrics: pd.DataFrame | None, k: int, seed: int,
-                     valid_only: bool = True, histogram: Mapping[int, int] | None = None) -> Selection:
+def select_molecules(
+    samples: MoleculeTable,
+    metrics: pd.DataFrame | None,
+    k: int,
+    seed: int,
+    valid_only: bool = True,
+    histogram: Mapping[int, int] | None = None,
+) -> Selection:
     """The paired DFT subset of one model's samples (see module). ``histogram`` None = all sample sizes."""
     eligible = eligible_mask(samples, metrics, valid_only)
     hist = histogram if histogram is not None else size_histogram(samples.num_atoms)

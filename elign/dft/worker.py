@@ -4,8 +4,9 @@ PySCF spends its time in C/OpenMP code that a Python signal cannot interrupt, so
 stop a runaway SCF. :class:`DftWorker` keeps one child process (``python -m elign.dft.worker``, a fresh
 interpreter: no fork of an OpenMP-threaded parent, and no re-import of the caller's ``__main__`` as
 multiprocessing's spawn would do) that runs jobs one at a time; jobs and results travel pickled over two
-pipes. The parent waits ``time_limit_s`` for each result; past it, the child is terminated (SIGTERM, then
-SIGKILL), the job becomes a ``timeout`` row, and the next job starts a fresh child. A child that dies
+pipes. The parent waits ``time_limit_s`` (the stage's wall-clock safety net ``dft.safety_time_limit_s``)
+for each result; past it, the child is terminated (SIGTERM, then SIGKILL), the job becomes a ``timeout`` row,
+and the next job starts a fresh child. A child that dies
 (e.g. out of memory) gives an ``error`` row with its exit code. Python start-up and the PySCF import
 happen before the clock starts (the child says "ready" first). On Linux the child asks for SIGTERM when
 its parent dies (``PR_SET_PDEATHSIG``), so a killed shard leaves no orphan computing.
@@ -92,7 +93,7 @@ class DftWorker:
         self._proc_exitcode = None
         self.restarts = 0
 
-    def __enter__(self) -> "DftWorker":
+    def __enter__(self) -> DftWorker:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -116,8 +117,10 @@ class DftWorker:
             ready = False
         if not ready:
             self._stop()
-            raise RuntimeError(f"the DFT worker process did not start within {START_TIMEOUT_S:g} s "
-                               f"(exit code {self._proc_exitcode}); see its stderr above")
+            raise RuntimeError(
+                f"the DFT worker process did not start within {START_TIMEOUT_S:g} s "
+                f"(exit code {self._proc_exitcode}); see its stderr above"
+            )
 
     def run(self, job: tuple) -> dict:
         """Result of ``job`` (see :func:`execute`), a ``timeout`` row past the limit, or an ``error`` row."""
@@ -135,10 +138,17 @@ class DftWorker:
         self._stop()
         self.restarts += 1
         if not died:
-            return {"status": "timeout", "seconds": seconds,
-                    "reason": f"no result within time_limit_s = {self.time_limit_s:g} s; the worker was stopped"}
-        return {"status": "error", "seconds": seconds,
-                "reason": f"the DFT worker process died (exit code {self._proc_exitcode}), e.g. out of memory"}
+            return {
+                "status": "timeout",
+                "seconds": seconds,
+                "reason": f"no result within the wall-clock safety net (dft.safety_time_limit_s = "
+                f"{self.time_limit_s:g} s; machine-dependent, unlike the SCF cycle caps); the worker was stopped",
+            }
+        return {
+            "status": "error",
+            "seconds": seconds,
+            "reason": f"the DFT worker process died (exit code {self._proc_exitcode}), e.g. out of memory",
+        }
 
     def _stop(self) -> None:
         proc, self._proc = self._proc, None

@@ -34,19 +34,20 @@ Usage (B molecules padded to N atoms; build the sparse graph once per batch and 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from elign.config_checks import dataclass_from_dict
 from elign.diffusion import geometry as geo
 from elign.diffusion.gaussian import reverse_step_log_prob
 from elign.diffusion.losses import DiffusionLossMixin
 from elign.diffusion.schedules import PredefinedNoiseSchedule
-from elign.model.dynamics import dataclass_from_dict
 from elign.model.dynamics import EGNNDynamics
 from elign.model.graph import MolGraph, build_graph, graph_from_edge_mask
 
@@ -74,7 +75,7 @@ class DiffusionConfig:
             raise ValueError("normalize_factors and norm_biases need 3 entries (x, one-hot, charge)")
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "DiffusionConfig":
+    def from_dict(cls, data: Mapping[str, Any]) -> DiffusionConfig:
         return dataclass_from_dict(cls, data, "diffusion")
 
     def to_dict(self) -> dict[str, Any]:
@@ -100,9 +101,15 @@ class EnVariationalDiffusion(DiffusionLossMixin, nn.Module):
 
     n_dims = 3
 
-    def __init__(self, dynamics: EGNNDynamics, n_atom_types: int, include_charges: bool,
-                 config: DiffusionConfig = DiffusionConfig(), gamma_table: torch.Tensor | None = None,
-                 atom_decoder: Sequence[str] | None = None):
+    def __init__(
+        self,
+        dynamics: EGNNDynamics,
+        n_atom_types: int,
+        include_charges: bool,
+        config: DiffusionConfig = DiffusionConfig(),
+        gamma_table: torch.Tensor | None = None,
+        atom_decoder: Sequence[str] | None = None,
+    ):
         super().__init__()
         if atom_decoder is not None and len(atom_decoder) != n_atom_types:
             raise ValueError(f"atom_decoder has {len(atom_decoder)} entries, n_atom_types={n_atom_types}")
@@ -113,13 +120,15 @@ class EnVariationalDiffusion(DiffusionLossMixin, nn.Module):
         self.include_charges = bool(include_charges)
         self.in_node_nf = self.num_classes + int(self.include_charges)
         if dynamics.config.in_node_nf != self.in_node_nf:
-            raise ValueError(f"dynamics in_node_nf={dynamics.config.in_node_nf} but atom types + charges = "
-                             f"{self.in_node_nf}")
+            raise ValueError(
+                f"dynamics in_node_nf={dynamics.config.in_node_nf} but atom types + charges = {self.in_node_nf}"
+            )
         self.T = config.timesteps
         self.norm_values = config.normalize_factors
         self.norm_biases = config.norm_biases
-        self.schedule = PredefinedNoiseSchedule(config.noise_schedule, config.timesteps,
-                                                config.noise_precision, table=gamma_table)
+        self.schedule = PredefinedNoiseSchedule(
+            config.noise_schedule, config.timesteps, config.noise_precision, table=gamma_table
+        )
         self._check_norm_values()
 
     # ----------------------------------------------------------------------------- schedule maths
@@ -128,8 +137,10 @@ class EnVariationalDiffusion(DiffusionLossMixin, nn.Module):
         sigma_0 = float(torch.sqrt(torch.sigmoid(self.schedule.gamma[0])))
         max_norm = max(self.norm_values[1], self.norm_values[2])
         if sigma_0 * num_stdevs > 1.0 / max_norm:
-            raise ValueError(f"normalization value {max_norm} probably too large with sigma_0 {sigma_0:.5f} "
-                             f"and 1 / norm_value = {1.0 / max_norm}")
+            raise ValueError(
+                f"normalization value {max_norm} probably too large with sigma_0 {sigma_0:.5f} "
+                f"and 1 / norm_value = {1.0 / max_norm}"
+            )
 
     def gamma(self, t: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
         """γ(t) for t ∈ [0, 1] (any shape), in ``dtype`` (default: t's floating dtype)."""
@@ -152,8 +163,9 @@ class EnVariationalDiffusion(DiffusionLossMixin, nn.Module):
         """Signal-to-noise ratio α²/σ² = exp(−γ)."""
         return torch.exp(-gamma)
 
-    def sigma_and_alpha_t_given_s(self, gamma_t: torch.Tensor, gamma_s: torch.Tensor, target: torch.Tensor
-                                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def sigma_and_alpha_t_given_s(
+        self, gamma_t: torch.Tensor, gamma_s: torch.Tensor, target: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(σ²_{t|s}, σ_{t|s}, α_{t|s}) with α_{t|s} = α_t/α_s, σ²_{t|s} = 1 − α²_{t|s} (EDM, stable form)."""
         sigma2 = self._inflate(-torch.expm1(F.softplus(gamma_s) - F.softplus(gamma_t)), target)
         log_alpha2 = F.logsigmoid(-gamma_t) - F.logsigmoid(-gamma_s)
@@ -165,8 +177,9 @@ class EnVariationalDiffusion(DiffusionLossMixin, nn.Module):
         return (geo.num_atoms(node_mask) - 1) * self.n_dims
 
     # ------------------------------------------------------------------------------ data scaling
-    def normalize(self, x: torch.Tensor, h_cat: torch.Tensor, h_int: torch.Tensor, node_mask: torch.Tensor
-                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def normalize(
+        self, x: torch.Tensor, h_cat: torch.Tensor, h_int: torch.Tensor, node_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Scale (x Å, one-hot, charges) into model units; returns (x, h_cat, h_int, Δlog p_x (B,))."""
         dtype = x.dtype
         x = x / self.norm_values[0]
@@ -177,8 +190,9 @@ class EnVariationalDiffusion(DiffusionLossMixin, nn.Module):
             h_int = h_int * node_mask
         return x, h_cat, h_int, delta_log_px
 
-    def unnormalize(self, x: torch.Tensor, h_cat: torch.Tensor, h_int: torch.Tensor, node_mask: torch.Tensor
-                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def unnormalize(
+        self, x: torch.Tensor, h_cat: torch.Tensor, h_int: torch.Tensor, node_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Inverse of :meth:`normalize` (without the volume term)."""
         x = x * self.norm_values[0]
         h_cat = (h_cat * self.norm_values[1] + self.norm_biases[1]) * node_mask
@@ -190,7 +204,7 @@ class EnVariationalDiffusion(DiffusionLossMixin, nn.Module):
     def split_z(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(B, N, 3 + K + c) -> x (B, N, 3), h_cat (B, N, K), h_int (B, N, c) with c = include_charges."""
         k0, k1 = self.n_dims, self.n_dims + self.num_classes
-        return z[..., :k0], z[..., k0:k1], z[..., k1:k1 + int(self.include_charges)]
+        return z[..., :k0], z[..., k0:k1], z[..., k1 : k1 + int(self.include_charges)]
 
     def unnormalize_z(self, z: torch.Tensor, node_mask: torch.Tensor) -> torch.Tensor:
         return torch.cat(self.unnormalize(*self.split_z(z), node_mask), dim=2)
@@ -201,8 +215,15 @@ class EnVariationalDiffusion(DiffusionLossMixin, nn.Module):
         """The sparse graph of a batch; build once and pass it to every call on that batch."""
         return build_graph(node_mask) if edge_mask is None else graph_from_edge_mask(node_mask, edge_mask)
 
-    def phi(self, z: torch.Tensor, t: torch.Tensor, node_mask: torch.Tensor, edge_mask: torch.Tensor | None = None,
-            context: torch.Tensor | None = None, graph: MolGraph | None = None) -> torch.Tensor:
+    def phi(
+        self,
+        z: torch.Tensor,
+        t: torch.Tensor,
+        node_mask: torch.Tensor,
+        edge_mask: torch.Tensor | None = None,
+        context: torch.Tensor | None = None,
+        graph: MolGraph | None = None,
+    ) -> torch.Tensor:
         """ε̂ = φ(z_t, t): (B, N, 3 + F), t (B, 1) or scalar in [0, 1]."""
         return self.dynamics(t, z, node_mask, edge_mask=edge_mask, context=context, graph=graph)
 
@@ -211,24 +232,31 @@ class EnVariationalDiffusion(DiffusionLossMixin, nn.Module):
         return 1.0 / self.alpha(gamma_t, eps) * (z_t - self.sigma(gamma_t, eps) * eps)
 
     # ------------------------------------------------------------------------------------- noise
-    def sample_combined_position_feature_noise(self, n_samples: int, n_nodes: int, node_mask: torch.Tensor,
-                                               generator: torch.Generator | None = None,
-                                               dtype: torch.dtype | None = None) -> torch.Tensor:
+    def sample_combined_position_feature_noise(
+        self,
+        n_samples: int,
+        n_nodes: int,
+        node_mask: torch.Tensor,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> torch.Tensor:
         """[zero-CoM Gaussian for x, masked Gaussian for h]: (B, N, 3 + in_node_nf)."""
         z_x = geo.sample_center_gravity_zero_gaussian_with_mask(
-            (n_samples, n_nodes, self.n_dims), node_mask, generator, dtype)
+            (n_samples, n_nodes, self.n_dims), node_mask, generator, dtype
+        )
         z_h = geo.sample_gaussian_with_mask((n_samples, n_nodes, self.in_node_nf), node_mask, generator, dtype)
         return torch.cat([z_x, z_h], dim=2)
 
-    def sample_normal(self, mu: torch.Tensor, sigma: torch.Tensor, node_mask: torch.Tensor,
-                      generator: torch.Generator | None = None) -> torch.Tensor:
-        eps = self.sample_combined_position_feature_noise(mu.shape[0], mu.shape[1], node_mask, generator,
-                                                          mu.dtype)
+    def sample_normal(
+        self, mu: torch.Tensor, sigma: torch.Tensor, node_mask: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        eps = self.sample_combined_position_feature_noise(mu.shape[0], mu.shape[1], node_mask, generator, mu.dtype)
         return mu + sigma * eps
 
     # ------------------------------------------------------------------------------ reverse step
-    def posterior_from_eps(self, z_t: torch.Tensor, eps_t: torch.Tensor, s: torch.Tensor, t: torch.Tensor
-                           ) -> tuple[torch.Tensor, torch.Tensor]:
+    def posterior_from_eps(
+        self, z_t: torch.Tensor, eps_t: torch.Tensor, s: torch.Tensor, t: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and std of p(z_s | z_t) from a given ε̂ (EDM ``sample_p_zs_given_zt``):
 
         μ = z_t / α_{t|s} − σ²_{t|s} / (α_{t|s} σ_t) · ε̂,   σ = σ_{t|s} σ_s / σ_t.
@@ -240,39 +268,61 @@ class EnVariationalDiffusion(DiffusionLossMixin, nn.Module):
         mu = z_t / alpha_t_given_s - (sigma2_t_given_s / alpha_t_given_s / sigma_t) * eps_t
         return mu, sigma_t_given_s * sigma_s / sigma_t
 
-    def p_zs_given_zt(self, s: torch.Tensor, t: torch.Tensor, z_t: torch.Tensor, node_mask: torch.Tensor,
-                      edge_mask: torch.Tensor | None = None, context: torch.Tensor | None = None,
-                      graph: MolGraph | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def p_zs_given_zt(
+        self,
+        s: torch.Tensor,
+        t: torch.Tensor,
+        z_t: torch.Tensor,
+        node_mask: torch.Tensor,
+        edge_mask: torch.Tensor | None = None,
+        context: torch.Tensor | None = None,
+        graph: MolGraph | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(μ (B, N, D), σ (B, 1, 1)) of the reverse step p(z_s | z_t); s = t − 1/T in EDM's sampler."""
         eps_t = self.phi(z_t, t, node_mask, edge_mask, context, graph)
-        geo.assert_mean_zero_with_mask(z_t[:, :, :self.n_dims], node_mask)
-        geo.assert_mean_zero_with_mask(eps_t[:, :, :self.n_dims], node_mask)
+        geo.assert_mean_zero_with_mask(z_t[:, :, : self.n_dims], node_mask)
+        geo.assert_mean_zero_with_mask(eps_t[:, :, : self.n_dims], node_mask)
         return self.posterior_from_eps(z_t, eps_t, s, t)
 
-    def sample_from_step(self, mu: torch.Tensor, sigma: torch.Tensor, node_mask: torch.Tensor,
-                         generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample_from_step(
+        self, mu: torch.Tensor, sigma: torch.Tensor, node_mask: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """z_s = μ + σ·ε (ε zero-CoM for x), then x re-centred against round-off drift (EDM)."""
         z_s = self.sample_normal(mu, sigma, node_mask, generator)
-        x = geo.remove_mean_with_mask(z_s[:, :, :self.n_dims], node_mask)
-        return torch.cat([x, z_s[:, :, self.n_dims:]], dim=2)
+        x = geo.remove_mean_with_mask(z_s[:, :, : self.n_dims], node_mask)
+        return torch.cat([x, z_s[:, :, self.n_dims :]], dim=2)
 
-    def sample_p_zs_given_zt(self, s: torch.Tensor, t: torch.Tensor, z_t: torch.Tensor, node_mask: torch.Tensor,
-                             edge_mask: torch.Tensor | None = None, context: torch.Tensor | None = None,
-                             graph: MolGraph | None = None, generator: torch.Generator | None = None
-                             ) -> torch.Tensor:
+    def sample_p_zs_given_zt(
+        self,
+        s: torch.Tensor,
+        t: torch.Tensor,
+        z_t: torch.Tensor,
+        node_mask: torch.Tensor,
+        edge_mask: torch.Tensor | None = None,
+        context: torch.Tensor | None = None,
+        graph: MolGraph | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
         """One ancestral sampling step z_t -> z_s."""
         mu, sigma = self.p_zs_given_zt(s, t, z_t, node_mask, edge_mask, context, graph)
         return self.sample_from_step(mu, sigma, node_mask, generator)
 
     @staticmethod
-    def reverse_step_log_prob(z_s: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor,
-                              node_mask: torch.Tensor) -> torch.Tensor:
+    def reverse_step_log_prob(
+        z_s: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor, node_mask: torch.Tensor
+    ) -> torch.Tensor:
         """(B,) log N(z_s; μ, σ²) with (n−1)·3 + n·F degrees of freedom (see :mod:`elign.diffusion.gaussian`)."""
         return reverse_step_log_prob(z_s, mu, sigma, node_mask)
 
-    def sample_p_xh_given_z0(self, z0: torch.Tensor, node_mask: torch.Tensor, edge_mask: torch.Tensor | None = None,
-                             context: torch.Tensor | None = None, graph: MolGraph | None = None,
-                             generator: torch.Generator | None = None) -> Decoded:
+    def sample_p_xh_given_z0(
+        self,
+        z0: torch.Tensor,
+        node_mask: torch.Tensor,
+        edge_mask: torch.Tensor | None = None,
+        context: torch.Tensor | None = None,
+        graph: MolGraph | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Decoded:
         """Final decode p(x, h | z_0) (EDM ``sample_p_xh_given_z0``).
 
         x ~ N(ẑ_0, (σ_0/α_0)²) with ẑ_0 from φ(z_0, 0); atom type = argmax of z_0's one-hot block;
@@ -285,27 +335,37 @@ class EnVariationalDiffusion(DiffusionLossMixin, nn.Module):
         mu_x = self.compute_x_pred(eps_0, z0, gamma_0)
         xh = self.sample_normal(mu_x, sigma_x, node_mask, generator)
         _, z_cat, z_int = self.split_z(z0)
-        x, h_cat, h_int = self.unnormalize(xh[:, :, :self.n_dims], z_cat, z_int, node_mask)
+        x, h_cat, h_int = self.unnormalize(xh[:, :, : self.n_dims], z_cat, z_int, node_mask)
         one_hot = F.one_hot(torch.argmax(h_cat, dim=2), self.num_classes).to(z0.dtype) * node_mask
         charges = torch.round(h_int) * node_mask if self.include_charges else h_int
         return Decoded(x, one_hot, charges)
 
     @torch.no_grad()
-    def sample(self, n_samples: int, n_nodes: int, node_mask: torch.Tensor, edge_mask: torch.Tensor | None = None,
-               context: torch.Tensor | None = None, generator: torch.Generator | None = None) -> Decoded:
+    def sample(
+        self,
+        n_samples: int,
+        n_nodes: int,
+        node_mask: torch.Tensor,
+        edge_mask: torch.Tensor | None = None,
+        context: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Decoded:
         """Ancestral sampling t = T … 1 then the decode (EDM ``sample``), graph built once."""
         graph = self.make_graph(node_mask, edge_mask)
         dtype = node_mask.dtype if node_mask.is_floating_point() else torch.get_default_dtype()
         z = self.sample_combined_position_feature_noise(n_samples, n_nodes, node_mask, generator, dtype)
-        geo.assert_mean_zero_with_mask(z[:, :, :self.n_dims], node_mask)
+        geo.assert_mean_zero_with_mask(z[:, :, : self.n_dims], node_mask)
         for s in reversed(range(self.T)):
             s_arr = torch.full((n_samples, 1), float(s), dtype=dtype, device=z.device)
-            z = self.sample_p_zs_given_zt(s_arr / self.T, (s_arr + 1) / self.T, z, node_mask, context=context,
-                                          graph=graph, generator=generator)
+            z = self.sample_p_zs_given_zt(
+                s_arr / self.T, (s_arr + 1) / self.T, z, node_mask, context=context, graph=graph, generator=generator
+            )
         out = self.sample_p_xh_given_z0(z, node_mask, context=context, graph=graph, generator=generator)
         geo.assert_mean_zero_with_mask(out.x, node_mask)
         max_cog = torch.sum(out.x, dim=1, keepdim=True).abs().max().item()
         if max_cog > 5e-2:
-            warnings.warn(f"centre-of-gravity drift {max_cog:.3f}; projecting the positions down", RuntimeWarning)
+            warnings.warn(
+                f"centre-of-gravity drift {max_cog:.3f}; projecting the positions down", RuntimeWarning, stacklevel=2
+            )
             out = out._replace(x=geo.remove_mean_with_mask(out.x, node_mask))
         return out

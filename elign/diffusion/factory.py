@@ -5,13 +5,14 @@ The model-config layout is documented in :mod:`elign.model.presets`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
+from elign.diffusion.checkpoint import load_checkpoint
 from elign.diffusion.en_diffusion import DiffusionConfig, EnVariationalDiffusion
-from elign.model.checkpoint import load_checkpoint
 from elign.model.dynamics import DynamicsConfig, EGNNDynamics
 from elign.model.presets import MODEL_CONFIG_FORMAT
 
@@ -31,8 +32,10 @@ def build_model(model_config: Mapping[str, Any], dtype: torch.dtype | None = Non
     charges = bool(model_config["include_charges"])
     dyn = DynamicsConfig.from_dict(model_config["dynamics"])
     if dyn.in_node_nf != len(decoder) + int(charges):
-        raise ValueError(f"dynamics.in_node_nf={dyn.in_node_nf} but {len(decoder)} atom types + "
-                         f"{int(charges)} charge column = {len(decoder) + int(charges)}")
+        raise ValueError(
+            f"dynamics.in_node_nf={dyn.in_node_nf} but {len(decoder)} atom types + "
+            f"{int(charges)} charge column = {len(decoder) + int(charges)}"
+        )
     diff = DiffusionConfig.from_dict(model_config["diffusion"])
     model = EnVariationalDiffusion(EGNNDynamics(dyn), len(decoder), charges, diff, atom_decoder=decoder)
     return model.to(dtype) if dtype is not None else model
@@ -49,18 +52,28 @@ def model_config_of(model: EnVariationalDiffusion) -> dict[str, Any]:
     }
 
 
-def load_model(path: str | Path, use_ema: bool = True, dtype: torch.dtype | None = None,
-               map_location: str | torch.device = "cpu") -> EnVariationalDiffusion:
+def load_model(
+    path: str | Path, use_ema: bool = True, dtype: torch.dtype | None = None, map_location: str | torch.device = "cpu"
+) -> EnVariationalDiffusion:
     """Model from one of our checkpoints (EMA weights when present and ``use_ema``), in eval mode.
 
     dtype: default = the dtype the weights were saved in (the stored γ table is loaded as saved).
     """
-    ckpt = load_checkpoint(path, map_location=map_location)
+    return model_from_checkpoint(load_checkpoint(path, map_location=map_location), use_ema, dtype)
+
+
+def model_from_checkpoint(
+    ckpt: Mapping[str, Any], use_ema: bool = True, dtype: torch.dtype | None = None
+) -> EnVariationalDiffusion:
+    """Model from a checkpoint already read (:func:`elign.diffusion.checkpoint.read_checkpoint`); as
+    :func:`load_model`."""
     model = build_model(ckpt["model_config"])
     state = ckpt.get("ema_state_dict") if use_ema and ckpt.get("ema_state_dict") is not None else ckpt["state_dict"]
     if dtype is None:  # the dtype the weights were saved in
-        dtype = next((v.dtype for k, v in state.items() if k != "schedule.gamma" and v.is_floating_point()),
-                     torch.get_default_dtype())
+        dtype = next(
+            (v.dtype for k, v in state.items() if k != "schedule.gamma" and v.is_floating_point()),
+            torch.get_default_dtype(),
+        )
     model = model.to(dtype)
     model.load_state_dict(state, strict=True)
     return model.eval()

@@ -44,8 +44,9 @@ def remove_mean_with_mask(x: torch.Tensor, node_mask: torch.Tensor, check_mask: 
     return x - mean * node_mask
 
 
-def assert_mean_zero_with_mask(x: torch.Tensor, node_mask: torch.Tensor, rel_tol: float = 1e-2,
-                               eps: float = 1e-10) -> None:
+def assert_mean_zero_with_mask(
+    x: torch.Tensor, node_mask: torch.Tensor, rel_tol: float = 1e-2, eps: float = 1e-10
+) -> None:
     """Raise unless x is masked and centred: |Σ_i x_i| / max|x| < rel_tol (EDM's test and tolerance)."""
     assert_correctly_masked(x, node_mask)
     largest = x.abs().max().item()
@@ -61,9 +62,12 @@ def max_centre_of_mass(x: torch.Tensor, node_mask: torch.Tensor) -> float:
     return mean.abs().max().item()
 
 
-def sample_center_gravity_zero_gaussian_with_mask(size: tuple[int, int, int], node_mask: torch.Tensor,
-                                                  generator: torch.Generator | None = None,
-                                                  dtype: torch.dtype | None = None) -> torch.Tensor:
+def sample_center_gravity_zero_gaussian_with_mask(
+    size: tuple[int, int, int],
+    node_mask: torch.Tensor,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype | None = None,
+) -> torch.Tensor:
     """Standard Gaussian on the zero-CoM subspace of each molecule, zero in padded slots.
 
     size (B, N, D); returns (B, N, D) in ``dtype`` (default: node_mask's floating dtype).
@@ -73,9 +77,12 @@ def sample_center_gravity_zero_gaussian_with_mask(size: tuple[int, int, int], no
     return remove_mean_with_mask(x * node_mask, node_mask)
 
 
-def sample_gaussian_with_mask(size: tuple[int, int, int], node_mask: torch.Tensor,
-                              generator: torch.Generator | None = None,
-                              dtype: torch.dtype | None = None) -> torch.Tensor:
+def sample_gaussian_with_mask(
+    size: tuple[int, int, int],
+    node_mask: torch.Tensor,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype | None = None,
+) -> torch.Tensor:
     """Standard Gaussian (B, N, F), zero in padded slots."""
     dtype = dtype or (node_mask.dtype if node_mask.is_floating_point() else torch.get_default_dtype())
     x = torch.randn(size, generator=generator, dtype=dtype, device=node_mask.device)

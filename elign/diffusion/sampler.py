@@ -12,8 +12,9 @@ for s = T−1 … 0 one reverse step z_{s+1} → z_s ~ p(z_s | z_{s+1}), then th
 * a sample that goes wrong is kept as a row with a ``status`` ("nan", "exploded", "bad_charge") and a
   ``reason``, never an exception.
 
-:func:`reverse_step` is the single reverse step, shared with RL rollouts and guided sampling: its
-``hook(StepState) -> μ or None`` may replace the mean before z_s is drawn (e.g. an MLFF force term).
+:func:`reverse_step` is the single reverse step, shared with RL rollouts (which also take its ε̂ and pass
+a context) and guided sampling: its ``hook(StepState) -> μ or None`` may replace the mean before z_s is
+drawn (e.g. an MLFF force term).
 It sets no grad mode itself; note that tensors made under ``inference_mode`` cannot later enter autograd
 (RL code that wants gradients through stored states should roll out under ``torch.no_grad`` instead).
 
@@ -22,26 +23,39 @@ Shapes: B molecules padded to N atoms, D = 3 + F features per atom; positions in
 
 from __future__ import annotations
 
-import json
 import time
 import warnings
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable, Mapping, NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
-from elign.data.elements import atomic_number
-from elign.data.table import MoleculeTable
 from elign.diffusion import geometry as geo
 from elign.diffusion.en_diffusion import Decoded, EnVariationalDiffusion
+from elign.elements import atomic_number
+from elign.io.table import MoleculeTable
 from elign.model.graph import MolGraph
 
-__all__ = ["StepState", "StepOutput", "BatchSample", "SampleResult", "reverse_step", "sample_batch",
-           "sample_molecules", "compile_network", "make_node_mask", "sizes_from_histogram", "load_size_histogram",
-           "resolve_sizes", "plan_batches", "check_batch", "draw_noise", "batch_seed", "STATUSES"]
+__all__ = [
+    "StepState",
+    "StepOutput",
+    "BatchSample",
+    "SampleResult",
+    "reverse_step",
+    "sample_batch",
+    "sample_molecules",
+    "compile_network",
+    "atomic_numbers_of_types",
+    "make_node_mask",
+    "plan_batches",
+    "check_batch",
+    "draw_noise",
+    "batch_seed",
+    "STATUSES",
+]
 
 STATUSES = ("ok", "nan", "exploded", "bad_charge")
 
@@ -70,15 +84,18 @@ StepHook = Callable[[StepState], "torch.Tensor | None"]
 
 @dataclass
 class StepOutput:
-    """z_s (B, N, D) drawn from N(μ, σ²) (x re-centred), and the μ, σ it was drawn from (after the hook)."""
+    """z_s (B, N, D) drawn from N(μ, σ²) (x re-centred), the μ, σ (B, 1, 1) it was drawn from (after the
+    hook), and the network's ε̂ = φ(z_t, t) (B, N, D) that gave μ (RL rollouts decode ẑ_{0|t} from it)."""
 
     z_s: torch.Tensor
     mu: torch.Tensor
     sigma: torch.Tensor
+    eps: torch.Tensor
 
 
-def draw_noise(model: EnVariationalDiffusion, node_mask: torch.Tensor, generator: torch.Generator | None,
-               dtype: torch.dtype) -> torch.Tensor:
+def draw_noise(
+    model: EnVariationalDiffusion, node_mask: torch.Tensor, generator: torch.Generator | None, dtype: torch.dtype
+) -> torch.Tensor:
     """ε = [zero-CoM Gaussian x, masked Gaussian h] (B, N, D): the same draws, in the same order, as
     ``model.sample_combined_position_feature_noise`` but without its host-synchronising mask check."""
     b, n, _ = node_mask.shape
@@ -88,22 +105,32 @@ def draw_noise(model: EnVariationalDiffusion, node_mask: torch.Tensor, generator
     return torch.cat([x, h * node_mask], dim=2)
 
 
-def reverse_step(model: EnVariationalDiffusion, z_t: torch.Tensor, s: torch.Tensor, t: torch.Tensor,
-                 node_mask: torch.Tensor, graph: MolGraph, generator: torch.Generator | None = None,
-                 hook: StepHook | None = None, t_int: int = -1) -> StepOutput:
+def reverse_step(
+    model: EnVariationalDiffusion,
+    z_t: torch.Tensor,
+    s: torch.Tensor,
+    t: torch.Tensor,
+    node_mask: torch.Tensor,
+    graph: MolGraph,
+    generator: torch.Generator | None = None,
+    hook: StepHook | None = None,
+    t_int: int = -1,
+    context: torch.Tensor | None = None,
+) -> StepOutput:
     """One ancestral step z_t → z_s: ε̂ = φ(z_t, t), (μ, σ) of p(z_s | z_t), optional hook on μ, then
     z_s = μ + σ·ε with x re-centred (EDM ``sample_p_zs_given_zt``; bit-identical to it without a hook).
 
-    s, t: (B, 1) in [0, 1]; z_t (B, N, D) model units; graph from ``model.make_graph(node_mask)``.
+    s, t: (B, 1) in [0, 1]; z_t (B, N, D) model units; graph from ``model.make_graph(node_mask)``;
+    context: (B, N, c) node context of a conditional model, or None.
     """
-    eps = model.phi(z_t, t, node_mask, graph=graph)
+    eps = model.phi(z_t, t, node_mask, context=context, graph=graph)
     mu, sigma = model.posterior_from_eps(z_t, eps, s, t)
     if hook is not None:
         new_mu = hook(StepState(model, t_int, s, t, z_t, mu, sigma, node_mask, graph))
         mu = mu if new_mu is None else new_mu
     z_s = mu + sigma * draw_noise(model, node_mask, generator, mu.dtype)
-    x = geo.remove_mean_with_mask(z_s[:, :, :model.n_dims], node_mask, check_mask=False)
-    return StepOutput(torch.cat([x, z_s[:, :, model.n_dims:]], dim=2), mu, sigma)
+    x = geo.remove_mean_with_mask(z_s[:, :, : model.n_dims], node_mask, check_mask=False)
+    return StepOutput(torch.cat([x, z_s[:, :, model.n_dims :]], dim=2), mu, sigma, eps)
 
 
 def compile_network(model: EnVariationalDiffusion, **kwargs) -> EnVariationalDiffusion:
@@ -133,9 +160,14 @@ class BatchSample(NamedTuple):
     nonfinite_t: torch.Tensor
 
 
-def sample_batch(model: EnVariationalDiffusion, sizes: Sequence[int], generator: torch.Generator | None = None,
-                 hook: StepHook | None = None, n_steps: int | None = None,
-                 progress: Callable[[int], None] | None = None) -> BatchSample:
+def sample_batch(
+    model: EnVariationalDiffusion,
+    sizes: Sequence[int],
+    generator: torch.Generator | None = None,
+    hook: StepHook | None = None,
+    n_steps: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> BatchSample:
     """One batch of the chain t = T … 1 and the decode; no grad mode is set (callers choose).
 
     sizes: atom count of each of the B molecules. n_steps: run only the first ``n_steps`` reverse steps
@@ -161,64 +193,22 @@ def sample_batch(model: EnVariationalDiffusion, sizes: Sequence[int], generator:
         if progress is not None:
             progress(1)
     out = model.sample_p_xh_given_z0(z, node_mask, graph=graph, generator=generator)
-    x = torch.where((nonfinite_t >= 0)[:, None, None], torch.full((), float("nan"), dtype=dtype, device=device),
-                    out.x)
+    x = torch.where((nonfinite_t >= 0)[:, None, None], torch.full((), float("nan"), dtype=dtype, device=device), out.x)
     drift = torch.sum(x, dim=1).abs().amax(dim=1)  # (B,) |Σ x| per molecule
     if bool((drift > 5e-2).any()):  # EDM's safeguard (NaN rows compare False and stay as they are)
-        warnings.warn(f"centre-of-gravity drift up to {drift.max().item():.3f}; projecting those molecules down",
-                      RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"centre-of-gravity drift up to {drift.max().item():.3f}; projecting those molecules down",
+            RuntimeWarning,
+            stacklevel=2,
+        )
         x = torch.where((drift > 5e-2)[:, None, None], geo.remove_mean_with_mask(x, node_mask, check_mask=False), x)
     return BatchSample(node_mask, z, out._replace(x=x), nonfinite_t)
-
-
-# ------------------------------------------------------------------------------------------- sizes
-def sizes_from_histogram(histogram: Mapping[int | str, int], n: int, seed: int) -> list[int]:
-    """n atom counts drawn i.i.d. from a {size: count} histogram (keys may be strings, as in stats.json)."""
-    keys = np.array([int(k) for k in histogram], dtype=np.int64)
-    counts = np.array([float(v) for v in histogram.values()], dtype=np.float64)
-    if keys.size == 0 or (counts < 0).any() or counts.sum() <= 0 or (keys[counts > 0] < 1).any():
-        raise ValueError(f"not a usable atom-count histogram: {dict(histogram)}")
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x51A3]))
-    return rng.choice(keys, size=int(n), p=counts / counts.sum()).tolist()
-
-
-def load_size_histogram(stats_path: str | Path, split: str = "train") -> dict[int, int]:
-    """``splits.<split>.num_atoms_histogram`` of the data stage's stats.json as {size: count}."""
-    stats_path = Path(stats_path)
-    if not stats_path.is_file():
-        raise FileNotFoundError(f"stats file {stats_path} does not exist")
-    try:
-        hist = json.loads(stats_path.read_text())["splits"][split]["num_atoms_histogram"]
-    except (KeyError, TypeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{stats_path}: no splits.{split}.num_atoms_histogram ({exc})") from None
-    return {int(k): int(v) for k, v in hist.items()}
-
-
-def resolve_sizes(spec: str | int | Sequence[int], num_molecules: int, seed: int,
-                  histogram: Mapping[int | str, int] | None = None) -> list[int]:
-    """Atom counts of the molecules to sample: 'histogram' (drawn with ``seed``), one size, or a list
-    (its length must be ``num_molecules``)."""
-    if isinstance(spec, str):
-        if spec != "histogram":
-            raise ValueError(f"sizes must be 'histogram', an integer or a list, got {spec!r}")
-        if histogram is None:
-            raise ValueError("sizes='histogram' needs the training histogram (stats.json)")
-        return sizes_from_histogram(histogram, num_molecules, seed)
-    if isinstance(spec, (int, np.integer)):
-        sizes = [int(spec)] * int(num_molecules)
-    else:
-        sizes = [int(v) for v in spec]
-        if len(sizes) != num_molecules:
-            raise ValueError(f"sizes lists {len(sizes)} atom counts but num_molecules is {num_molecules}")
-    if any(v < 1 for v in sizes):
-        raise ValueError(f"atom counts must be >= 1, got {min(sizes)}")
-    return sizes
 
 
 def plan_batches(sizes: Sequence[int], batch_size: int) -> list[np.ndarray]:
     """Indices into ``sizes`` per batch: sorted by atom count (stable), cut into chunks of ``batch_size``."""
     order = np.argsort(np.asarray(sizes, dtype=np.int64), kind="stable")
-    return [order[i:i + batch_size] for i in range(0, len(order), int(batch_size))]
+    return [order[i : i + batch_size] for i in range(0, len(order), int(batch_size))]
 
 
 def batch_seed(seed: int, batch_index: int) -> int:
@@ -227,14 +217,16 @@ def batch_seed(seed: int, batch_index: int) -> int:
 
 
 # --------------------------------------------------------------------------------- checks and output
-def _atomic_numbers_of(model: EnVariationalDiffusion) -> np.ndarray:
+def atomic_numbers_of_types(model: EnVariationalDiffusion) -> torch.Tensor:
+    """(K,) long: atomic number of each one-hot column (from the model's atom_decoder)."""
     if model.atom_decoder is None:
-        raise ValueError("the model has no atom_decoder; cannot name the sampled atom types")
-    return np.array([atomic_number(s) for s in model.atom_decoder], dtype=np.int64)
+        raise ValueError("the model has no atom_decoder; cannot name its atom types")
+    return torch.tensor([atomic_number(s) for s in model.atom_decoder], dtype=torch.long)
 
 
-def check_batch(model: EnVariationalDiffusion, batch: BatchSample, max_abs_position_ang: float
-                ) -> tuple[list[np.ndarray], list[np.ndarray], list[str], list[str]]:
+def check_batch(
+    model: EnVariationalDiffusion, batch: BatchSample, max_abs_position_ang: float
+) -> tuple[list[np.ndarray], list[np.ndarray], list[str], list[str]]:
     """Per molecule of one batch: (atomic numbers (n,), positions (n, 3) Å float32, status, reason).
 
     Status, first that applies: "nan" (the chain went non-finite, or a non-finite position or z_0
@@ -242,13 +234,13 @@ def check_batch(model: EnVariationalDiffusion, batch: BatchSample, max_abs_posit
     the rounded charge column ≠ the atomic number of the decoded type, which EDM's QM9 encoding makes
     them equal; EDM's sampler itself only asserts masking), else "ok".
     """
-    z_of_type = _atomic_numbers_of(model)
+    z_of_type = atomic_numbers_of_types(model).numpy()
     node_mask, z0, out = batch.node_mask, batch.z0, batch.decoded
     nonfinite_t = batch.nonfinite_t.cpu().numpy()
     mask = node_mask[..., 0].bool().cpu().numpy()
     x = out.x.cpu().numpy()
     types = torch.argmax(out.one_hot, dim=2).cpu().numpy()
-    feats = z0[:, :, model.n_dims:].cpu().numpy()
+    feats = z0[:, :, model.n_dims :].cpu().numpy()
     charges = out.charges[..., 0].cpu().numpy() if model.include_charges else None
     zs, pos, status, reason = [], [], [], []
     for b in range(mask.shape[0]):
@@ -271,8 +263,10 @@ def check_batch(model: EnVariationalDiffusion, batch: BatchSample, max_abs_posit
             if bad.size:
                 i = int(bad[0])
                 status.append("bad_charge")
-                reason.append(f"{bad.size} atom(s) whose charge differs from the decoded type's atomic number "
-                              f"(first: atom {i}, type Z={int(zb[i])}, charge {charges[b, m][i]:g})")
+                reason.append(
+                    f"{bad.size} atom(s) whose charge differs from the decoded type's atomic number "
+                    f"(first: atom {i}, type Z={int(zb[i])}, charge {charges[b, m][i]:g})"
+                )
                 continue
         status.append("ok")
         reason.append("")
@@ -298,18 +292,29 @@ class SampleResult:
         """Throughput and status counts (molecules/s, reverse steps/s over batches and over molecules)."""
         total = float(self.batch_seconds.sum())
         n_mol, n_batch = len(self.table), len(self.batch_seconds)
-        rate = (lambda v: v / total if total > 0 else float("nan"))
+        rate = lambda v: v / total if total > 0 else float("nan")
         return {
-            "num_molecules": n_mol, "num_batches": n_batch, "reverse_steps": self.steps,
-            "sample_seconds": total, "molecules_per_s": rate(n_mol),
-            "batch_steps_per_s": rate(n_batch * self.steps), "molecule_steps_per_s": rate(n_mol * self.steps),
+            "num_molecules": n_mol,
+            "num_batches": n_batch,
+            "reverse_steps": self.steps,
+            "sample_seconds": total,
+            "molecules_per_s": rate(n_mol),
+            "batch_steps_per_s": rate(n_batch * self.steps),
+            "molecule_steps_per_s": rate(n_mol * self.steps),
             "status_counts": dict(Counter(self.table.columns["status"].tolist())),
         }
 
 
-def sample_molecules(model: EnVariationalDiffusion, sizes: Sequence[int], batch_size: int = 64, seed: int = 0,
-                     max_abs_position_ang: float = 100.0, hook: StepHook | None = None,
-                     n_steps: int | None = None, progress: Callable[[int], None] | None = None) -> SampleResult:
+def sample_molecules(
+    model: EnVariationalDiffusion,
+    sizes: Sequence[int],
+    batch_size: int = 64,
+    seed: int = 0,
+    max_abs_position_ang: float = 100.0,
+    hook: StepHook | None = None,
+    n_steps: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> SampleResult:
     """Sample ``len(sizes)`` molecules (molecule i has sizes[i] atoms) on the model's device and dtype.
 
     Batches from :func:`plan_batches`; batch k uses a generator seeded with ``batch_seed(seed, k)``.
@@ -339,9 +344,15 @@ def sample_molecules(model: EnVariationalDiffusion, sizes: Sequence[int], batch_
             per_mol[idx], batch_of[idx] = seconds[k] / len(idx), k
     finally:
         model.train(was_training)
-    table = MoleculeTable(np.arange(n), np.asarray(sizes), np.concatenate(zs), np.concatenate(pos),
-                          np.full(n, None, dtype=object),
-                          {"status": status, "reason": reason, "sample_seconds": per_mol, "batch": batch_of})
+    table = MoleculeTable(
+        np.arange(n),
+        np.asarray(sizes),
+        np.concatenate(zs),
+        np.concatenate(pos),
+        np.full(n, None, dtype=object),
+        {"status": status, "reason": reason, "sample_seconds": per_mol, "batch": batch_of},
+    )
     steps = model.T if n_steps is None else min(int(n_steps), model.T)
-    return SampleResult(table, seconds, np.array([len(i) for i in plan]),
-                        np.array([max(sizes[i] for i in idx) for idx in plan]), steps)
+    return SampleResult(
+        table, seconds, np.array([len(i) for i in plan]), np.array([max(sizes[i] for i in idx) for idx in plan]), steps
+    )

@@ -61,8 +61,10 @@ def gamma_table(noise_schedule: str, timesteps: int, precision: float) -> np.nda
             raise ValueError(f"bad noise schedule {noise_schedule!r}; expected e.g. 'polynomial_2'") from None
         alphas2 = polynomial_schedule(timesteps, s=precision, power=power)
     else:
-        raise ValueError(f"unknown noise schedule {noise_schedule!r} ('learned' is not supported); "
-                         "use 'polynomial_<power>' or 'cosine'")
+        raise ValueError(
+            f"unknown noise schedule {noise_schedule!r} ('learned' is not supported); "
+            "use 'polynomial_<power>' or 'cosine'"
+        )
     sigmas2 = 1 - alphas2
     return -(np.log(alphas2) - np.log(sigmas2))
 
@@ -76,8 +78,14 @@ class PredefinedNoiseSchedule(nn.Module):
         edm_float32: round a rebuilt table to float32 like EDM's stored parameter.
     """
 
-    def __init__(self, noise_schedule: str = "polynomial_2", timesteps: int = 1000,
-                 precision: float = 1e-5, table: torch.Tensor | None = None, edm_float32: bool = True):
+    def __init__(
+        self,
+        noise_schedule: str = "polynomial_2",
+        timesteps: int = 1000,
+        precision: float = 1e-5,
+        table: torch.Tensor | None = None,
+        edm_float32: bool = True,
+    ):
         super().__init__()
         self.noise_schedule = noise_schedule
         self.timesteps = int(timesteps)

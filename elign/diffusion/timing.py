@@ -49,8 +49,14 @@ def _one_rep(timed: TimedModel, sizes: Sequence[int], steps: int, seed: int) -> 
     return time.perf_counter() - t0
 
 
-def time_models(models: Mapping[str, TimedModel], sizes: Sequence[int], steps: int, reps: int, seed: int = 0,
-                baseline: str | None = None) -> dict:
+def time_models(
+    models: Mapping[str, TimedModel],
+    sizes: Sequence[int],
+    steps: int,
+    reps: int,
+    seed: int = 0,
+    baseline: str | None = None,
+) -> dict:
     """Time ``steps`` reverse steps of a batch of ``sizes`` for every model, ``reps`` interleaved rounds.
 
     Returns {"models": {name: {seconds_per_step, seconds_per_molecule (full chain of T steps), reps_s,
@@ -68,7 +74,7 @@ def time_models(models: Mapping[str, TimedModel], sizes: Sequence[int], steps: i
     for name in names:  # warm-up: allocator, graph caches, MLFF first call
         _one_rep(models[name], sizes, 1, seed)
     for r in range(reps):  # the order rotates each round, so no model always runs first (warm caches)
-        for name in names[r % len(names):] + names[:r % len(names)]:
+        for name in names[r % len(names) :] + names[: r % len(names)]:
             models[name].reps_s.append(_one_rep(models[name], sizes, steps, seed))
     out: dict = {"models": {}, f"ratio_vs_{baseline}": {}, "ratio_spread": {}}
     base = np.asarray(models[baseline].reps_s)
@@ -80,9 +86,14 @@ def time_models(models: Mapping[str, TimedModel], sizes: Sequence[int], steps: i
         reps_s = np.asarray(timed.reps_s)
         per_step = (f * float(np.median(reps_s)) + (1 - f) * float(np.median(base))) / steps
         out["models"][name] = {
-            "seconds_per_step": per_step, "seconds_per_molecule": per_step * timed.model.T / len(sizes),
-            "reps_s": [float(v) for v in reps_s], "molecules": len(sizes), "steps_timed": int(steps),
-            "diffusion_steps": int(timed.model.T), "hook_fraction": f}
+            "seconds_per_step": per_step,
+            "seconds_per_molecule": per_step * timed.model.T / len(sizes),
+            "reps_s": [float(v) for v in reps_s],
+            "molecules": len(sizes),
+            "steps_timed": int(steps),
+            "diffusion_steps": int(timed.model.T),
+            "hook_fraction": f,
+        }
         ratios = f * reps_s / base + (1 - f)
         out[f"ratio_vs_{baseline}"][name] = float(np.median(ratios))
         out["ratio_spread"][name] = [float(ratios.min()), float(ratios.max())]

@@ -12,16 +12,16 @@ disagrees with the lists.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from elign.data.elements import SYMBOLS
-from elign.data.errors import DataFormatError
+from elign.elements import SYMBOLS
+from elign.io.errors import DataFormatError
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 Problems = dict[int, tuple[str, str]]
@@ -63,14 +63,22 @@ def _column_type_problem(arrow: pa.Table) -> str | None:
     if not (_is_list(z) and _is_int(z.value_type)):
         return f"column 'atomic_numbers' must be a list of integers per molecule, found {z}"
     triple = pos.value_type if _is_list(pos) else None
-    if triple is None or not _is_list(triple) or not (pa.types.is_floating(triple.value_type)
-                                                      or _is_int(triple.value_type)):
-        return (f"column 'positions_ang' must be a list of [x, y, z] triples per molecule "
-                f"(list<fixed_size_list<float, 3>>), found {pos}")
+    if (
+        triple is None
+        or not _is_list(triple)
+        or not (pa.types.is_floating(triple.value_type) or _is_int(triple.value_type))
+    ):
+        return (
+            f"column 'positions_ang' must be a list of [x, y, z] triples per molecule "
+            f"(list<fixed_size_list<float, 3>>), found {pos}"
+        )
     if pa.types.is_fixed_size_list(triple) and triple.list_size != 3:
         return f"column 'positions_ang' holds triples of {triple.list_size} numbers, not 3"
-    if "smiles" in types and not (pa.types.is_string(types["smiles"]) or pa.types.is_large_string(types["smiles"])
-                                  or pa.types.is_null(types["smiles"])):
+    if "smiles" in types and not (
+        pa.types.is_string(types["smiles"])
+        or pa.types.is_large_string(types["smiles"])
+        or pa.types.is_null(types["smiles"])
+    ):
         return f"column 'smiles' must hold text, found {types['smiles']}"
     if "num_atoms" in types and not (_is_int(types["num_atoms"]) or pa.types.is_null(types["num_atoms"])):
         return f"column 'num_atoms' must hold integers, found {types['num_atoms']}"
@@ -99,18 +107,27 @@ def _atom_rows(lengths: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.nd
 def _row_problems(arrow: pa.Table, z: pa.Array, pos: pa.Array, problems: Problems) -> np.ndarray:
     """Nulls, and lengths that disagree; returns (rows,) atom counts of the atomic-number lists."""
     z_len, p_len = _lengths(z), _lengths(pos)
-    _flag(problems, np.flatnonzero(arrow.column("mol_id").is_null().to_numpy(zero_copy_only=False)),
-          "null_value", lambda k: "mol_id is null")
+    _flag(
+        problems,
+        np.flatnonzero(arrow.column("mol_id").is_null().to_numpy(zero_copy_only=False)),
+        "null_value",
+        lambda k: "mol_id is null",
+    )
     _flag(problems, np.flatnonzero(z_len < 0), "null_value", lambda k: "atomic_numbers is null")
     _flag(problems, np.flatnonzero(p_len < 0), "null_value", lambda k: "positions_ang is null")
     rows = np.flatnonzero(z_len != p_len)
-    _flag(problems, rows, "length_mismatch",
-          lambda k: f"{z_len[rows[k]]} atomic numbers but {p_len[rows[k]]} positions")
+    _flag(
+        problems, rows, "length_mismatch", lambda k: f"{z_len[rows[k]]} atomic numbers but {p_len[rows[k]]} positions"
+    )
     if "num_atoms" in arrow.column_names:
         stated = arrow.column("num_atoms").to_numpy(zero_copy_only=False).astype(np.float64)
         rows = np.flatnonzero(~(stated == z_len))  # a null num_atoms (NaN) disagrees too
-        _flag(problems, rows, "length_mismatch",
-              lambda k: f"num_atoms says {stated[rows[k]]:g} but the row holds {z_len[rows[k]]} atomic numbers")
+        _flag(
+            problems,
+            rows,
+            "length_mismatch",
+            lambda k: f"num_atoms says {stated[rows[k]]:g} but the row holds {z_len[rows[k]]} atomic numbers",
+        )
     return z_len
 
 
@@ -131,31 +148,53 @@ def _triple_problems(pos: pa.Array, lengths: np.ndarray, rows: np.ndarray, probl
         bad = sizes != 3
     row_of, atom = _atom_rows(lengths, rows)
     hits = np.flatnonzero(bad)
-    _flag(problems, row_of[hits], "bad_coordinate", lambda k: (
-        f"atom {atom[hits[k]]} has a null position" if sizes[hits[k]] < 0
-        else f"atom {atom[hits[k]]} has {sizes[hits[k]]} coordinates, not 3"))
+    _flag(
+        problems,
+        row_of[hits],
+        "bad_coordinate",
+        lambda k: (
+            f"atom {atom[hits[k]]} has a null position"
+            if sizes[hits[k]] < 0
+            else f"atom {atom[hits[k]]} has {sizes[hits[k]]} coordinates, not 3"
+        ),
+    )
 
 
-def _value_problems(z: pa.Array, pos: pa.Array, lengths: np.ndarray, rows: np.ndarray,
-                    problems: Problems) -> tuple[np.ndarray, np.ndarray]:
+def _value_problems(
+    z: pa.Array, pos: pa.Array, lengths: np.ndarray, rows: np.ndarray, problems: Problems
+) -> tuple[np.ndarray, np.ndarray]:
     """Atomic numbers and coordinates of well-shaped ``rows``: (z int64 with nulls as 0, xyz float64 (A, 3))."""
     row_of, atom = _atom_rows(lengths, rows)
     z_values = z.flatten()
     z_null = z_values.is_null().to_numpy(zero_copy_only=False)
     zs = z_values.fill_null(0).to_numpy(zero_copy_only=False)
     bad = np.flatnonzero(z_null | (zs < 1) | (zs > len(SYMBOLS)))
-    _flag(problems, row_of[bad], "unknown_element", lambda k: (
-        f"atom {atom[bad[k]]} has no atomic number (null)" if z_null[bad[k]] else
-        f"atom {atom[bad[k]]} has atomic number {zs[bad[k]]}, not a chemical element (1..{len(SYMBOLS)})"))
+    _flag(
+        problems,
+        row_of[bad],
+        "unknown_element",
+        lambda k: (
+            f"atom {atom[bad[k]]} has no atomic number (null)"
+            if z_null[bad[k]]
+            else f"atom {atom[bad[k]]} has atomic number {zs[bad[k]]}, not a chemical element (1..{len(SYMBOLS)})"
+        ),
+    )
     values = pos.flatten().flatten()
     v_null = values.is_null().to_numpy(zero_copy_only=False).reshape(-1, 3).any(axis=1)
     xyz = values.cast(pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False).reshape(-1, 3)
     with np.errstate(invalid="ignore"):
         too_big = (np.isfinite(xyz) & (np.abs(xyz) > FLOAT32_MAX)).any(axis=1)
     bad = np.flatnonzero(v_null | too_big)
-    _flag(problems, row_of[bad], "bad_coordinate", lambda k: (
-        f"atom {atom[bad[k]]} has a null coordinate" if v_null[bad[k]] else
-        f"atom {atom[bad[k]]} has a coordinate beyond float32 ({xyz[bad[k]].tolist()})"))
+    _flag(
+        problems,
+        row_of[bad],
+        "bad_coordinate",
+        lambda k: (
+            f"atom {atom[bad[k]]} has a null coordinate"
+            if v_null[bad[k]]
+            else f"atom {atom[bad[k]]} has a coordinate beyond float32 ({xyz[bad[k]].tolist()})"
+        ),
+    )
     return zs.astype(np.int64, copy=False), xyz
 
 
@@ -183,5 +222,6 @@ def other_column(arrow: pa.Table, name: str, path: str | Path) -> np.ndarray:
     try:
         return arrow.column(name).to_numpy(zero_copy_only=False)
     except (pa.ArrowException, ValueError, TypeError) as exc:
-        raise DataFormatError(path, None, f"column {name!r} ({arrow.schema.field(name).type}) cannot be read: "
-                              f"{exc}") from None
+        raise DataFormatError(
+            path, None, f"column {name!r} ({arrow.schema.field(name).type}) cannot be read: {exc}"
+        ) from None

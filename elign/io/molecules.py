@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from elign.data.errors import DataFormatError
-from elign.data.table import MoleculeTable
 from elign.io.arrow_checks import checked_atoms, other_column
 from elign.io.atomic import atomic_path
+from elign.io.errors import DataFormatError
+from elign.io.table import MoleculeTable
 
 CORE_COLUMNS = ("mol_id", "num_atoms", "smiles", "atomic_numbers", "positions_ang")
 METADATA_KEY = b"elign"
@@ -29,8 +29,10 @@ NUM_ATOMS_MAX = int(np.iinfo(np.int16).max)
 def table_to_arrow(table: MoleculeTable, provenance: dict | None = None) -> pa.Table:
     if len(table) and int(table.num_atoms.max()) > NUM_ATOMS_MAX:
         i = int(np.argmax(table.num_atoms))
-        raise ValueError(f"molecule {int(table.mol_id[i])} has {int(table.num_atoms[i])} atoms; the num_atoms column "
-                         f"(int16) holds at most {NUM_ATOMS_MAX}")
+        raise ValueError(
+            f"molecule {int(table.mol_id[i])} has {int(table.num_atoms[i])} atoms; the num_atoms column "
+            f"(int16) holds at most {NUM_ATOMS_MAX}"
+        )
     offsets = pa.array(table.offsets.astype(np.int32))
     z = pa.ListArray.from_arrays(offsets, pa.array(table.atomic_numbers, type=pa.int8()))
     xyz = pa.FixedSizeListArray.from_arrays(pa.array(table.positions_ang.reshape(-1), type=pa.float32()), 3)
@@ -61,8 +63,7 @@ def write_molecules(path: str | os.PathLike, table: MoleculeTable, provenance: d
         pq.write_table(arrow, tmp, compression="zstd")
 
 
-def read_molecules(path: str | os.PathLike,
-                   bad_row: Callable[[int, str, str], None] | None = None) -> MoleculeTable:
+def read_molecules(path: str | os.PathLike, bad_row: Callable[[int, str, str], None] | None = None) -> MoleculeTable:
     """Read a molecule Parquet file back into a :class:`MoleculeTable` (vectorized, no per-row Python).
 
     The schema and every row's shape are checked before any narrowing cast (:mod:`elign.io.arrow_checks`):
@@ -89,14 +90,23 @@ def read_molecules(path: str | os.PathLike,
         bad_row(row + 1, kind, problem)
     keep = atoms.good_rows()
     arrow = arrow.filter(pa.array(keep)) if not keep.all() else arrow
-    smiles = arrow.column("smiles").to_numpy(zero_copy_only=False) if "smiles" in arrow.column_names \
+    smiles = (
+        arrow.column("smiles").to_numpy(zero_copy_only=False)
+        if "smiles" in arrow.column_names
         else np.full(arrow.num_rows, None, dtype=object)
+    )
     columns = {}
     for name in arrow.column_names:
         if name not in CORE_COLUMNS:
             columns[name] = other_column(arrow, name, path)
-    return MoleculeTable(arrow.column("mol_id").to_numpy(), atoms.num_atoms[keep], atoms.atomic_numbers,
-                         atoms.positions_ang, smiles, columns)
+    return MoleculeTable(
+        arrow.column("mol_id").to_numpy(),
+        atoms.num_atoms[keep],
+        atoms.atomic_numbers,
+        atoms.positions_ang,
+        smiles,
+        columns,
+    )
 
 
 def read_provenance(path: str | os.PathLike) -> dict:

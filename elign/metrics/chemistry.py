@@ -34,7 +34,7 @@ from rdkit import Chem, rdBase
 from rdkit.Chem import rdmolops
 from rdkit.Geometry import Point3D
 
-from elign.data.table import MoleculeTable
+from elign.io.table import MoleculeTable
 from elign.metrics.stability import Bonds, infer_bonds
 
 BOND_TYPES = {1: Chem.BondType.SINGLE, 2: Chem.BondType.DOUBLE, 3: Chem.BondType.TRIPLE}
@@ -47,8 +47,13 @@ def quiet_rdkit():
         yield
 
 
-def build_molecule(atomic_numbers: np.ndarray, bond_atoms: np.ndarray, bond_orders: np.ndarray,
-                   positions_ang: np.ndarray | None = None, single_bonds_only: bool = False) -> Chem.RWMol:
+def build_molecule(
+    atomic_numbers: np.ndarray,
+    bond_atoms: np.ndarray,
+    bond_orders: np.ndarray,
+    positions_ang: np.ndarray | None = None,
+    single_bonds_only: bool = False,
+) -> Chem.RWMol:
     """An unsanitized RDKit molecule (EDM's ``build_molecule``).
 
     atomic_numbers: (N,) int; bond_atoms: (B, 2) int atom indices; bond_orders: (B,) int 1..3;
@@ -158,13 +163,16 @@ class ChemistryResult:
                 first.setdefault(s, k)
         n_unique = len(first)
         out = {
-            "num_molecules": m, "num_valid": n_valid, "num_unique": n_unique,
+            "num_molecules": m,
+            "num_valid": n_valid,
+            "num_unique": n_unique,
             "validity": n_valid / m if m else float("nan"),
             "uniqueness": n_unique / n_valid if n_valid else float("nan"),
             "valid_and_unique": n_unique / m if m else float("nan"),
             "connected": float(np.mean(self.num_fragments[self.valid] == 1)) if n_valid else float("nan"),
             "invalid_reasons": dict(Counter(r for r in self.invalid_reason if r is not None)),
-            "novelty": None, "num_novel": None,
+            "novelty": None,
+            "num_novel": None,
         }
         if self.novel is not None:
             n_novel = int(sum(self.novel[k] for k in first.values()))
@@ -173,9 +181,12 @@ class ChemistryResult:
         return out
 
 
-def evaluate_chemistry(table: MoleculeTable, bonds: Bonds | None = None,
-                       training_smiles: Iterable[str] | set[str] | None = None,
-                       single_bonds_only: bool = False) -> ChemistryResult:
+def evaluate_chemistry(
+    table: MoleculeTable,
+    bonds: Bonds | None = None,
+    training_smiles: Iterable[str] | set[str] | None = None,
+    single_bonds_only: bool = False,
+) -> ChemistryResult:
     """Validity, SMILES and novelty of every molecule of ``table``.
 
     bonds: :func:`infer_bonds` of ``table`` (e.g. ``check_stability(table).bonds``), or None to infer them;
@@ -190,7 +201,7 @@ def evaluate_chemistry(table: MoleculeTable, bonds: Bonds | None = None,
     with quiet_rdkit():
         for k in range(m):
             pairs, orders = bonds.of(k)
-            mol = build_molecule(z[offsets[k]:offsets[k + 1]], pairs, orders, single_bonds_only=single_bonds_only)
+            mol = build_molecule(z[offsets[k] : offsets[k + 1]], pairs, orders, single_bonds_only=single_bonds_only)
             smiles[k], keys[k], n_frags[k], reasons[k] = molecule_smiles(mol)
     valid = np.array([s is not None for s in smiles], dtype=bool)
     novel = None
@@ -200,8 +211,13 @@ def evaluate_chemistry(table: MoleculeTable, bonds: Bonds | None = None,
     return ChemistryResult(valid, smiles, keys, n_frags, reasons, novel)
 
 
-def to_rdkit_mol(atomic_numbers: np.ndarray, positions_ang: np.ndarray, bond_atoms: np.ndarray | None = None,
-                 bond_orders: np.ndarray | None = None, name: str | None = None) -> Chem.Mol:
+def to_rdkit_mol(
+    atomic_numbers: np.ndarray,
+    positions_ang: np.ndarray,
+    bond_atoms: np.ndarray | None = None,
+    bond_orders: np.ndarray | None = None,
+    name: str | None = None,
+) -> Chem.Mol:
     """A 3D RDKit molecule for SDF export: atoms and positions exactly as given, bonds by EDM's rule.
 
     atomic_numbers: (N,) int; positions_ang: (N, 3) Å; bond_atoms (B, 2) / bond_orders (B,): the bonds, or
@@ -232,5 +248,12 @@ def table_rdkit_mols(table: MoleculeTable, bonds: Bonds | None = None) -> list[C
     """:func:`to_rdkit_mol` of every molecule of ``table``, named by its ``mol_id``."""
     bonds = infer_bonds(table) if bonds is None else bonds
     o = table.offsets
-    return [to_rdkit_mol(table.atomic_numbers[o[k]:o[k + 1]], table.positions_ang[o[k]:o[k + 1]],
-                         *bonds.of(k), name=str(int(table.mol_id[k]))) for k in range(len(table))]
+    return [
+        to_rdkit_mol(
+            table.atomic_numbers[o[k] : o[k + 1]],
+            table.positions_ang[o[k] : o[k + 1]],
+            *bonds.of(k),
+            name=str(int(table.mol_id[k])),
+        )
+        for k in range(len(table))
+    ]

@@ -31,8 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from elign.data.elements import SYMBOLS, atomic_number
-from elign.data.table import MoleculeTable
+from elign.elements import SYMBOLS, atomic_number
+from elign.io.table import MoleculeTable
 
 # ---------------------------------------------------------------------------------------------------------
 # EDM's tables, transcribed from qm9/bond_analyze.py (commit d28fd52). Typical bond lengths in pm; EDM cites
@@ -40,21 +40,89 @@ from elign.data.table import MoleculeTable
 #   http://chemistry-reference.com/tables/Bond%20Lengths%20and%20Enthalpies.pdf
 # ---------------------------------------------------------------------------------------------------------
 BONDS1: dict[str, dict[str, int]] = {
-    "H": {"H": 74, "C": 109, "N": 101, "O": 96, "F": 92, "B": 119, "Si": 148, "P": 144, "As": 152, "S": 134,
-          "Cl": 127, "Br": 141, "I": 161},
-    "C": {"H": 109, "C": 154, "N": 147, "O": 143, "F": 135, "Si": 185, "P": 184, "S": 182, "Cl": 177,
-          "Br": 194, "I": 214},
+    "H": {
+        "H": 74,
+        "C": 109,
+        "N": 101,
+        "O": 96,
+        "F": 92,
+        "B": 119,
+        "Si": 148,
+        "P": 144,
+        "As": 152,
+        "S": 134,
+        "Cl": 127,
+        "Br": 141,
+        "I": 161,
+    },
+    "C": {
+        "H": 109,
+        "C": 154,
+        "N": 147,
+        "O": 143,
+        "F": 135,
+        "Si": 185,
+        "P": 184,
+        "S": 182,
+        "Cl": 177,
+        "Br": 194,
+        "I": 214,
+    },
     "N": {"H": 101, "C": 147, "N": 145, "O": 140, "F": 136, "Cl": 175, "Br": 214, "S": 168, "I": 222, "P": 177},
-    "O": {"H": 96, "C": 143, "N": 140, "O": 148, "F": 142, "Br": 172, "S": 151, "P": 163, "Si": 163, "Cl": 164,
-          "I": 194},
-    "F": {"H": 92, "C": 135, "N": 136, "O": 142, "F": 142, "S": 158, "Si": 160, "Cl": 166, "Br": 178, "P": 156,
-          "I": 187},
+    "O": {
+        "H": 96,
+        "C": 143,
+        "N": 140,
+        "O": 148,
+        "F": 142,
+        "Br": 172,
+        "S": 151,
+        "P": 163,
+        "Si": 163,
+        "Cl": 164,
+        "I": 194,
+    },
+    "F": {
+        "H": 92,
+        "C": 135,
+        "N": 136,
+        "O": 142,
+        "F": 142,
+        "S": 158,
+        "Si": 160,
+        "Cl": 166,
+        "Br": 178,
+        "P": 156,
+        "I": 187,
+    },
     "B": {"H": 119, "Cl": 175},
     "Si": {"Si": 233, "H": 148, "C": 185, "O": 163, "S": 200, "F": 160, "Cl": 202, "Br": 215, "I": 243},
-    "Cl": {"Cl": 199, "H": 127, "C": 177, "N": 175, "O": 164, "P": 203, "S": 207, "B": 175, "Si": 202, "F": 166,
-           "Br": 214},
-    "S": {"H": 134, "C": 182, "N": 168, "O": 151, "S": 204, "F": 158, "Cl": 207, "Br": 225, "Si": 200, "P": 210,
-          "I": 234},
+    "Cl": {
+        "Cl": 199,
+        "H": 127,
+        "C": 177,
+        "N": 175,
+        "O": 164,
+        "P": 203,
+        "S": 207,
+        "B": 175,
+        "Si": 202,
+        "F": 166,
+        "Br": 214,
+    },
+    "S": {
+        "H": 134,
+        "C": 182,
+        "N": 168,
+        "O": 151,
+        "S": 204,
+        "F": 158,
+        "Cl": 207,
+        "Br": 225,
+        "Si": 200,
+        "P": 210,
+        "I": 234,
+    },
     "Br": {"Br": 228, "H": 141, "C": 194, "O": 172, "N": 214, "Si": 215, "S": 225, "F": 178, "Cl": 214, "P": 222},
     "P": {"P": 221, "H": 144, "C": 184, "O": 163, "Cl": 203, "S": 210, "F": 156, "N": 177, "Br": 222},
     "I": {"H": 161, "C": 214, "Si": 243, "N": 222, "O": 194, "S": 234, "F": 187, "I": 266},
@@ -76,12 +144,26 @@ BONDS3: dict[str, dict[str, int]] = {
 MARGIN1_PM, MARGIN2_PM, MARGIN3_PM = 10, 5, 3
 # Allowed valences (sum of bond orders) per element; a tuple where EDM lists several.
 ALLOWED_BONDS: dict[str, int | tuple[int, ...]] = {
-    "H": 1, "C": 4, "N": 3, "O": 2, "F": 1, "B": 3, "Al": 3, "Si": 4, "P": (3, 5), "S": 4, "Cl": 1, "As": 3,
-    "Br": 1, "I": 1, "Hg": (1, 2), "Bi": (3, 5),
+    "H": 1,
+    "C": 4,
+    "N": 3,
+    "O": 2,
+    "F": 1,
+    "B": 3,
+    "Al": 3,
+    "Si": 4,
+    "P": (3, 5),
+    "S": 4,
+    "Cl": 1,
+    "As": 3,
+    "Br": 1,
+    "I": 1,
+    "Hg": (1, 2),
+    "Bi": (3, 5),
 }
 
-Z_MAX = len(SYMBOLS)           # atomic numbers index the tables directly: rows 0..118 (0 = no element)
-_PAIR_CHUNK = 1 << 20          # atom pairs evaluated per numpy pass (bounds memory at ~100 MB)
+Z_MAX = len(SYMBOLS)  # atomic numbers index the tables directly: rows 0..118 (0 = no element)
+_PAIR_CHUNK = 1 << 20  # atom pairs evaluated per numpy pass (bounds memory at ~100 MB)
 
 
 def _threshold_table(bonds: dict[str, dict[str, int]], margin: int) -> np.ndarray:
@@ -162,7 +244,8 @@ class StabilityResult:
         """Atom stability (stable atoms / all atoms) and molecule stability (fraction fully stable)."""
         n_atoms, n_mols = int(self.num_atoms.sum()), len(self.num_atoms)
         return {
-            "num_molecules": n_mols, "num_atoms": n_atoms,
+            "num_molecules": n_mols,
+            "num_atoms": n_atoms,
             "atom_stability": float(self.num_stable_atoms.sum() / n_atoms) if n_atoms else float("nan"),
             "molecule_stability": float(self.molecule_stable.mean()) if n_mols else float("nan"),
         }
@@ -181,7 +264,7 @@ def _pair_blocks(num_atoms: np.ndarray, offsets: np.ndarray):
         starts = offsets[:-1][num_atoms == n]
         k = max(1, _PAIR_CHUNK // len(iu))
         for s in range(0, len(starts), k):
-            base = starts[s:s + k, None]
+            base = starts[s : s + k, None]
             yield (base + iu).ravel(), (base + ju).ravel()
 
 

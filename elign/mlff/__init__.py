@@ -9,15 +9,31 @@ Importing this package imports no MLFF library: each backend imports its own (to
 fairchem-core; tblite only in the gfn2-xtb worker processes) when it is built.
 """
 
+from elign.constants import BOHR_TO_ANG, HARTREE_TO_EV
 from elign.mlff import aimnet2, ani, mace, uma, xtb  # noqa: F401  (registers the backends)
 from elign.mlff.base import (
-    BOHR_TO_ANG, FAILURE_STATUSES, HARTREE_TO_EV, STATUS_OK, MissingDependencyError, MissingWeightsError, MLFFBackend,
-    MLFFResult, pad_molecules,
+    FAILURE_STATUSES,
+    STATUS_OK,
+    MissingDependencyError,
+    MissingWeightsError,
+    MLFFBackend,
+    MLFFResult,
+    pad_molecules,
 )
 from elign.mlff.registry import DEFAULT_BACKEND, available_backends, get_backend, register_backend
 
 __all__ = [
-    "BOHR_TO_ANG", "DEFAULT_BACKEND", "FAILURE_STATUSES", "HARTREE_TO_EV", "STATUS_OK", "MissingDependencyError",
-    "MissingWeightsError", "MLFFBackend", "MLFFResult", "available_backends", "get_backend", "pad_molecules",
+    "BOHR_TO_ANG",
+    "DEFAULT_BACKEND",
+    "FAILURE_STATUSES",
+    "HARTREE_TO_EV",
+    "STATUS_OK",
+    "MissingDependencyError",
+    "MissingWeightsError",
+    "MLFFBackend",
+    "MLFFResult",
+    "available_backends",
+    "get_backend",
+    "pad_molecules",
     "register_backend",
 ]

@@ -41,11 +41,14 @@ def resolve_aimnet2_path(model_path: str | os.PathLike | None) -> Path:
         raise MissingWeightsError(
             f"aimnet2 needs its TorchScript model file: pass model_path=... or set {AIMNET2_ENV}. The file is "
             f"models/{AIMNET2_FILE} of the isayevlab/AIMNet2 GitHub repository (this project keeps a copy in "
-            f"../shared/mlff/aimnet2/{AIMNET2_FILE})")
+            f"../shared/mlff/aimnet2/{AIMNET2_FILE})"
+        )
     path = Path(chosen).expanduser()
     if not path.is_file():
-        raise MissingWeightsError(f"aimnet2 model file not found: {path} (download models/{AIMNET2_FILE} from "
-                                  f"the isayevlab/AIMNet2 repository, or fix model_path / {AIMNET2_ENV})")
+        raise MissingWeightsError(
+            f"aimnet2 model file not found: {path} (download models/{AIMNET2_FILE} from "
+            f"the isayevlab/AIMNet2 repository, or fix model_path / {AIMNET2_ENV})"
+        )
     return path
 
 
@@ -58,8 +61,9 @@ class AIMNet2Backend(MLFFBackend):
     supports_charge = True
     default_reject_odd_electrons = True
 
-    def __init__(self, model_path: str | os.PathLike | None = None, elements=None, jit_optimize: bool = False,
-                 **options) -> None:
+    def __init__(
+        self, model_path: str | os.PathLike | None = None, elements=None, jit_optimize: bool = False, **options
+    ) -> None:
         super().__init__(**options)
         if self.dtype != torch.float32:
             raise ValueError("aimnet2: the TorchScript model computes in float32; use dtype='float32'")

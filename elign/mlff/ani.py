@@ -1,7 +1,7 @@
 """ANI-2x / ANI-1x / ANI-1ccx through torchani 2.9 (``pip install torchani==2.9.0``).
 
 * Elements: ANI-2x H C N O F S Cl; ANI-1x and ANI-1ccx H C N O. Others get status ``unknown_element``.
-* Units: torchani returns Hartree; converted with :data:`elign.mlff.base.HARTREE_TO_EV` (CODATA 2018).
+* Units: torchani returns Hartree; converted with :data:`elign.constants.HARTREE_TO_EV` (CODATA 2018).
   Forces are -dE/dx by autograd on the positions, eV/Å.
 * Reference energies: the model's own self-atomic energies (``model.energy_shifter.self_energies``, the
   linear-fit SAEs stored in the state dict), converted to eV.
@@ -19,7 +19,8 @@ from pathlib import Path
 
 import torch
 
-from elign.mlff.base import HARTREE_TO_EV, MissingWeightsError, MLFFBackend
+from elign.constants import HARTREE_TO_EV
+from elign.mlff.base import MissingWeightsError, MLFFBackend
 from elign.mlff.registry import register_backend, require
 
 # name -> (torchani constructor, state-dict file, elements)
@@ -38,17 +39,25 @@ def torchani_weights_path(model: str, data_dir: str | os.PathLike | None = None)
 
 
 def _missing_weights_message(model: str, path: Path) -> str:
-    return (f"{model} weights not found at {path}. Put {path.name} there, or set TORCHANI_DATA_DIR (or the "
-            f"backend option data_dir) to a folder holding StateDicts/{path.name} (this project keeps a copy in "
-            f"../shared/mlff/torchani). With internet access torchani downloads it by itself.")
+    return (
+        f"{model} weights not found at {path}. Put {path.name} there, or set TORCHANI_DATA_DIR (or the "
+        f"backend option data_dir) to a folder holding StateDicts/{path.name} (this project keeps a copy in "
+        f"../shared/mlff/torchani). With internet access torchani downloads it by itself."
+    )
 
 
 class ANIBackend(MLFFBackend):
     """torchani ANI model; options: model ('ani2x'/'ani1x'/'ani1ccx'), model_index, data_dir,
     allow_download, device, dtype, batch_size, reject_odd_electrons."""
 
-    def __init__(self, model: str = "ani2x", model_index: int | None = None,
-                 data_dir: str | os.PathLike | None = None, allow_download: bool = True, **options) -> None:
+    def __init__(
+        self,
+        model: str = "ani2x",
+        model_index: int | None = None,
+        data_dir: str | os.PathLike | None = None,
+        allow_download: bool = True,
+        **options,
+    ) -> None:
         super().__init__(**options)
         model = model.lower()
         if model not in ANI_MODELS:
@@ -112,7 +121,8 @@ class ANIBackend(MLFFBackend):
         with torch.enable_grad():
             coords = positions_ang[mask].detach().clone().unsqueeze(0).requires_grad_(True)
             atomic_ha = self.model.compute_from_external_neighbors(
-                atomic_numbers[mask].unsqueeze(0), coords, neighbor_idxs, shifts, atomic=True).energies[0]
+                atomic_numbers[mask].unsqueeze(0), coords, neighbor_idxs, shifts, atomic=True
+            ).energies[0]
             energy_ha = atomic_ha.new_zeros(mask.shape[0]).index_add(0, molecule_of_atom, atomic_ha)
             (grad_ha,) = torch.autograd.grad(energy_ha.sum(), coords)
         forces = torch.zeros_like(positions_ang)

@@ -21,16 +21,11 @@ padding, chunking into ``batch_size`` molecules, non-finite output checks and th
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import torch
-
-# CODATA 2018 (NIST): 1 Hartree = 27.211386245988 eV. torchani's own constant is ASE's older CODATA 2014
-# value (27.211386024367243); the two differ by 8e-9 relative (~1e-5 eV on a 1000 eV total energy).
-HARTREE_TO_EV = 27.211386245988
-BOHR_TO_ANG = 0.529177210903  # CODATA 2018 (NIST): the Bohr radius in Å (for backends in atomic units)
 
 STATUS_OK = "ok"
 STATUS_EMPTY = "empty"  # no atoms at all
@@ -43,8 +38,15 @@ STATUS_BACKEND_ERROR = "backend_error"  # the model raised on this molecule alon
 STATUS_SCF_NOT_CONVERGED = "scf_not_converged"  # a self-consistent method (GFN2-xTB) did not converge
 STATUS_TIMEOUT = "timeout"  # no result within the backend's per-molecule time limit
 FAILURE_STATUSES = (
-    STATUS_EMPTY, STATUS_INVALID_INPUT, STATUS_UNKNOWN_ELEMENT, STATUS_ODD_ELECTRONS,
-    STATUS_UNSUPPORTED_CHARGE, STATUS_NON_FINITE, STATUS_BACKEND_ERROR, STATUS_SCF_NOT_CONVERGED, STATUS_TIMEOUT,
+    STATUS_EMPTY,
+    STATUS_INVALID_INPUT,
+    STATUS_UNKNOWN_ELEMENT,
+    STATUS_ODD_ELECTRONS,
+    STATUS_UNSUPPORTED_CHARGE,
+    STATUS_NON_FINITE,
+    STATUS_BACKEND_ERROR,
+    STATUS_SCF_NOT_CONVERGED,
+    STATUS_TIMEOUT,
 )
 
 
@@ -90,11 +92,16 @@ class MLFFResult:
         """One row per molecule with the scalar columns (no forces), as a pandas DataFrame."""
         import pandas as pd
 
-        return pd.DataFrame({
-            "energy_ev": self.energy_ev, "reference_energy_ev": self.reference_energy_ev,
-            "formation_energy_per_atom_ev": self.formation_energy_per_atom_ev,
-            "num_atoms": self.num_atoms, "status": self.status, "reason": self.reason,
-        })
+        return pd.DataFrame(
+            {
+                "energy_ev": self.energy_ev,
+                "reference_energy_ev": self.reference_energy_ev,
+                "formation_energy_per_atom_ev": self.formation_energy_per_atom_ev,
+                "num_atoms": self.num_atoms,
+                "status": self.status,
+                "reason": self.reason,
+            }
+        )
 
 
 def pad_molecules(
@@ -114,8 +121,12 @@ def pad_molecules(
 
 def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
     """'float32' / 'float64' (or the torch dtypes) -> torch dtype; anything else is an error."""
-    table = {"float32": torch.float32, "float64": torch.float64, torch.float32: torch.float32,
-             torch.float64: torch.float64}
+    table = {
+        "float32": torch.float32,
+        "float64": torch.float64,
+        torch.float32: torch.float32,
+        torch.float64: torch.float64,
+    }
     if dtype not in table:
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
     return table[dtype]
@@ -148,15 +159,21 @@ class MLFFBackend:
     supports_charge = False
     default_reject_odd_electrons = False
 
-    def __init__(self, device: str | torch.device = "cpu", dtype: str | torch.dtype = "float32",
-                 batch_size: int = 256, reject_odd_electrons: bool | None = None) -> None:
+    def __init__(
+        self,
+        device: str | torch.device = "cpu",
+        dtype: str | torch.dtype = "float32",
+        batch_size: int = 256,
+        reject_odd_electrons: bool | None = None,
+    ) -> None:
         self.device = torch.device(device)
         self.dtype = resolve_dtype(dtype)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size = int(batch_size)
-        self.reject_odd_electrons = (self.default_reject_odd_electrons if reject_odd_electrons is None
-                                     else bool(reject_odd_electrons))
+        self.reject_odd_electrons = (
+            self.default_reject_odd_electrons if reject_odd_electrons is None else bool(reject_odd_electrons)
+        )
         self._isolated_cache: dict[int, float] = {}
 
     # --- to implement -------------------------------------------------------------------------------
@@ -165,8 +182,9 @@ class MLFFBackend:
         """Atomic numbers the model can score."""
         raise NotImplementedError
 
-    def _compute(self, atomic_numbers: torch.Tensor, positions_ang: torch.Tensor,
-                 charge: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _compute(
+        self, atomic_numbers: torch.Tensor, positions_ang: torch.Tensor, charge: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, N) long (0 = padding, atoms first), (B, N, 3) self.dtype Å, (B,) long -> (B,) eV, (B, N, 3) eV/Å."""
         raise NotImplementedError
 
@@ -186,8 +204,16 @@ class MLFFBackend:
             energy, forces = np.full(len(todo), np.nan), np.full((len(todo), 1, 3), np.nan)
             status = np.full(len(todo), STATUS_OK, dtype=object)
             reason = np.full(len(todo), "", dtype=object)
-            self._score_chunk(np.arange(len(todo)), z, np.zeros((len(todo), 1, 3)), np.zeros(len(todo), np.int64),
-                              energy, forces, status, reason)
+            self._score_chunk(
+                np.arange(len(todo)),
+                z,
+                np.zeros((len(todo), 1, 3)),
+                np.zeros(len(todo), np.int64),
+                energy,
+                forces,
+                status,
+                reason,
+            )
             energy[status != STATUS_OK] = np.nan
             self._isolated_cache.update(zip(todo, energy.tolist()))
         return {int(z): self._isolated_cache[int(z)] for z in elements if math.isfinite(self._isolated_cache[int(z)])}
@@ -206,7 +232,7 @@ class MLFFBackend:
         todo = np.flatnonzero(status == STATUS_OK)
         todo = todo[np.argsort((z[todo] > 0).sum(axis=1), kind="stable")]  # similar sizes share a chunk
         for start in range(0, len(todo), self.batch_size):
-            idx = todo[start:start + self.batch_size]
+            idx = todo[start : start + self.batch_size]
             self._score_chunk(idx, z, x, q, energy, forces, status, reason)
         forces[z == 0] = 0.0
         forces[status != STATUS_OK] = np.nan
@@ -215,8 +241,17 @@ class MLFFBackend:
         num_atoms = (z > 0).sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
             formation = (energy - reference) / num_atoms
-        return MLFFResult(energy, forces, reference, formation, num_atoms.astype(np.int64),
-                          status, reason, backend=self.name, meta=self.describe())
+        return MLFFResult(
+            energy,
+            forces,
+            reference,
+            formation,
+            num_atoms.astype(np.int64),
+            status,
+            reason,
+            backend=self.name,
+            meta=self.describe(),
+        )
 
     def __call__(self, atomic_numbers, positions_ang, charge=None) -> MLFFResult:
         return self.evaluate(atomic_numbers, positions_ang, charge)
@@ -240,14 +275,16 @@ class MLFFBackend:
             return STATUS_INVALID_INPUT, "negative atomic number or non-finite coordinate"
         unknown = sorted(set(z.tolist()) - known)
         if unknown:
-            return STATUS_UNKNOWN_ELEMENT, (f"{self.name} has no parameters for element(s) Z={unknown}; "
-                                            f"it knows Z={sorted(known)}")
+            return STATUS_UNKNOWN_ELEMENT, (
+                f"{self.name} has no parameters for element(s) Z={unknown}; it knows Z={sorted(known)}"
+            )
         if charge != 0 and not self.supports_charge:
             return STATUS_UNSUPPORTED_CHARGE, f"{self.name} takes no charge input; got charge {charge}"
         electrons = int(z.sum()) - charge
         if self.reject_odd_electrons and electrons % 2:
-            return STATUS_ODD_ELECTRONS, (f"{electrons} electrons (odd): {self.name} is a closed-shell model "
-                                          "(open-shell molecule / radical)")
+            return STATUS_ODD_ELECTRONS, (
+                f"{electrons} electrons (odd): {self.name} is a closed-shell model (open-shell molecule / radical)"
+            )
         return None
 
     def _score_chunk(self, idx, z, x, q, energy, forces, status, reason) -> None:
@@ -298,6 +335,11 @@ class MLFFBackend:
 
     def describe(self) -> dict:
         """Plain-data summary (for logs and provenance)."""
-        return {"backend": self.name, "device": str(self.device), "dtype": str(self.dtype).replace("torch.", ""),
-                "batch_size": self.batch_size, "elements": sorted(self.elements),
-                "reject_odd_electrons": self.reject_odd_electrons}
+        return {
+            "backend": self.name,
+            "device": str(self.device),
+            "dtype": str(self.dtype).replace("torch.", ""),
+            "batch_size": self.batch_size,
+            "elements": sorted(self.elements),
+            "reject_odd_electrons": self.reject_odd_electrons,
+        }

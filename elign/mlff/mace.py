@@ -40,8 +40,12 @@ def import_mace_off():
     ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` that ``import mace`` sets put back as it was."""
     torch.serialization.add_safe_globals([slice])
     with _env(_NO_WEIGHTS_ONLY, os.environ.get(_NO_WEIGHTS_ONLY)):
-        require("mace", MACE_PIP, "MLFF backend 'mace-off'",
-                extra="mace-torch pins e3nn 0.4.4: keep it out of the UMA (fairchem-core) environment")
+        require(
+            "mace",
+            MACE_PIP,
+            "MLFF backend 'mace-off'",
+            extra="mace-torch pins e3nn 0.4.4: keep it out of the UMA (fairchem-core) environment",
+        )
         try:
             from mace.calculators.foundations_models import mace_off
         except ImportError as exc:
@@ -79,8 +83,14 @@ class MACEBackend(MLFFBackend):
 
     name = "mace-off"
 
-    def __init__(self, model: str = "medium", model_path: str | os.PathLike | None = None,
-                 head: str | None = None, allow_download: bool = True, **options) -> None:
+    def __init__(
+        self,
+        model: str = "medium",
+        model_path: str | os.PathLike | None = None,
+        head: str | None = None,
+        allow_download: bool = True,
+        **options,
+    ) -> None:
         super().__init__(**options)
         self.source = self._resolve_source(model, model_path, allow_download)
         self.model = self._load(self.source)
@@ -107,7 +117,8 @@ class MACEBackend(MLFFBackend):
             raise MissingWeightsError(
                 f"MACE-OFF23 {model} weights not found at {cached}. Download MACE-OFF23_{model}.model from the "
                 "ACEsuit/mace-off GitHub repository (Academic Software Licence) and put it there, or pass "
-                "model_path=...; with internet access mace-torch downloads it by itself.")
+                "model_path=...; with internet access mace-torch downloads it by itself."
+            )
         return model
 
     def _load(self, source: str) -> torch.nn.Module:
@@ -117,8 +128,9 @@ class MACEBackend(MLFFBackend):
             try:
                 net = mace_off(model=source, device=str(self.device), return_raw_model=True)
             except RuntimeError as exc:
-                raise MissingWeightsError(f"mace-off: could not load or download {source!r}: {exc.__cause__ or exc}"
-                                          ) from exc
+                raise MissingWeightsError(
+                    f"mace-off: could not load or download {source!r}: {exc.__cause__ or exc}"
+                ) from exc
         net = net.to(device=self.device, dtype=self.dtype).eval()
         for parameter in net.parameters():
             parameter.requires_grad_(False)
@@ -155,7 +167,8 @@ class MACEBackend(MLFFBackend):
             "positions": positions_ang[mask].detach().clone(),
             "node_attrs": one_hot,
             "edge_index": torch.stack([node_of[mol, i], node_of[mol, j]]),
-            "shifts": zeros, "unit_shifts": zeros.clone(),
+            "shifts": zeros,
+            "unit_shifts": zeros.clone(),
             "cell": torch.zeros((3 * n_mol, 3), dtype=self.dtype, device=self.device),
             "batch": torch.repeat_interleave(torch.arange(n_mol, device=self.device), counts),
             "ptr": torch.cat([counts.new_zeros(1), counts.cumsum(0)]),

@@ -7,8 +7,10 @@ is built, so a missing optional package fails there with a message saying what t
 from __future__ import annotations
 
 import importlib
-from typing import Callable
+from collections.abc import Callable
 
+from elign.config import MLFFConfig
+from elign.device import resolve_device
 from elign.mlff.base import MissingDependencyError, MLFFBackend
 
 DEFAULT_BACKEND = "ani2x"
@@ -40,6 +42,27 @@ def get_backend(name: str = DEFAULT_BACKEND, **options) -> MLFFBackend:
     if key not in _FACTORIES:
         raise KeyError(f"unknown MLFF backend {name!r}; known backends: {', '.join(available_backends())}")
     return _FACTORIES[key](**options)
+
+
+def backend_from_config(cfg: MLFFConfig) -> MLFFBackend:
+    """The one MLFF factory from config: the backend an :class:`~elign.config.MLFFConfig` names, with its
+    options (device ``auto`` = CUDA when torch sees a GPU)."""
+    from elign import mlff  # noqa: F401  (importing the package registers the backends)
+
+    device = str(resolve_device(cfg.device, "mlff.device"))
+    options = {
+        k: v
+        for k, v in {
+            "model_path": cfg.model_path,
+            "model": cfg.model,
+            "model_index": cfg.model_index,
+            "workers": cfg.workers,
+            "time_limit_s": cfg.time_limit_s,
+            "electronic_temperature_k": cfg.electronic_temperature_k,
+        }.items()
+        if v is not None
+    }
+    return get_backend(cfg.backend, device=device, dtype=cfg.dtype, batch_size=cfg.batch_size, **options)
 
 
 def require(module: str, pip_spec: str, purpose: str, extra: str = ""):

@@ -28,9 +28,11 @@ from elign.mlff.base import MissingWeightsError, MLFFBackend
 from elign.mlff.registry import register_backend, require
 
 FAIRCHEM_PIP = "fairchem-core"
-UMA_ENV_HINT = ("UMA needs e3nn>=0.5, which conflicts with mace-torch (e3nn 0.4.4) in this environment: use the "
-                "separate environment envs/uma.yaml (conda env create -f envs/uma.yaml), or pip install "
-                "fairchem-core into an environment without mace-torch")
+UMA_ENV_HINT = (
+    "UMA needs e3nn>=0.5, which conflicts with mace-torch (e3nn 0.4.4) in this environment: use the "
+    "separate environment envs/uma.yaml (conda env create -f envs/uma.yaml), or pip install "
+    "fairchem-core into an environment without mace-torch"
+)
 UMA_ELEMENTS = tuple(range(1, 84))  # OMol25 covers H to Bi
 
 
@@ -42,8 +44,15 @@ class UMABackend(MLFFBackend):
     name = "uma"
     supports_charge = True
 
-    def __init__(self, model: str = "uma-s-1p1", model_path: str | os.PathLike | None = None,
-                 task: str = "omol", inference_settings: str = "default", elements=None, **options) -> None:
+    def __init__(
+        self,
+        model: str = "uma-s-1p1",
+        model_path: str | os.PathLike | None = None,
+        task: str = "omol",
+        inference_settings: str = "default",
+        elements=None,
+        **options,
+    ) -> None:
         super().__init__(**options)
         require("fairchem.core", FAIRCHEM_PIP, "MLFF backend 'uma'", extra=UMA_ENV_HINT)
         from fairchem.core.calculate import pretrained_mlip
@@ -57,17 +66,20 @@ class UMABackend(MLFFBackend):
                 raise MissingWeightsError(f"uma: checkpoint not found: {path}")
             self.source = str(path)
             self.predictor = pretrained_mlip.load_predict_unit(
-                self.source, inference_settings=inference_settings, device=device)
+                self.source, inference_settings=inference_settings, device=device
+            )
         else:
             self.source = model
             try:
                 self.predictor = pretrained_mlip.get_predict_unit(
-                    model, inference_settings=inference_settings, device=device)
+                    model, inference_settings=inference_settings, device=device
+                )
             except Exception as exc:  # gated download without token / offline
                 raise MissingWeightsError(
                     f"uma: could not get {model!r} ({exc}). UMA weights are gated: accept the licence of "
                     "facebook/UMA on Hugging Face and log in (HF_TOKEN), or download the checkpoint and pass "
-                    "model_path=...") from exc
+                    "model_path=..."
+                ) from exc
 
     @property
     def elements(self) -> frozenset[int]:
@@ -100,8 +112,7 @@ class UMABackend(MLFFBackend):
             atoms = Atoms(numbers=z[real], positions=x[real])
             electrons = int(z[real].sum()) - int(q)
             atoms.info.update(charge=int(q), spin=1 + electrons % 2)
-            items.append(AtomicData.from_ase(atoms, task_name=self.task, r_edges=False,
-                                             r_data_keys=["spin", "charge"]))
+            items.append(AtomicData.from_ase(atoms, task_name=self.task, r_edges=False, r_data_keys=["spin", "charge"]))
         batch = data_list_collater(items, otf_graph=True)
         pred = self.predictor.predict(batch)
         energy = torch.as_tensor(pred["energy"]).detach().reshape(-1)
@@ -112,4 +123,3 @@ class UMABackend(MLFFBackend):
 
     def describe(self) -> dict:
         return {**super().describe(), "model": self.source, "task": self.task}
-

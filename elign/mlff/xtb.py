@@ -3,15 +3,15 @@
 GFN2-xTB (Bannwarth, Ehlert & Grimme, J. Chem. Theory Comput. 15, 1652, 2019) is a self-consistent
 tight-binding method parametrised for H-Rn (Z = 1-86). tblite ships it as a compiled library.
 
-* Units: tblite works in atomic units. Positions go in as Å / :data:`~elign.mlff.base.BOHR_TO_ANG`; the energy
-  comes back in Hartree (x :data:`~elign.mlff.base.HARTREE_TO_EV`) and the gradient in Hartree/Bohr
+* Units: tblite works in atomic units. Positions go in as Å / :data:`~elign.constants.BOHR_TO_ANG`; the energy
+  comes back in Hartree (x :data:`~elign.constants.HARTREE_TO_EV`) and the gradient in Hartree/Bohr
   (forces = -gradient x HARTREE_TO_EV / BOHR_TO_ANG, eV/Å). Both constants are CODATA 2018.
 * Charge and spin: the total charge is the molecule's (``charge``, default 0); the electron count is
   sum(Z) - charge. Even -> singlet (no unpaired electron), odd -> doublet (one unpaired electron, tblite's
   ``uhf=1``): the lowest spin state of the right parity, the same rule as the DFT stage. GFN2-xTB is
   spin-restricted here (no spin-polarisation term), so the spin only sets the alpha/beta occupations.
 * Formation energy: isolated neutral atoms computed with GFN2-xTB in their ground-state multiplicity, the
-  table the DFT stage uses (:data:`elign.data.elements.GROUND_STATE_MULTIPLICITY`, H-Ar, Br, I); molecules with
+  table the DFT stage uses (:data:`elign.elements.GROUND_STATE_MULTIPLICITY`, H-Ar, Br, I); molecules with
   another element keep energy and forces with a NaN formation energy, as in the DFT stage.
 * Failures are rows: an SCF that does not converge within ``max_iterations`` gives status
   ``scf_not_converged``; no result within ``time_limit_s`` gives ``timeout`` (the worker is stopped and
@@ -35,9 +35,14 @@ from importlib import metadata
 import numpy as np
 import torch
 
+from elign.constants import BOHR_TO_ANG, BOLTZMANN_EV_PER_K, HA_PER_BOHR_TO_EV_PER_ANG, HARTREE_TO_EV
 from elign.mlff.base import (
-    BOHR_TO_ANG, HARTREE_TO_EV, STATUS_BACKEND_ERROR, STATUS_NON_FINITE, STATUS_OK, STATUS_SCF_NOT_CONVERGED,
-    STATUS_TIMEOUT, MLFFBackend,
+    STATUS_BACKEND_ERROR,
+    STATUS_NON_FINITE,
+    STATUS_OK,
+    STATUS_SCF_NOT_CONVERGED,
+    STATUS_TIMEOUT,
+    MLFFBackend,
 )
 from elign.mlff.registry import register_backend, require
 from elign.mlff.xtb_pool import XTBPool
@@ -50,8 +55,6 @@ DEFAULT_MAX_ITERATIONS = 250
 # Measured: ~6 ms per QM9 molecule (18 atoms on average) on one core; 60 s leaves room for
 # GEOM-Drugs-sized molecules (up to ~180 atoms) and slow SCFs on a loaded node.
 DEFAULT_TIME_LIMIT_S = 60.0
-BOLTZMANN_EV_PER_K = 8.617333262e-5  # CODATA 2018 (exact in the 2019 SI)
-_HA_PER_BOHR_TO_EV_PER_ANG = HARTREE_TO_EV / BOHR_TO_ANG
 
 
 def unpaired_electrons(atomic_numbers: np.ndarray, charge: int = 0) -> int:
@@ -69,9 +72,15 @@ class GFN2XTBBackend(MLFFBackend):
     supports_charge = True
     default_reject_odd_electrons = False  # odd electron counts run as doublets
 
-    def __init__(self, workers: int | None = None, time_limit_s: float = DEFAULT_TIME_LIMIT_S,
-                 accuracy: float = DEFAULT_ACCURACY, max_iterations: int = DEFAULT_MAX_ITERATIONS,
-                 electronic_temperature_k: float | None = None, **options) -> None:
+    def __init__(
+        self,
+        workers: int | None = None,
+        time_limit_s: float = DEFAULT_TIME_LIMIT_S,
+        accuracy: float = DEFAULT_ACCURACY,
+        max_iterations: int = DEFAULT_MAX_ITERATIONS,
+        electronic_temperature_k: float | None = None,
+        **options,
+    ) -> None:
         super().__init__(**options)
         require("tblite", TBLITE_PIP, "MLFF backend 'gfn2-xtb'")  # the package only; the workers load the library
         self.requested_device = str(self.device)
@@ -84,10 +93,17 @@ class GFN2XTBBackend(MLFFBackend):
             raise ValueError(f"electronic_temperature_k must be > 0, got {electronic_temperature_k}")
         workers = torch.get_num_threads() if workers is None else int(workers)
         self.electronic_temperature_k = electronic_temperature_k
-        temperature_ha = (None if electronic_temperature_k is None
-                          else float(electronic_temperature_k) * BOLTZMANN_EV_PER_K / HARTREE_TO_EV)
-        self.settings = {"method": "GFN2-xTB", "accuracy": float(accuracy), "max_iterations": int(max_iterations),
-                         "temperature_ha": temperature_ha}
+        temperature_ha = (
+            None
+            if electronic_temperature_k is None
+            else float(electronic_temperature_k) * BOLTZMANN_EV_PER_K / HARTREE_TO_EV
+        )
+        self.settings = {
+            "method": "GFN2-xTB",
+            "accuracy": float(accuracy),
+            "max_iterations": int(max_iterations),
+            "temperature_ha": temperature_ha,
+        }
         self.pool = XTBPool(workers, time_limit_s, self.settings)
         self._references: dict[int, float] | None = None
 
@@ -99,7 +115,7 @@ class GFN2XTBBackend(MLFFBackend):
         """Stop the worker processes (a later evaluate starts them again)."""
         self.pool.close()
 
-    def __enter__(self) -> "GFN2XTBBackend":
+    def __enter__(self) -> GFN2XTBBackend:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -111,20 +127,23 @@ class GFN2XTBBackend(MLFFBackend):
         An atom whose calculation fails is left out: its molecules get a NaN formation energy, not a made-up one.
         """
         if self._references is None:
-            from elign.data.elements import GROUND_STATE_MULTIPLICITY  # the table the DFT references use
+            from elign.elements import GROUND_STATE_MULTIPLICITY  # the table the DFT references use
 
             elements = sorted(GROUND_STATE_MULTIPLICITY)
             jobs = [(np.array([z]), np.zeros((1, 3)), 0, GROUND_STATE_MULTIPLICITY[z] - 1) for z in elements]
             results = self.pool.run(jobs)
-            self._references = {z: r[1] * HARTREE_TO_EV for z, r in zip(elements, results)
-                                if r[0] == "ok" and math.isfinite(r[1])}
+            self._references = {
+                z: r[1] * HARTREE_TO_EV for z, r in zip(elements, results) if r[0] == "ok" and math.isfinite(r[1])
+            }
         return dict(self._references)
 
     def _score_chunk(self, idx, z, x, q, energy, forces, status, reason) -> None:
         """Score molecules ``idx`` through the worker pool; fill energy (eV), forces (eV/Å) and statuses."""
         real = [z[i] > 0 for i in idx]
-        jobs = [(z[i][m], x[i][m] / BOHR_TO_ANG, int(q[i]), unpaired_electrons(z[i][m], int(q[i])))
-                for i, m in zip(idx, real)]
+        jobs = [
+            (z[i][m], x[i][m] / BOHR_TO_ANG, int(q[i]), unpaired_electrons(z[i][m], int(q[i])))
+            for i, m in zip(idx, real)
+        ]
         for i, m, (kind, energy_ha, gradient, message, _) in zip(idx, real, self.pool.run(jobs)):
             status[i], reason[i] = _classify(kind, message)
             if status[i] != STATUS_OK:
@@ -133,13 +152,20 @@ class GFN2XTBBackend(MLFFBackend):
                 status[i], reason[i] = STATUS_NON_FINITE, "tblite returned a non-finite energy or gradient"
                 continue
             energy[i] = energy_ha * HARTREE_TO_EV
-            forces[i][m] = -gradient * _HA_PER_BOHR_TO_EV_PER_ANG
+            forces[i][m] = -gradient * HA_PER_BOHR_TO_EV_PER_ANG
 
     def describe(self) -> dict:
-        return {**super().describe(), "method": "GFN2-xTB", "tblite": metadata.version("tblite"),
-                "workers": self.pool.workers, "time_limit_s": self.pool.time_limit_s,
-                "accuracy": self.settings["accuracy"], "max_iterations": self.settings["max_iterations"],
-                "electronic_temperature_k": self.electronic_temperature_k, "requested_device": self.requested_device}
+        return {
+            **super().describe(),
+            "method": "GFN2-xTB",
+            "tblite": metadata.version("tblite"),
+            "workers": self.pool.workers,
+            "time_limit_s": self.pool.time_limit_s,
+            "accuracy": self.settings["accuracy"],
+            "max_iterations": self.settings["max_iterations"],
+            "electronic_temperature_k": self.electronic_temperature_k,
+            "requested_device": self.requested_device,
+        }
 
 
 def _classify(kind: str, message: str) -> tuple[str, str]:

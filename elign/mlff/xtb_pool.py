@@ -39,8 +39,9 @@ class _Child:
         res_r, res_w = os.pipe()
         env = {**os.environ, **{k: "1" for k in THREAD_VARS}}
         cmd = [sys.executable, "-P", str(WORKER_SCRIPT), str(job_r), str(res_w)]
-        self.proc = subprocess.Popen(cmd, pass_fds=(job_r, res_w), env=env, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            cmd, pass_fds=(job_r, res_w), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL
+        )
         os.close(job_r)
         os.close(res_w)
         self.inbox = Connection(res_r, writable=False)
@@ -54,8 +55,10 @@ class _Child:
             ready = False
         if not ready:
             code = self.stop()
-            raise WorkerStartError(f"a gfn2-xtb worker ({WORKER_SCRIPT.name}) did not start within {timeout_s:g} s "
-                                   f"(exit code {code}); is tblite installed (pip install tblite)? See stderr above")
+            raise WorkerStartError(
+                f"a gfn2-xtb worker ({WORKER_SCRIPT.name}) did not start within {timeout_s:g} s "
+                f"(exit code {code}); is tblite installed (pip install tblite)? See stderr above"
+            )
 
     def stop(self, graceful: bool = False) -> int | None:
         """End the process (ask first if ``graceful``); returns its exit code."""
@@ -145,9 +148,13 @@ class XTBPool:
                 if now - start >= self.time_limit_s:
                     del busy[child]
                     self._replace(child, died=False)
-                    results[k] = ("timeout", float("nan"), None,
-                                  f"no result within time_limit_s = {self.time_limit_s:g} s; the worker was stopped",
-                                  now - start)
+                    results[k] = (
+                        "timeout",
+                        float("nan"),
+                        None,
+                        f"no result within time_limit_s = {self.time_limit_s:g} s; the worker was stopped",
+                        now - start,
+                    )
         return results  # type: ignore[return-value]
 
     def _replace(self, child: _Child, died: bool) -> str:

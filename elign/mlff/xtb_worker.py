@@ -35,9 +35,15 @@ def single_point(settings: dict, numbers, positions_bohr, charge: int, uhf: int)
 
     messages: list[str] = []
     try:
-        calc = Calculator(settings["method"], np.asarray(numbers, dtype=np.int32),
-                          np.asarray(positions_bohr, dtype=np.float64), charge=float(charge), uhf=int(uhf),
-                          color=False, logger=messages.append)
+        calc = Calculator(
+            settings["method"],
+            np.asarray(numbers, dtype=np.int32),
+            np.asarray(positions_bohr, dtype=np.float64),
+            charge=float(charge),
+            uhf=int(uhf),
+            color=False,
+            logger=messages.append,
+        )
         calc.set("verbosity", 0)
         calc.set("accuracy", float(settings["accuracy"]))
         calc.set("max-iter", int(settings["max_iterations"]))

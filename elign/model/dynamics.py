@@ -17,23 +17,16 @@ Two interfaces:
 from __future__ import annotations
 
 import warnings
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Mapping
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
+from elign.config_checks import dataclass_from_dict
 from elign.model.egnn import EGNN
 from elign.model.graph import MolGraph, build_graph, graph_from_edge_mask
-
-
-def dataclass_from_dict(cls, data: Mapping[str, Any], what: str):
-    """``cls(**data)`` for a config dataclass; unknown keys are an error naming them and the known ones."""
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ValueError(f"unknown {what} config keys {unknown}; known: {sorted(known)}")
-    return cls(**dict(data))
 
 
 @dataclass(frozen=True)
@@ -62,8 +55,10 @@ class DynamicsConfig:
 
     def __post_init__(self) -> None:
         if self.aggregation_method != "sum":
-            raise ValueError(f"aggregation_method {self.aggregation_method!r} is not supported; only 'sum' "
-                             "(EDM's QM9 and GEOM models use 'sum')")
+            raise ValueError(
+                f"aggregation_method {self.aggregation_method!r} is not supported; only 'sum' "
+                "(EDM's QM9 and GEOM models use 'sum')"
+            )
         for name in ("in_node_nf", "hidden_nf", "n_layers", "inv_sublayers"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -71,7 +66,7 @@ class DynamicsConfig:
             raise ValueError(f"context_node_nf must be >= 0, got {self.context_node_nf}")
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "DynamicsConfig":
+    def from_dict(cls, data: Mapping[str, Any]) -> DynamicsConfig:
         return dataclass_from_dict(cls, data, "dynamics")
 
     def to_dict(self) -> dict[str, Any]:
@@ -88,14 +83,26 @@ class EGNNDynamics(nn.Module):
         self.config = config
         extra = int(config.condition_time) + config.context_node_nf
         self.egnn = EGNN(
-            in_node_nf=config.in_node_nf + extra, hidden_nf=config.hidden_nf, n_layers=config.n_layers,
-            inv_sublayers=config.inv_sublayers, attention=config.attention, tanh=config.tanh,
-            coords_range=config.coords_range, norm_constant=config.norm_constant,
-            normalization_factor=config.normalization_factor, sin_embedding=config.sin_embedding)
+            in_node_nf=config.in_node_nf + extra,
+            hidden_nf=config.hidden_nf,
+            n_layers=config.n_layers,
+            inv_sublayers=config.inv_sublayers,
+            attention=config.attention,
+            tanh=config.tanh,
+            coords_range=config.coords_range,
+            norm_constant=config.norm_constant,
+            normalization_factor=config.normalization_factor,
+            sin_embedding=config.sin_embedding,
+        )
 
-    def forward_flat(self, t_atom: torch.Tensor | None, x: torch.Tensor, h: torch.Tensor,
-                     graph: MolGraph, context: torch.Tensor | None = None
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward_flat(
+        self,
+        t_atom: torch.Tensor | None,
+        x: torch.Tensor,
+        h: torch.Tensor,
+        graph: MolGraph,
+        context: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """φ on the real atoms only.
 
         Args:
@@ -120,17 +127,24 @@ class EGNNDynamics(nn.Module):
         h_in = torch.cat(parts, dim=1) if len(parts) > 1 else h
         h_out, x_out = self.egnn(h_in, x, graph)
         vel = x_out - x
-        h_out = h_out[:, :cfg.in_node_nf]  # drop the time and context columns
+        h_out = h_out[:, : cfg.in_node_nf]  # drop the time and context columns
         if torch.isnan(vel).any():
-            warnings.warn("NaN in the EGNN velocity output; resetting it to zero (as EDM does)",
-                          RuntimeWarning, stacklevel=2)
+            warnings.warn(
+                "NaN in the EGNN velocity output; resetting it to zero (as EDM does)", RuntimeWarning, stacklevel=2
+            )
             vel = torch.zeros_like(vel)
         mean = graph.molecule_sum(vel) / graph.n_atoms.clamp(min=1).to(vel.dtype)[:, None]
         return vel - mean[graph.batch], h_out
 
-    def forward(self, t: torch.Tensor | float, xh: torch.Tensor, node_mask: torch.Tensor,
-                edge_mask: torch.Tensor | None = None, context: torch.Tensor | None = None,
-                graph: MolGraph | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        t: torch.Tensor | float,
+        xh: torch.Tensor,
+        node_mask: torch.Tensor,
+        edge_mask: torch.Tensor | None = None,
+        context: torch.Tensor | None = None,
+        graph: MolGraph | None = None,
+    ) -> torch.Tensor:
         """EDM's ``_forward``: padded in, padded out.
 
         Args:
@@ -155,7 +169,7 @@ class EGNNDynamics(nn.Module):
         else:
             raise ValueError(f"t must have 1 or B={b} elements, got shape {tuple(t.shape)}")
         ctx = graph.to_flat(context) if context is not None else None
-        vel, h_out = self.forward_flat(t_atom, flat[:, :self.n_dims], flat[:, self.n_dims:], graph, ctx)
+        vel, h_out = self.forward_flat(t_atom, flat[:, : self.n_dims], flat[:, self.n_dims :], graph, ctx)
         return graph.to_padded(torch.cat([vel, h_out], dim=1))
 
 

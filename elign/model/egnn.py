@@ -9,7 +9,7 @@ which builds on Satorras et al. 2021 (EGNN). The maths is EDM's; the layout is o
   the E real edges, so EDM's multiplications by ``node_mask`` / ``edge_mask`` (exact no-ops on real atoms
   and zeroing of masked terms) disappear while the result stays identical to EDM's dense masked version;
 * submodules are ``embedding``, ``blocks[i].gcls[j]``, ``blocks[i].coord_update``, ``embedding_out``;
-  :func:`elign.model.edm_import.map_edm_state_dict` renames EDM's ``e_block_i.gcl_j`` /
+  :func:`elign.diffusion.edm_import.map_edm_state_dict` renames EDM's ``e_block_i.gcl_j`` /
   ``e_block_i.gcl_equiv`` keys onto them. MLP indices (``edge_mlp.0/.2`` …) are EDM's.
 
 Units: coordinates in the model's (normalised) length unit; the squared distance ``radial`` is an edge
@@ -27,8 +27,9 @@ from torch.nn import functional as F
 from elign.model.graph import MolGraph
 
 
-def segment_sum(data: torch.Tensor, index: torch.Tensor, num_segments: int,
-                normalization_factor: float) -> torch.Tensor:
+def segment_sum(
+    data: torch.Tensor, index: torch.Tensor, num_segments: int, normalization_factor: float
+) -> torch.Tensor:
     """EDM's ``unsorted_segment_sum`` with 'sum' aggregation: Σ_{e: index[e]=i} data[e] / normalization_factor.
 
     data (E, F), index (E,) -> (num_segments, F).
@@ -52,8 +53,8 @@ def edge_mlp_forward(mlp: nn.Sequential, h: torch.Tensor, edge_attr: torch.Tenso
     hid = h.shape[1]
     w = first.weight
     per_atom = h @ w[:, :hid].T if first.bias is None else torch.addmm(first.bias, h, w[:, :hid].T)
-    out = torch.addmm(per_atom.index_select(0, graph.row), edge_attr, w[:, 2 * hid:].T)
-    out = out.add_((h @ w[:, hid:2 * hid].T).index_select(0, graph.col))  # addmm's output is not saved
+    out = torch.addmm(per_atom.index_select(0, graph.row), edge_attr, w[:, 2 * hid :].T)
+    out = out.add_((h @ w[:, hid : 2 * hid].T).index_select(0, graph.col))  # addmm's output is not saved
     for layer in mlp[1:]:
         if isinstance(layer, nn.SiLU) and not out.requires_grad:
             out = F.silu(out, inplace=True)
@@ -62,14 +63,15 @@ def edge_mlp_forward(mlp: nn.Sequential, h: torch.Tensor, edge_attr: torch.Tenso
     return out
 
 
-def coord2diff(x: torch.Tensor, row: torch.Tensor, col: torch.Tensor,
-               norm_constant: float) -> tuple[torch.Tensor, torch.Tensor]:
+def coord2diff(
+    x: torch.Tensor, row: torch.Tensor, col: torch.Tensor, norm_constant: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Squared distance and normalised difference of each edge (EDM ``coord2diff``).
 
     x (M, 3) -> radial (E, 1) = |x_i − x_j|², diff (E, 3) = (x_i − x_j) / (sqrt(radial + 1e-8) + norm_constant).
     """
     diff = x[row] - x[col]
-    radial = torch.sum(diff ** 2, dim=1, keepdim=True)
+    radial = torch.sum(diff**2, dim=1, keepdim=True)
     norm = torch.sqrt(radial + 1e-8)
     return radial, diff / (norm + norm_constant)
 
@@ -106,11 +108,9 @@ class GCL(nn.Module):
         self.normalization_factor = normalization_factor
         self.attention = attention
         self.edge_mlp = nn.Sequential(
-            nn.Linear(2 * hidden_nf + edge_feat_nf, hidden_nf), nn.SiLU(),
-            nn.Linear(hidden_nf, hidden_nf), nn.SiLU())
-        self.node_mlp = nn.Sequential(
-            nn.Linear(2 * hidden_nf, hidden_nf), nn.SiLU(),
-            nn.Linear(hidden_nf, hidden_nf))
+            nn.Linear(2 * hidden_nf + edge_feat_nf, hidden_nf), nn.SiLU(), nn.Linear(hidden_nf, hidden_nf), nn.SiLU()
+        )
+        self.node_mlp = nn.Sequential(nn.Linear(2 * hidden_nf, hidden_nf), nn.SiLU(), nn.Linear(hidden_nf, hidden_nf))
         if attention:
             self.att_mlp = nn.Sequential(nn.Linear(hidden_nf, 1), nn.Sigmoid())
 
@@ -130,8 +130,7 @@ class EquivariantUpdate(nn.Module):
     The last layer has no bias and EDM's init (xavier_uniform, gain 0.001).
     """
 
-    def __init__(self, hidden_nf: int, edge_feat_nf: int, normalization_factor: float,
-                 tanh: bool, coords_range: float):
+    def __init__(self, hidden_nf: int, edge_feat_nf: int, normalization_factor: float, tanh: bool, coords_range: float):
         super().__init__()
         self.tanh = tanh
         self.coords_range = float(coords_range)
@@ -139,11 +138,16 @@ class EquivariantUpdate(nn.Module):
         last = nn.Linear(hidden_nf, 1, bias=False)
         nn.init.xavier_uniform_(last.weight, gain=0.001)
         self.coord_mlp = nn.Sequential(
-            nn.Linear(2 * hidden_nf + edge_feat_nf, hidden_nf), nn.SiLU(),
-            nn.Linear(hidden_nf, hidden_nf), nn.SiLU(), last)
+            nn.Linear(2 * hidden_nf + edge_feat_nf, hidden_nf),
+            nn.SiLU(),
+            nn.Linear(hidden_nf, hidden_nf),
+            nn.SiLU(),
+            last,
+        )
 
-    def forward(self, h: torch.Tensor, x: torch.Tensor, graph: MolGraph, coord_diff: torch.Tensor,
-                edge_attr: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, h: torch.Tensor, x: torch.Tensor, graph: MolGraph, coord_diff: torch.Tensor, edge_attr: torch.Tensor
+    ) -> torch.Tensor:
         """h (M, H), x (M, 3), coord_diff (E, 3), edge_attr (E, ·) -> x (M, 3)."""
         phi = edge_mlp_forward(self.coord_mlp, h, edge_attr, graph)
         trans = coord_diff * torch.tanh(phi) * self.coords_range if self.tanh else coord_diff * phi
@@ -157,19 +161,29 @@ class EquivariantBlock(nn.Module):
     distance feature ``edge_attr0``], so edge_feat_nf = 2 (or 2 · sin dim).
     """
 
-    def __init__(self, hidden_nf: int, edge_feat_nf: int, inv_sublayers: int, attention: bool,
-                 tanh: bool, coords_range: float, norm_constant: float, normalization_factor: float,
-                 sin_embedding: SinusoidsEmbedding | None):
+    def __init__(
+        self,
+        hidden_nf: int,
+        edge_feat_nf: int,
+        inv_sublayers: int,
+        attention: bool,
+        tanh: bool,
+        coords_range: float,
+        norm_constant: float,
+        normalization_factor: float,
+        sin_embedding: SinusoidsEmbedding | None,
+    ):
         super().__init__()
         self.norm_constant = norm_constant
         self.sin_embedding = sin_embedding
         self.gcls = nn.ModuleList(
-            GCL(hidden_nf, edge_feat_nf, normalization_factor, attention) for _ in range(inv_sublayers))
-        self.coord_update = EquivariantUpdate(hidden_nf, edge_feat_nf, normalization_factor, tanh,
-                                              coords_range)
+            GCL(hidden_nf, edge_feat_nf, normalization_factor, attention) for _ in range(inv_sublayers)
+        )
+        self.coord_update = EquivariantUpdate(hidden_nf, edge_feat_nf, normalization_factor, tanh, coords_range)
 
-    def forward(self, h: torch.Tensor, x: torch.Tensor, graph: MolGraph,
-                edge_attr0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, h: torch.Tensor, x: torch.Tensor, graph: MolGraph, edge_attr0: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         radial, coord_diff = coord2diff(x, graph.row, graph.col, self.norm_constant)
         if self.sin_embedding is not None:
             radial = self.sin_embedding(radial)
@@ -186,10 +200,20 @@ class EGNN(nn.Module):
     forward: h (M, in_nf), x (M, 3) -> h_out (M, out_nf), x_out (M, 3).
     """
 
-    def __init__(self, in_node_nf: int, hidden_nf: int, n_layers: int, inv_sublayers: int = 1,
-                 attention: bool = True, tanh: bool = True, coords_range: float = 15.0,
-                 norm_constant: float = 1.0, normalization_factor: float = 1.0,
-                 sin_embedding: bool = False, out_node_nf: int | None = None):
+    def __init__(
+        self,
+        in_node_nf: int,
+        hidden_nf: int,
+        n_layers: int,
+        inv_sublayers: int = 1,
+        attention: bool = True,
+        tanh: bool = True,
+        coords_range: float = 15.0,
+        norm_constant: float = 1.0,
+        normalization_factor: float = 1.0,
+        sin_embedding: bool = False,
+        out_node_nf: int | None = None,
+    ):
         super().__init__()
         out_node_nf = in_node_nf if out_node_nf is None else out_node_nf
         self.sin_embedding = SinusoidsEmbedding() if sin_embedding else None
@@ -197,12 +221,21 @@ class EGNN(nn.Module):
         self.embedding = nn.Linear(in_node_nf, hidden_nf)
         self.embedding_out = nn.Linear(hidden_nf, out_node_nf)
         self.blocks = nn.ModuleList(
-            EquivariantBlock(hidden_nf, edge_feat_nf, inv_sublayers, attention, tanh, coords_range,
-                             norm_constant, normalization_factor, self.sin_embedding)
-            for _ in range(n_layers))
+            EquivariantBlock(
+                hidden_nf,
+                edge_feat_nf,
+                inv_sublayers,
+                attention,
+                tanh,
+                coords_range,
+                norm_constant,
+                normalization_factor,
+                self.sin_embedding,
+            )
+            for _ in range(n_layers)
+        )
 
-    def forward(self, h: torch.Tensor, x: torch.Tensor,
-                graph: MolGraph) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, h: torch.Tensor, x: torch.Tensor, graph: MolGraph) -> tuple[torch.Tensor, torch.Tensor]:
         # EDM computes the network-input distances with coord2diff's default norm_constant (1); only
         # the squared distance is used, which does not depend on it.
         radial0, _ = coord2diff(x, graph.row, graph.col, 1.0)

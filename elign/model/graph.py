@@ -49,8 +49,10 @@ class MolGraph:
         """(B, N, F) padded tensor -> (M, F) rows of the real atoms."""
         b, n = padded.shape[:2]
         if (b, n) != (self.batch_size, self.n_slots):
-            raise ValueError(f"tensor of shape {tuple(padded.shape)} does not match the graph's "
-                             f"(B, N) = ({self.batch_size}, {self.n_slots})")
+            raise ValueError(
+                f"tensor of shape {tuple(padded.shape)} does not match the graph's "
+                f"(B, N) = ({self.batch_size}, {self.n_slots})"
+            )
         return padded.reshape(b * n, -1)[self.node_index]
 
     def to_padded(self, flat: torch.Tensor) -> torch.Tensor:

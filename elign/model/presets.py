@@ -19,8 +19,11 @@ runs.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+from elign.model.dynamics import DynamicsConfig
 
 MODEL_CONFIG_FORMAT = "elign.edm/1"
 
@@ -29,41 +32,45 @@ GEOM_ATOM_DECODER = ("H", "B", "C", "N", "O", "F", "Al", "Si", "P", "S", "Cl", "
 
 #: EDM's diffusion hyper-parameters for QM9 and GEOM-Drugs (same for both).
 EDM_DIFFUSION: dict[str, Any] = {
-    "timesteps": 1000, "noise_schedule": "polynomial_2", "noise_precision": 1e-5, "loss_type": "l2",
-    "normalize_factors": [1.0, 4.0, 10.0], "norm_biases": [None, 0.0, 0.0],
+    "timesteps": 1000,
+    "noise_schedule": "polynomial_2",
+    "noise_precision": 1e-5,
+    "loss_type": "l2",
+    "normalize_factors": [1.0, 4.0, 10.0],
+    "norm_biases": [None, 0.0, 0.0],
 }
+
+
+#: DynamicsConfig fields a preset fixes; in_node_nf and context_node_nf follow the dataset and the condition.
+ARCHITECTURE_FIELDS = tuple(f.name for f in fields(DynamicsConfig) if f.name not in ("in_node_nf", "context_node_nf"))
 
 
 @dataclass(frozen=True)
 class BackbonePreset:
-    """Architecture hyper-parameters (DynamicsConfig fields except in_node_nf / context_node_nf),
-    plus the dataset defaults the preset was published with."""
+    """A named architecture: :class:`DynamicsConfig`'s defaults (EDM's switches) with ``overrides`` (e.g.
+    hidden_nf, n_layers), plus the dataset defaults the preset was published with."""
 
-    hidden_nf: int
-    n_layers: int
-    inv_sublayers: int = 1
-    attention: bool = True
-    tanh: bool = True
-    coords_range: float = 15.0
-    norm_constant: float = 1.0
-    normalization_factor: float = 1.0
-    aggregation_method: str = "sum"
-    sin_embedding: bool = False
-    condition_time: bool = True
+    overrides: Mapping[str, Any]
     default_atom_decoder: tuple[str, ...] = QM9_ATOM_DECODER
     default_include_charges: bool = True
 
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.overrides) - set(ARCHITECTURE_FIELDS))
+        if unknown:
+            raise ValueError(f"preset overrides {unknown} are not architecture fields: {list(ARCHITECTURE_FIELDS)}")
+
     def architecture(self) -> dict[str, Any]:
-        d = asdict(self)
-        del d["default_atom_decoder"], d["default_include_charges"]
-        return d
+        """DynamicsConfig's architecture fields (all but in_node_nf / context_node_nf), in field order."""
+        defaults = {f.name: f.default for f in fields(DynamicsConfig) if f.name in ARCHITECTURE_FIELDS}
+        return {**defaults, **self.overrides}
 
 
 PRESETS: dict[str, BackbonePreset] = {
-    "edm_qm9": BackbonePreset(hidden_nf=256, n_layers=9),
-    "edm_geom": BackbonePreset(hidden_nf=256, n_layers=4, default_atom_decoder=GEOM_ATOM_DECODER,
-                               default_include_charges=False),
-    "small_cpu": BackbonePreset(hidden_nf=64, n_layers=4),
+    "edm_qm9": BackbonePreset({"hidden_nf": 256, "n_layers": 9}),
+    "edm_geom": BackbonePreset(
+        {"hidden_nf": 256, "n_layers": 4}, default_atom_decoder=GEOM_ATOM_DECODER, default_include_charges=False
+    ),
+    "small_cpu": BackbonePreset({"hidden_nf": 64, "n_layers": 4}),
 }
 
 
@@ -74,9 +81,14 @@ def get_preset(name: str) -> BackbonePreset:
         raise ValueError(f"unknown backbone preset {name!r}; choose one of {sorted(PRESETS)}") from None
 
 
-def make_model_config(preset: str | BackbonePreset, atom_decoder: Sequence[str] | None = None,
-                      include_charges: bool | None = None, context_node_nf: int = 0,
-                      diffusion: dict[str, Any] | None = None, **architecture: Any) -> dict[str, Any]:
+def make_model_config(
+    preset: str | BackbonePreset,
+    atom_decoder: Sequence[str] | None = None,
+    include_charges: bool | None = None,
+    context_node_nf: int = 0,
+    diffusion: dict[str, Any] | None = None,
+    **architecture: Any,
+) -> dict[str, Any]:
     """A complete model-config dict from a preset name, the dataset's atom types and optional overrides.
 
     Args:

@@ -66,8 +66,9 @@ def read_card(folder: str | Path) -> dict[str, Any]:
     """The card of the backbone in ``folder``; ShippedModelError when missing or malformed."""
     path = Path(folder) / CARD_FILE
     if not path.is_file():
-        raise ShippedModelError(f"{path}: no model card; a shipped backbone folder needs {CARD_FILE} "
-                                "(written by `elign models ship`)")
+        raise ShippedModelError(
+            f"{path}: no model card; a shipped backbone folder needs {CARD_FILE} (written by `elign models ship`)"
+        )
     try:
         card = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -86,8 +87,11 @@ def list_shipped(models_dir: str | Path = "models") -> list[ShippedModel]:
     root = Path(models_dir)
     if not root.is_dir():
         return []
-    return [ShippedModel(d.name, d, read_card(d)) for d in sorted(root.iterdir())
-            if d.is_dir() and (d / CARD_FILE).is_file()]
+    return [
+        ShippedModel(d.name, d, read_card(d))
+        for d in sorted(root.iterdir())
+        if d.is_dir() and (d / CARD_FILE).is_file()
+    ]
 
 
 def find_shipped(name: str, models_dir: str | Path = "models") -> ShippedModel:
@@ -95,8 +99,10 @@ def find_shipped(name: str, models_dir: str | Path = "models") -> ShippedModel:
     folder = Path(models_dir) / name
     if not (folder / CARD_FILE).is_file():
         known = [m.name for m in list_shipped(models_dir)]
-        raise ShippedModelError(f"no shipped backbone {name!r} in {models_dir}/ (shipped: "
-                                f"{', '.join(known) if known else 'none'}); see `elign models`")
+        raise ShippedModelError(
+            f"no shipped backbone {name!r} in {models_dir}/ (shipped: "
+            f"{', '.join(known) if known else 'none'}); see `elign models`"
+        )
     card = read_card(folder)
     if card["name"] != name:
         raise ShippedModelError(f"{folder / CARD_FILE}: the card names {card['name']!r}, the folder {name!r}")
@@ -110,6 +116,8 @@ def verify_weights(model: ShippedModel) -> Path:
         raise ShippedModelError(f"{path}: the weights file named by {model.folder / CARD_FILE} is missing")
     got = file_sha256(path)
     if got != model.sha256:
-        raise ShippedModelError(f"{path}: sha256 {got} does not match its card ({model.sha256}); the file is "
-                                "damaged or was replaced (restore it with `git checkout -- " + str(path) + "`)")
+        raise ShippedModelError(
+            f"{path}: sha256 {got} does not match its card ({model.sha256}); the file is "
+            "damaged or was replaced (restore it with `git checkout -- " + str(path) + "`)"
+        )
     return path

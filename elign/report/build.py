@@ -1,9 +1,11 @@
 """``elign report``: the report folder: tables (CSV + Markdown), PNG figures, ``report.md`` and ``index.html``.
 
 Files written into ``out_dir`` (fixed names, so a workflow can declare them):
+``headline.csv`` (the numbers of the headline table: one row per set and metric, with Δ, interval and p),
 ``metrics_table.csv``, ``metrics_table.md``, the PNGs of :data:`FIGURES`, ``molecules_{model}.png`` per
 model named by ``--samples``, ``report.md`` and ``index.html`` (self-contained: HTML tables, images
-embedded as base64 unless ``report.embed_images`` is false).
+embedded as base64 unless ``report.embed_images`` is false). Both pages lead with the headline table
+(:mod:`elign.report.headline`).
 
 A figure whose inputs are missing or empty says so in the image. Should drawing still fail, the figure
 becomes a placeholder with the error and the failure is listed under "Notes" (and logged): the report is
@@ -13,18 +15,19 @@ always complete, and never silent about what it could not show.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 
 from elign.config import ReportConfig
 from elign.io.atomic import atomic_path, write_text_atomic
 from elign.report import plots
+from elign.report.headline import Headline, build_headline, headline_html, headline_markdown
 from elign.report.inputs import ReportData, ReportPaths, load_inputs
 from elign.report.molecules import example_grid
-from elign.report.tables import backbone_section, display, metric_table
+from elign.report.tables import backbone_section, display_long, metric_table
 from elign.stats.compare import METRICS, display_table, markdown_table, method_line
 
 log = logging.getLogger("elign.report")
@@ -40,14 +43,30 @@ class Figure:
 
 FIGURES = (
     Figure("pretrain_loss.png", "Pretraining loss", "EDM L2 ε-loss against the optimizer step."),
-    Figure("finetune_curves.png", "FED-GRPO training", "Per-iteration rewards, MLFF statistics of the rollouts "
-           "(before the update) and training quantities of FED-GRPO."),
+    Figure(
+        "finetune_curves.png",
+        "FED-GRPO training",
+        "Per-iteration rewards, MLFF statistics of the rollouts "
+        "(before the update) and training quantities of FED-GRPO.",
+    ),
     Figure("mlff_force_rms.png", "MLFF force RMS", "Per-molecule RMS of |F| from the MLFF (evaluate stage)."),
-    Figure("mlff_energy_per_atom.png", "MLFF formation energy per atom",
-           "Per-molecule MLFF formation energy per atom (evaluate stage)."),
+    Figure(
+        "mlff_energy_per_atom.png",
+        "MLFF formation energy per atom",
+        "Per-molecule MLFF formation energy per atom (evaluate stage).",
+    ),
+    Figure(
+        "mlff_relaxation_energy.png",
+        "MLFF relaxation energy",
+        "Per-molecule E(sample) − E(relaxed) with the evaluation MLFF (FIRE, evaluate.relax; a lower bound where "
+        "the step cap stopped the relaxation).",
+    ),
     Figure("dft_force_rms.png", "DFT force RMS", "Per-molecule RMS of |F| from PySCF on the DFT subset."),
-    Figure("dft_energy_per_atom.png", "DFT formation energy per atom",
-           "Per-molecule DFT formation energy per atom on the DFT subset."),
+    Figure(
+        "dft_energy_per_atom.png",
+        "DFT formation energy per atom",
+        "Per-molecule DFT formation energy per atom on the DFT subset.",
+    ),
     Figure("sizes.png", "Molecule sizes", "Atom counts per molecule of each set."),
     Figure("sampling_time.png", "Sampling time", "Seconds per sampled molecule per model."),
 )
@@ -82,15 +101,20 @@ def _figure_jobs(data: ReportData, paths: ReportPaths, cfg: ReportConfig) -> dic
 
     def dist(frames, names, key, empty):
         spec = SPECS[key]
-        return lambda p: plots.plot_distributions(_values(frames, names, key), p, dpi, spec.label,
-                                                  f"{spec.label} ({spec.unit})", bins, empty)
+        return lambda p: plots.plot_distributions(
+            _values(frames, names, key), p, dpi, spec.label, f"{spec.label} ({spec.unit})", bins, empty
+        )
 
     return {
         "pretrain_loss.png": lambda p: plots.plot_pretrain_loss(data.pretrain_history, p, dpi),
         "finetune_curves.png": lambda p: plots.plot_finetune(data.finetune_history, p, dpi),
         "mlff_force_rms.png": dist(data.metrics, paths.metrics, "mlff_force_rms_ev_per_ang", "no MLFF results"),
-        "mlff_energy_per_atom.png": dist(data.metrics, paths.metrics, "mlff_formation_energy_per_atom_ev",
-                                         "no MLFF results"),
+        "mlff_energy_per_atom.png": dist(
+            data.metrics, paths.metrics, "mlff_formation_energy_per_atom_ev", "no MLFF results"
+        ),
+        "mlff_relaxation_energy.png": dist(
+            data.metrics, paths.metrics, "relaxation_energy_kcal_mol", "no relaxation results"
+        ),
         "dft_force_rms.png": dist(data.dft, paths.dft, "dft_force_rms_ev_per_ang", "no DFT results"),
         "dft_energy_per_atom.png": dist(data.dft, paths.dft, "dft_formation_energy_per_atom_ev", "no DFT results"),
         "sizes.png": lambda p: plots.plot_sizes(_sizes(data, paths), p, dpi),
@@ -125,9 +149,29 @@ def _tables(data: ReportData, out: Path, result: ReportResult) -> tuple[pd.DataF
         table = pd.DataFrame({"model": list(data.metrics)})
     with atomic_path(out / "metrics_table.csv") as tmp:
         table.to_csv(tmp, index=False)
-    write_text_atomic(out / "metrics_table.md", display(table).to_markdown(index=False) + "\n")
+    write_text_atomic(out / "metrics_table.md", display_long(table).to_markdown(index=False) + "\n")
     result.files += [out / "metrics_table.csv", out / "metrics_table.md"]
     return table, data.statistics
+
+
+def _headline(data: ReportData, table: pd.DataFrame, cfg: ReportConfig, out: Path, result: ReportResult) -> Headline:
+    """The headline table (its numbers also as ``headline.csv``); a failure is noted, never fatal."""
+    try:
+        headline = build_headline(table, data.statistics, data.timing, cfg.baseline_model, cfg.confidence)
+    except Exception as exc:
+        log.exception("headline table failed")
+        result.notes.append(f"headline table failed: {type(exc).__name__}: {exc}")
+        headline = build_headline(
+            table[["model"]] if "model" in table else pd.DataFrame({"model": []}),
+            None,
+            None,
+            cfg.baseline_model,
+            cfg.confidence,
+        )
+    with atomic_path(out / "headline.csv") as tmp:
+        headline.long.to_csv(tmp, index=False)
+    result.files.append(out / "headline.csv")
+    return headline
 
 
 def _statistics_views(statistics: pd.DataFrame | None, notes: list[str]):
@@ -150,6 +194,7 @@ def build_report(paths: ReportPaths, cfg: ReportConfig, title: str = "elign repo
     data = load_inputs(paths)
     result = ReportResult(notes=list(data.notes))
     table, statistics = _tables(data, out, result)
+    headline = _headline(data, table, cfg, out, result)
     backbone = backbone_section(data.backbone, data.metrics.get("pretrained"))
     if backbone is not None:
         result.sections.append(("Backbone", *backbone))
@@ -160,14 +205,22 @@ def build_report(paths: ReportPaths, cfg: ReportConfig, title: str = "elign repo
         result.figures.append((fig.file, fig.title, _caption(fig.caption, remarks)))
     for name in data.sample_names:
         file, fig_title = f"molecules_{name}.png", f"Example molecules: {name}"
-        said = _safely(lambda p, n=name: [example_grid(n, data.samples.get(n), data.metrics.get(n),
-                                                       cfg.example_molecules, p, cfg.dpi)],
-                       out / file, fig_title, cfg.dpi, result.notes)
+        said = _safely(
+            lambda p, n=name: [
+                example_grid(n, data.samples.get(n), data.metrics.get(n), cfg.example_molecules, p, cfg.dpi)
+            ],
+            out / file,
+            fig_title,
+            cfg.dpi,
+            result.notes,
+        )
         result.files.append(out / file)
         result.figures.append((file, fig_title, f"{'; '.join(said)} (RDKit 2D depictions; bonds by EDM's rule)."))
     stats_md, stats_html, stats_method = _statistics_views(statistics, result.notes)
-    result.files.append(write_report_md(out, title, display(table), stats_md, result))
-    result.files.append(write_index_html(out, title, display(table), stats_html, stats_method, result,
-                                         cfg.embed_images))
+    long = display_long(table)
+    result.files.append(write_report_md(out, title, headline_markdown(headline), long, stats_md, result))
+    result.files.append(
+        write_index_html(out, title, headline_html(headline), long, stats_html, stats_method, result, cfg.embed_images)
+    )
     log.info("report: %d files in %s; %d notes", len(result.files), out, len(result.notes))
     return result

@@ -19,20 +19,28 @@ import numpy as np
 import pandas as pd
 import torch
 
+from elign.data.sizes import load_size_histogram, resolve_sizes
+from elign.diffusion.checkpoint import load_checkpoint, save_checkpoint
 from elign.diffusion.factory import build_model
-from elign.diffusion.sampler import load_size_histogram, resolve_sizes, sample_molecules
-from elign.diffusion.train_eval import validation_loss
+from elign.diffusion.sampler import sample_molecules
 from elign.io.atomic import atomic_paths, json_text
 from elign.io.molecules import read_molecules
 from elign.metrics.chemistry import training_keys
 from elign.metrics.evaluate import evaluate_table, summarize
-from elign.model.checkpoint import load_checkpoint, save_checkpoint
 from elign.model.zoo import CARD_FORMAT, file_sha256
 from elign.report.card_text import card_markdown
 from elign.report.plots import plot_pretrain_loss
+from elign.training.evaluation import validation_loss
 
-METRIC_KEYS = ("atom_stability", "molecule_stability", "validity", "uniqueness", "valid_and_unique", "novelty",
-               "sample_ok_fraction")
+METRIC_KEYS = (
+    "atom_stability",
+    "molecule_stability",
+    "validity",
+    "uniqueness",
+    "valid_and_unique",
+    "novelty",
+    "sample_ok_fraction",
+)
 
 
 @dataclass(frozen=True)
@@ -75,8 +83,10 @@ def select_weights(req: ShipRequest, ckpt: dict) -> tuple[dict, int, str]:
             raise ValueError(f"--select best: {req.checkpoint} has no kept in-training evaluations")
         best = hist.sort_values(["eval_molecule_stability", "eval_atom_stability", "step"]).iloc[-1]
         step = int(best["step"])
-        how = (f"in-training evaluation with the highest molecule stability ({best['eval_molecule_stability']:.3f} "
-               f"on {int(best['eval_molecules'])} molecules; ties: atom stability, then the later step)")
+        how = (
+            f"in-training evaluation with the highest molecule stability ({best['eval_molecule_stability']:.3f} "
+            f"on {int(best['eval_molecules'])} molecules; ties: atom stability, then the later step)"
+        )
     else:
         step = int(req.select.removeprefix("step:"))
         how = f"EMA weights of the in-training evaluation at step {step} (chosen by hand)"
@@ -94,36 +104,67 @@ def sample_metrics(model, req: ShipRequest) -> dict[str, Any]:
     train = read_molecules(req.data_dir / "train.parquet")
     keys = training_keys(train.smiles) if train.smiles is not None else None
     summary = summarize(evaluate_table(result.table, None, keys), "backbone")
-    out = {"seed": req.seed, "num_molecules": req.num_molecules, "steps": int(model.T),
-           "batch_size": req.batch_size, **{k: summary[k] for k in METRIC_KEYS}}
-    out["sampling"] = {"seconds": seconds, "molecules_per_s": req.num_molecules / seconds,
-                       "threads": torch.get_num_threads(), "device": "cpu"}
+    out = {
+        "seed": req.seed,
+        "num_molecules": req.num_molecules,
+        "steps": int(model.T),
+        "batch_size": req.batch_size,
+        **{k: summary[k] for k in METRIC_KEYS},
+    }
+    out["sampling"] = {
+        "seconds": seconds,
+        "molecules_per_s": req.num_molecules / seconds,
+        "threads": torch.get_num_threads(),
+        "device": "cpu",
+    }
     return out
 
 
-def build_card(req: ShipRequest, ckpt: dict, weights_file: Path, step: int, how: str,
-               metrics: dict, valid: dict) -> dict[str, Any]:
+def build_card(
+    req: ShipRequest, ckpt: dict, weights_file: Path, step: int, how: str, metrics: dict, valid: dict
+) -> dict[str, Any]:
     extra, config = ckpt["extra"], ckpt["extra"]["config"]
     pc = config["pretrain"]
     segments = extra.get("segments", [])
     model = build_model(ckpt["model_config"])
     return {
-        "format": CARD_FORMAT, "name": req.name, "summary": req.summary,
-        "weights": {"file": weights_file.name, "sha256": file_sha256(weights_file),
-                    "bytes": weights_file.stat().st_size, "dtype": "float32", "selected_step": step,
-                    "selection": how, "ema_decay": pc["ema_decay"]},
-        "architecture": {"preset": pc["preset"], "parameters": sum(p.numel() for p in model.parameters()),
-                         "model_config": ckpt["model_config"]},
+        "format": CARD_FORMAT,
+        "name": req.name,
+        "summary": req.summary,
+        "weights": {
+            "file": weights_file.name,
+            "sha256": file_sha256(weights_file),
+            "bytes": weights_file.stat().st_size,
+            "dtype": "float32",
+            "selected_step": step,
+            "selection": how,
+            "ema_decay": pc["ema_decay"],
+        },
+        "architecture": {
+            "preset": pc["preset"],
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "model_config": ckpt["model_config"],
+        },
         "config": config,
-        "data": {"dataset": config["data"]["dataset"], "source": config["data"]["source"],
-                 "split": "EDM's: np.random.seed(0) permutation of the 130,831 characterized QM9 molecules; "
-                          "trained on train (100,000) only", **extra["data"], **valid},
-        "training": {"steps": int(extra["step"]), "epochs": int(extra["step"]) / int(extra["steps_per_epoch"]),
-                     "batch_size": pc["batch_size"], "lr_schedule": f"{lr_schedule_text(pc)} (AdamW, "
-                     f"amsgrad, weight decay {pc['weight_decay']:g}), EDM's adaptive gradient clipping",
-                     "ema_decay": pc["ema_decay"], "segments": segments,
-                     "train_seconds": float(extra["seconds"]),
-                     "wall_seconds": float(np.nansum([s.get("wall_seconds", np.nan) for s in segments]))},
+        "data": {
+            "dataset": config["data"]["dataset"],
+            "source": config["data"]["source"],
+            "split": "EDM's: np.random.seed(0) permutation of the 130,831 characterized QM9 molecules; "
+            "trained on train (100,000) only",
+            **extra["data"],
+            **valid,
+        },
+        "training": {
+            "steps": int(extra["step"]),
+            "epochs": int(extra["step"]) / int(extra["steps_per_epoch"]),
+            "batch_size": pc["batch_size"],
+            "lr_schedule": f"{lr_schedule_text(pc)} (AdamW, "
+            f"amsgrad, weight decay {pc['weight_decay']:g}), EDM's adaptive gradient clipping",
+            "ema_decay": pc["ema_decay"],
+            "segments": segments,
+            "train_seconds": float(extra["seconds"]),
+            "wall_seconds": float(np.nansum([s.get("wall_seconds", np.nan) for s in segments])),
+        },
         "reproduce": {"command": req.reproduce, "expected_wall_hours": float(extra["seconds"]) / 3600.0},
         "metrics": metrics,
     }
@@ -139,8 +180,9 @@ def ship_backbone(req: ShipRequest) -> dict[str, Any]:
     model = build_model(ckpt["model_config"])
     model.load_state_dict(weights, strict=True)
     model.eval()
-    valid = validation_loss(model, read_molecules(req.data_dir / "valid.parquet"), seed=req.seed,
-                            max_molecules=req.valid_molecules)
+    valid = validation_loss(
+        model, read_molecules(req.data_dir / "valid.parquet"), seed=req.seed, max_molecules=req.valid_molecules
+    )
     metrics = sample_metrics(model, req)
     folder = req.models_dir / req.name
     folder.mkdir(parents=True, exist_ok=True)
@@ -162,5 +204,7 @@ def lr_schedule_text(pc: dict) -> str:
     decay = pc.get("lr_decay")
     if decay is None:
         return f"constant {pc['lr']:g}"
-    return (f"{pc['lr']:g} until step {decay['start_step']:,}, then {decay.get('shape', 'cosine')} decay to "
-            f"{decay['final_lr']:g} at step {decay['end_step']:,}")
+    return (
+        f"{pc['lr']:g} until step {decay['start_step']:,}, then {decay.get('shape', 'cosine')} decay to "
+        f"{decay['final_lr']:g} at step {decay['end_step']:,}"
+    )

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 
@@ -22,15 +23,15 @@ class ReportPaths:
     """Every input file of the report, by name (model or evaluate row); None / {} = not given."""
 
     out_dir: str
-    metrics: dict[str, str] = field(default_factory=dict)          # evaluate Parquet per name (reference too)
-    dft: dict[str, str] = field(default_factory=dict)              # DFT Parquet per model
-    samples: dict[str, str] = field(default_factory=dict)          # samples Parquet per model
+    metrics: dict[str, str] = field(default_factory=dict)  # evaluate Parquet per name (reference too)
+    dft: dict[str, str] = field(default_factory=dict)  # DFT Parquet per model
+    samples: dict[str, str] = field(default_factory=dict)  # samples Parquet per model
     sample_summaries: dict[str, str] = field(default_factory=dict)  # sample-stage summary JSON per model
-    statistics: str | None = None                                  # elign stats CSV
+    statistics: str | None = None  # elign stats CSV
     pretrain_history: str | None = None
     finetune_history: str | None = None
-    timing: str | None = None                                      # time_sampling JSON
-    backbone: str | None = None                                    # pretrain stage's backbone.json
+    timing: str | None = None  # time_sampling JSON
+    backbone: str | None = None  # pretrain stage's backbone.json
 
 
 @dataclass
@@ -39,7 +40,7 @@ class ReportData:
 
     metrics: dict[str, pd.DataFrame] = field(default_factory=dict)
     dft: dict[str, pd.DataFrame] = field(default_factory=dict)
-    samples: dict[str, Any] = field(default_factory=dict)   # MoleculeTable per model
+    samples: dict[str, Any] = field(default_factory=dict)  # MoleculeTable per model
     sample_summaries: dict[str, dict] = field(default_factory=dict)
     statistics: pd.DataFrame | None = None
     pretrain_history: pd.DataFrame | None = None
@@ -47,7 +48,7 @@ class ReportData:
     timing: dict | None = None
     backbone: dict | None = None
     notes: list[str] = field(default_factory=list)
-    sample_names: list[str] = field(default_factory=list)   # models named by --samples, found or not
+    sample_names: list[str] = field(default_factory=list)  # models named by --samples, found or not
 
 
 def _read(path: str | None, what: str, reader: Callable[[str], Any], notes: list[str]):
@@ -92,9 +93,12 @@ def load_inputs(paths: ReportPaths) -> ReportData:
     """Read every given input; what is missing or unreadable is recorded in ``notes``."""
     data = ReportData(sample_names=list(paths.samples))
     notes = data.notes
-    for attr, reader, what in (("metrics", pd.read_parquet, "metrics"), ("dft", _read_dft, "DFT results"),
-                               ("samples", _read_samples, "samples"),
-                               ("sample_summaries", _read_json, "sample summary")):
+    for attr, reader, what in (
+        ("metrics", pd.read_parquet, "metrics"),
+        ("dft", _read_dft, "DFT results"),
+        ("samples", _read_samples, "samples"),
+        ("sample_summaries", _read_json, "sample summary"),
+    ):
         for name, path in getattr(paths, attr).items():
             value = _read(path, f"{what} of {name}", reader, notes)
             if value is not None:

@@ -107,8 +107,9 @@ def draw_grid(mols: list, legends: list[str], path: str | Path) -> bool:
     if not mols:
         return False
     try:
-        image = Draw.MolsToGridImage(mols, molsPerRow=min(PER_ROW, len(mols)), subImgSize=(CELL_PX, CELL_PX),
-                                     legends=legends, returnPNG=False)
+        image = Draw.MolsToGridImage(
+            mols, molsPerRow=min(PER_ROW, len(mols)), subImgSize=(CELL_PX, CELL_PX), legends=legends, returnPNG=False
+        )
     except Exception as exc:
         log.warning("RDKit could not draw the grid: %s", exc)
         return False

@@ -8,9 +8,9 @@ empty when everything was drawn) so that the caption can repeat them.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import matplotlib
 
@@ -33,6 +33,13 @@ FINETUNE_PANELS = (
     ("clip_fraction", "clip fraction"),
     ("excluded", "rollouts without reward"),
 )
+#: the collapse watch (elign.rl.quality): each panel shows the rollouts (every iteration) and fresh samples
+#: (every finetune.eval_every iterations)
+QUALITY_PANELS = (
+    ("validity", "RDKit validity"),
+    ("uniqueness", "uniqueness (of valid)"),
+    ("molecule_stability", "molecule stability"),
+)
 
 
 def color(name: str, i: int) -> str:
@@ -40,8 +47,9 @@ def color(name: str, i: int) -> str:
 
 
 @contextmanager
-def figure(path: str | Path, dpi: int, nrows: int = 1, ncols: int = 1,
-           size: tuple[float, float] = (6.4, 4.2)) -> Iterator[np.ndarray]:
+def figure(
+    path: str | Path, dpi: int, nrows: int = 1, ncols: int = 1, size: tuple[float, float] = (6.4, 4.2)
+) -> Iterator[np.ndarray]:
     """A figure of nrows x ncols axes (always a 2-D array), saved to ``path`` atomically on exit."""
     fig, axes = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows), squeeze=False)
     try:
@@ -82,8 +90,13 @@ def plot_pretrain_loss(history: pd.DataFrame | None, path: str | Path, dpi: int)
         step, loss = history["step"].to_numpy(float), history["loss"].to_numpy(float)
         ax.plot(step, loss, color="tab:blue", alpha=0.35, lw=1, label="logged loss")
         window = max(1, len(loss) // 20)
-        ax.plot(step, pd.Series(loss).rolling(window, min_periods=1).mean(), color="tab:blue", lw=2,
-                label=f"running mean ({window} points)")
+        ax.plot(
+            step,
+            pd.Series(loss).rolling(window, min_periods=1).mean(),
+            color="tab:blue",
+            lw=2,
+            label=f"running mean ({window} points)",
+        )
         if (_finite(loss) > 0).all():
             ax.set_yscale("log")
         ax.set_xlabel("step")
@@ -94,8 +107,11 @@ def plot_pretrain_loss(history: pd.DataFrame | None, path: str | Path, dpi: int)
     return []
 
 
-EVAL_CURVES = (("eval_atom_stability", "atom stability"), ("eval_molecule_stability", "molecule stability"),
-               ("eval_validity", "validity"))
+EVAL_CURVES = (
+    ("eval_atom_stability", "atom stability"),
+    ("eval_molecule_stability", "molecule stability"),
+    ("eval_validity", "validity"),
+)
 
 
 def _evaluations(history: pd.DataFrame | None) -> pd.DataFrame | None:
@@ -120,21 +136,55 @@ def _plot_evaluations(ax, evals: pd.DataFrame) -> None:
 
 
 def plot_finetune(history: pd.DataFrame | None, path: str | Path, dpi: int) -> list[str]:
-    """FED-GRPO curves per iteration: rewards and MLFF statistics (top), training quantities (bottom)."""
+    """FED-GRPO curves per iteration: rewards and MLFF statistics (top), training quantities (middle), and
+    the rollouts' and fresh samples' validity, uniqueness and stability (bottom: the collapse watch)."""
     if not _has(history, "iteration"):
         missing = {c: "no FED-GRPO history" for c, _ in FINETUNE_PANELS}
     else:
-        missing = {c: f"no values of {c}" for c, _ in FINETUNE_PANELS
-                   if c not in history or not np.isfinite(history[c].to_numpy(float)).any()}
-    with figure(path, dpi, 2, 4, size=(4.0, 3.2)) as axes:
-        for ax, (column, label) in zip(axes.ravel(), FINETUNE_PANELS):
+        missing = {
+            c: f"no values of {c}"
+            for c, _ in FINETUNE_PANELS
+            if c not in history or not np.isfinite(history[c].to_numpy(float)).any()
+        }
+    with figure(path, dpi, 3, 4, size=(4.0, 3.2)) as axes:
+        for ax, (column, label) in zip(axes.ravel()[:8], FINETUNE_PANELS):
             ax.set_title(label, fontsize=10)
             if column in missing:
                 placeholder(ax, missing[column])
                 continue
             ax.plot(history["iteration"].to_numpy(float), history[column].to_numpy(float), marker=".", lw=1.5)
             ax.set_xlabel("iteration")
-    return list(dict.fromkeys(missing.values()))
+        quality_missing = _plot_quality(axes[2], history)
+    return list(dict.fromkeys([*missing.values(), *quality_missing]))
+
+
+def _plot_quality(axes, history: pd.DataFrame | None) -> list[str]:
+    """The bottom row of :func:`plot_finetune`; returns what it could not draw."""
+    missing = []
+    for ax, (key, label) in zip(axes, QUALITY_PANELS):
+        ax.set_title(label, fontsize=10)
+        drawn = False
+        for prefix, series, style in (
+            ("rollout_", "rollouts", {"marker": ".", "lw": 1.0}),
+            ("eval_", "fresh samples", {"marker": "o", "lw": 2.0}),
+        ):
+            column = prefix + key
+            if not _has(history, column):
+                continue
+            values = history[column].to_numpy(float)
+            ok = np.isfinite(values)
+            if ok.any():
+                ax.plot(history["iteration"].to_numpy(float)[ok], values[ok], label=series, **style)
+                drawn = True
+        if drawn:
+            ax.set_ylim(-0.02, 1.02)
+            ax.set_xlabel("iteration")
+            ax.legend(fontsize=8)
+        else:
+            missing.append(f"no values of rollout_{key} or eval_{key}")
+            placeholder(ax, missing[-1])
+    axes[3].axis("off")
+    return missing
 
 
 def _bins(groups: dict[str, np.ndarray], n_bins: int) -> tuple[np.ndarray, bool]:
@@ -146,13 +196,21 @@ def _bins(groups: dict[str, np.ndarray], n_bins: int) -> tuple[np.ndarray, bool]
     return np.linspace(lo, hi, n_bins + 1), bool((pooled < lo).any() or (pooled > hi).any())
 
 
-def plot_distributions(groups: dict[str, np.ndarray | None], path: str | Path, dpi: int, title: str,
-                       xlabel: str, n_bins: int, empty: str) -> list[str]:
+def plot_distributions(
+    groups: dict[str, np.ndarray | None], path: str | Path, dpi: int, title: str, xlabel: str, n_bins: int, empty: str
+) -> list[str]:
     """Overlaid density histograms, one per name. groups: name -> per-molecule values (NaN = failed), or None
     when the input is missing. A name without a usable value is a legend entry saying so."""
     cleaned = {n: (None if v is None else _finite(v), 0 if v is None else int(np.size(v))) for n, v in groups.items()}
-    remarks = [f"{n}: no input or no values" if v is None else f"{n}: no successful rows ({total} failed)"
-               if total else f"{n}: no rows" for n, (v, total) in cleaned.items() if v is None or v.size == 0]
+    remarks = [
+        f"{n}: no input or no values"
+        if v is None
+        else f"{n}: no successful rows ({total} failed)"
+        if total
+        else f"{n}: no rows"
+        for n, (v, total) in cleaned.items()
+        if v is None or v.size == 0
+    ]
     with figure(path, dpi) as axes:
         ax = axes[0, 0]
         ax.set_title(title)
@@ -165,8 +223,9 @@ def plot_distributions(groups: dict[str, np.ndarray | None], path: str | Path, d
         for i, (name, (values, total)) in enumerate(cleaned.items()):
             if values is None or values.size == 0:
                 continue
-            ax.hist(np.clip(values, bins[0], bins[-1]), bins=bins, density=True, histtype="step", lw=2,
-                    color=color(name, i))
+            ax.hist(
+                np.clip(values, bins[0], bins[-1]), bins=bins, density=True, histtype="step", lw=2, color=color(name, i)
+            )
             label = f"{name}: n={values.size}, failed {total - values.size}, median {np.median(values):.3g}"
             handles.append(Line2D([], [], color=color(name, i), lw=2, label=label))
         ax.set_xlabel(xlabel + (" (clipped to 0.5-99.5 % quantiles)" if clipped else ""))
@@ -187,8 +246,15 @@ def plot_sizes(sizes: dict[str, np.ndarray | None], path: str | Path, dpi: int) 
             return ["no molecules to count", *remarks]
         edges = np.arange(min(v.min() for v in present.values()) - 0.5, max(v.max() for v in present.values()) + 1.5)
         for i, (name, v) in enumerate(present.items()):
-            ax.hist(v, bins=edges, weights=np.full(v.size, 1 / v.size), histtype="step", lw=2,
-                    color=color(name, i), label=f"{name} (n={v.size})")
+            ax.hist(
+                v,
+                bins=edges,
+                weights=np.full(v.size, 1 / v.size),
+                histtype="step",
+                lw=2,
+                color=color(name, i),
+                label=f"{name} (n={v.size})",
+            )
         for remark in remarks:
             ax.plot([], [], color="none", label=remark)
         ax.set_xlabel("atoms per molecule")
@@ -207,8 +273,11 @@ def _timing_bars(timing: dict | None, summaries: dict[str, dict]) -> tuple[dict,
             reps[name] = [float(r) / n for r in entry.get("reps_s", [])] if n else []
         where = f"time_sampling: device {timing.get('device', '?')}, {timing.get('threads', '?')} thread(s)"
         return means, reps, where
-    means = {n: s["sample_seconds"] / s["num_molecules"] for n, s in summaries.items()
-             if s.get("num_molecules") and s.get("sample_seconds") is not None}
+    means = {
+        n: s["sample_seconds"] / s["num_molecules"]
+        for n, s in summaries.items()
+        if s.get("num_molecules") and s.get("sample_seconds") is not None
+    }
     return means, {}, "sample stage wall time (not a controlled timing)"
 
 

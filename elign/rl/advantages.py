@@ -42,8 +42,7 @@ class Advantages:
     counts: dict[str, int] = field(default_factory=dict)
 
 
-def group_zscore(values: np.ndarray, group: np.ndarray, min_std: float = MIN_STD
-                 ) -> tuple[np.ndarray, np.ndarray, int]:
+def group_zscore(values: np.ndarray, group: np.ndarray, min_std: float = MIN_STD) -> tuple[np.ndarray, np.ndarray, int]:
     """Z-score each column of ``values`` (B,) or (B, S) within each group, ignoring NaN members.
 
     Returns (z with 0 where excluded or degenerate, has_signal bool (same shape), number of degenerate
@@ -72,9 +71,16 @@ def group_zscore(values: np.ndarray, group: np.ndarray, min_std: float = MIN_STD
     return z, signal, degenerate
 
 
-def compute_advantages(force_reward: np.ndarray, energy_return: np.ndarray, group: np.ndarray, *,
-                       weight_force: float, weight_energy: float, clip: float, min_std: float = MIN_STD
-                       ) -> Advantages:
+def compute_advantages(
+    force_reward: np.ndarray,
+    energy_return: np.ndarray,
+    group: np.ndarray,
+    *,
+    weight_force: float,
+    weight_energy: float,
+    clip: float,
+    min_std: float = MIN_STD,
+) -> Advantages:
     """Mixed, clipped advantages of B rollouts × S' trained steps (module doc).
 
     force_reward: (B,) R_F (NaN = excluded); energy_return: (B, S') G_t (NaN = excluded); group: (B,).
@@ -86,6 +92,10 @@ def compute_advantages(force_reward: np.ndarray, energy_return: np.ndarray, grou
     has_f = np.isfinite(np.asarray(force_reward, dtype=np.float64))[:, None] & (weight_force > 0)
     has_e = np.isfinite(np.asarray(energy_return, dtype=np.float64)) & (weight_energy > 0)
     in_loss = np.broadcast_to(has_f, mixed.shape) | has_e
-    counts = {"degenerate_force_groups": deg_f, "degenerate_energy_group_steps": deg_e,
-              "force_signal": int(sig_f.sum()), "energy_signal": int(sig_e.sum())}
+    counts = {
+        "degenerate_force_groups": deg_f,
+        "degenerate_energy_group_steps": deg_e,
+        "force_signal": int(sig_f.sum()),
+        "energy_signal": int(sig_e.sum()),
+    }
     return Advantages(mixed, a_f, a_e, in_loss, counts)

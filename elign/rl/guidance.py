@@ -44,15 +44,15 @@ import torch
 
 from elign.diffusion import geometry as geo
 from elign.diffusion.en_diffusion import EnVariationalDiffusion
-from elign.diffusion.sampler import StepState
+from elign.diffusion.sampler import StepState, atomic_numbers_of_types
 from elign.mlff.base import MLFFBackend
-from elign.rl.rollout import atomic_numbers_of_types
 
 __all__ = ["MLFFGuidance", "cap_atom_shift", "x0_from_mean"]
 
 
-def x0_from_mean(model: EnVariationalDiffusion, z_t: torch.Tensor, mu: torch.Tensor, s: torch.Tensor,
-                 t: torch.Tensor) -> torch.Tensor:
+def x0_from_mean(
+    model: EnVariationalDiffusion, z_t: torch.Tensor, mu: torch.Tensor, s: torch.Tensor, t: torch.Tensor
+) -> torch.Tensor:
     """ẑ_{0|t} (model units, float64) from the reverse step's mean μ (module doc, step 1)."""
     z_t, mu = z_t.double(), mu.double()
     gamma_s, gamma_t = model.gamma(s, torch.float64), model.gamma(t, torch.float64)
@@ -69,8 +69,9 @@ def cap_atom_shift(dx: torch.Tensor, cap: torch.Tensor) -> tuple[torch.Tensor, t
     """
     largest = dx.norm(dim=2).amax(dim=1)  # (B,)
     cap_b = cap.reshape(-1).expand_as(largest)
-    factor = torch.where(largest > cap_b, cap_b / largest.clamp_min(torch.finfo(dx.dtype).tiny),
-                         torch.ones_like(largest))
+    factor = torch.where(
+        largest > cap_b, cap_b / largest.clamp_min(torch.finfo(dx.dtype).tiny), torch.ones_like(largest)
+    )
     return dx * factor[:, None, None], largest > cap_b
 
 
@@ -83,8 +84,9 @@ class MLFFGuidance:
     (molecule-steps scaled down by the trust region), ``seconds`` (time spent in the hook).
     """
 
-    def __init__(self, backend: MLFFBackend, scale: float, max_step_sigma: float | None = None,
-                 max_t: float | None = None):
+    def __init__(
+        self, backend: MLFFBackend, scale: float, max_step_sigma: float | None = None, max_t: float | None = None
+    ):
         if scale < 0:
             raise ValueError(f"guidance scale must be >= 0, got {scale}")
         if max_step_sigma is not None and max_step_sigma <= 0:
@@ -114,12 +116,11 @@ class MLFFGuidance:
         forces, ok = self.forces(model, state)
         f = geo.remove_mean_with_mask(forces.to(mask.dtype) * mask, mask, check_mask=False)
         sigma = state.sigma.to(f.dtype)
-        dx = self.scale * sigma ** 2 * f
+        dx = self.scale * sigma**2 * f
         if self.max_step_sigma is not None:
             dx, clipped = cap_atom_shift(dx, self.max_step_sigma * sigma)
             self.clipped += int(clipped.sum())
-        pad = torch.zeros(state.mu.shape[:2] + (state.mu.shape[2] - model.n_dims,), dtype=dx.dtype,
-                          device=dx.device)
+        pad = torch.zeros(state.mu.shape[:2] + (state.mu.shape[2] - model.n_dims,), dtype=dx.dtype, device=dx.device)
         return torch.cat([dx, pad], dim=2).to(state.mu.dtype), ok
 
     def covers(self, t_int: int, num_steps: int) -> bool:
@@ -141,8 +142,14 @@ class MLFFGuidance:
         return state.mu + delta
 
     def summary(self) -> dict:
-        return {"guidance": "mlff", "guidance_scale": self.scale, "guidance_seconds": self.seconds,
-                "guidance_max_step_sigma": self.max_step_sigma, "guidance_max_t": self.max_t,
-                "guidance_steps": self.steps,
-                "guidance_unscored_molecule_steps": self.unscored, "guidance_clipped_molecule_steps": self.clipped,
-                "guidance_mlff": self.backend.describe()}
+        return {
+            "guidance": "mlff",
+            "guidance_scale": self.scale,
+            "guidance_seconds": self.seconds,
+            "guidance_max_step_sigma": self.max_step_sigma,
+            "guidance_max_t": self.max_t,
+            "guidance_steps": self.steps,
+            "guidance_unscored_molecule_steps": self.unscored,
+            "guidance_clipped_molecule_steps": self.clipped,
+            "guidance_mlff": self.backend.describe(),
+        }

@@ -50,28 +50,39 @@ class LossStats:
     approx_kl_sum: float
     surrogate_sum: float
 
-    def merge(self, other: "LossStats") -> "LossStats":
-        return LossStats(self.n + other.n, self.ratio_sum + other.ratio_sum, min(self.ratio_min, other.ratio_min),
-                         max(self.ratio_max, other.ratio_max), self.clipped + other.clipped,
-                         self.kl_ref_sum + other.kl_ref_sum, self.approx_kl_sum + other.approx_kl_sum,
-                         self.surrogate_sum + other.surrogate_sum)
+    def merge(self, other: LossStats) -> LossStats:
+        return LossStats(
+            self.n + other.n,
+            self.ratio_sum + other.ratio_sum,
+            min(self.ratio_min, other.ratio_min),
+            max(self.ratio_max, other.ratio_max),
+            self.clipped + other.clipped,
+            self.kl_ref_sum + other.kl_ref_sum,
+            self.approx_kl_sum + other.approx_kl_sum,
+            self.surrogate_sum + other.surrogate_sum,
+        )
 
     @classmethod
-    def empty(cls) -> "LossStats":
+    def empty(cls) -> LossStats:
         return cls(0, 0.0, float("inf"), float("-inf"), 0, 0.0, 0.0, 0.0)
 
     def summary(self) -> dict[str, float]:
         n = max(self.n, 1)
         nan = float("nan")
-        return {"ratio_mean": self.ratio_sum / n if self.n else nan,
-                "ratio_min": self.ratio_min if self.n else nan, "ratio_max": self.ratio_max if self.n else nan,
-                "clip_fraction": self.clipped / n if self.n else nan, "kl_ref": self.kl_ref_sum / n if self.n else nan,
-                "approx_kl_old": self.approx_kl_sum / n if self.n else nan,
-                "surrogate": self.surrogate_sum / n if self.n else nan}
+        return {
+            "ratio_mean": self.ratio_sum / n if self.n else nan,
+            "ratio_min": self.ratio_min if self.n else nan,
+            "ratio_max": self.ratio_max if self.n else nan,
+            "clip_fraction": self.clipped / n if self.n else nan,
+            "kl_ref": self.kl_ref_sum / n if self.n else nan,
+            "approx_kl_old": self.approx_kl_sum / n if self.n else nan,
+            "surrogate": self.surrogate_sum / n if self.n else nan,
+        }
 
 
-def kl_to_reference(mu: torch.Tensor, mu_ref: torch.Tensor, sigma: torch.Tensor, node_mask: torch.Tensor,
-                    n_dims: int = 3) -> torch.Tensor:
+def kl_to_reference(
+    mu: torch.Tensor, mu_ref: torch.Tensor, sigma: torch.Tensor, node_mask: torch.Tensor, n_dims: int = 3
+) -> torch.Tensor:
     """(B,) ‖μ − μ_ref‖² / (2σ²) on EDM's space (positions projected to zero CoM, padding masked)."""
     diff = (mu - mu_ref) * node_mask
     x = geo.remove_mean_with_mask(diff[..., :n_dims], node_mask, check_mask=False)
@@ -79,9 +90,19 @@ def kl_to_reference(mu: torch.Tensor, mu_ref: torch.Tensor, sigma: torch.Tensor,
     return kl_equal_sigma(diff, torch.zeros_like(diff), sigma, node_mask)
 
 
-def ppo_kl_loss(logp_new: torch.Tensor, logp_old: torch.Tensor, advantage: torch.Tensor, mu: torch.Tensor,
-                mu_ref: torch.Tensor, sigma: torch.Tensor, node_mask: torch.Tensor, *, clip_range: float,
-                kl_weight: float, denominator: int | None = None) -> tuple[torch.Tensor, LossStats]:
+def ppo_kl_loss(
+    logp_new: torch.Tensor,
+    logp_old: torch.Tensor,
+    advantage: torch.Tensor,
+    mu: torch.Tensor,
+    mu_ref: torch.Tensor,
+    sigma: torch.Tensor,
+    node_mask: torch.Tensor,
+    *,
+    clip_range: float,
+    kl_weight: float,
+    denominator: int | None = None,
+) -> tuple[torch.Tensor, LossStats]:
     """Loss of M pairs (module doc): Σ (L_clip + β·KL_ref) / denominator (default M), and its statistics.
 
     logp_new (M,) with grad; logp_old, advantage (M,) constants; mu (M, N, D) with grad; mu_ref (M, N, D)
@@ -96,8 +117,14 @@ def ppo_kl_loss(logp_new: torch.Tensor, logp_old: torch.Tensor, advantage: torch
     loss = (surrogate + kl_weight * kl_ref).sum() / denom
     with torch.no_grad():
         r = ratio.detach()
-        stats = LossStats(int(r.numel()), float(r.sum()), float(r.min()) if r.numel() else float("inf"),
-                          float(r.max()) if r.numel() else float("-inf"),
-                          int(((r - 1.0).abs() > clip_range).sum()), float(kl_ref.detach().sum()),
-                          float(((r - 1.0) - log_ratio.detach()).sum()), float(surrogate.detach().sum()))
+        stats = LossStats(
+            int(r.numel()),
+            float(r.sum()),
+            float(r.min()) if r.numel() else float("inf"),
+            float(r.max()) if r.numel() else float("-inf"),
+            int(((r - 1.0).abs() > clip_range).sum()),
+            float(kl_ref.detach().sum()),
+            float(((r - 1.0) - log_ratio.detach()).sum()),
+            float(surrogate.detach().sum()),
+        )
     return loss, stats

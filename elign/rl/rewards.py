@@ -2,7 +2,7 @@
 
 Everything goes through the MLFF protocol (:class:`elign.mlff.base.MLFFBackend`): atomic numbers (0 =
 padding) and positions in Å in, energies in eV and forces in eV/Å out, one status per molecule. This module
-never names a backend; :func:`backend_from_config` builds the one the config asks for.
+never names a backend; :func:`elign.mlff.registry.backend_from_config` builds the one the config asks for.
 
 Force reward (terminal, per rollout), with F_i the MLFF force on atom i of the final molecule x_0::
 
@@ -37,29 +37,15 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
-from elign.config import MLFFConfig
-from elign.data.table import MoleculeTable
+from elign.io.table import MoleculeTable
 from elign.metrics.chemistry import evaluate_chemistry
 from elign.metrics.evaluate import force_rms
 from elign.metrics.stability import check_stability
 from elign.mlff.base import MLFFBackend
 from elign.rl.rollout import Rollouts
 
-__all__ = ["Rewards", "compute_rewards", "energy_slots", "returns_to_go", "force_reward",
-           "backend_from_config", "final_table"]
-
-
-def backend_from_config(cfg: MLFFConfig) -> MLFFBackend:
-    """Build the MLFF backend an :class:`MLFFConfig` names (device 'auto' = CUDA when present)."""
-    from elign.mlff import get_backend
-
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
-    options = {k: v for k, v in {"model_path": cfg.model_path, "model": cfg.model, "model_index": cfg.model_index,
-                                 "workers": cfg.workers, "time_limit_s": cfg.time_limit_s,
-                                 "electronic_temperature_k": cfg.electronic_temperature_k}.items() if v is not None}
-    return get_backend(cfg.backend, device=device, dtype=cfg.dtype, batch_size=cfg.batch_size, **options)
+__all__ = ["Rewards", "compute_rewards", "energy_slots", "returns_to_go", "force_reward", "final_table"]
 
 
 @dataclass
@@ -109,9 +95,10 @@ def final_table(numbers: np.ndarray, x_ang: np.ndarray, rows: np.ndarray) -> Mol
     zs = [numbers[b][numbers[b] > 0] for b in rows]
     xs = [x_ang[b][numbers[b] > 0] for b in rows]
     n = [len(z) for z in zs]
-    cat = (lambda a, shape: np.concatenate(a) if a else np.zeros(shape))
-    return MoleculeTable(np.asarray(rows, dtype=np.int64), n, cat(zs, (0,)), cat(xs, (0, 3)),
-                         np.full(len(rows), None, dtype=object))
+    cat = lambda a, shape: np.concatenate(a) if a else np.zeros(shape)
+    return MoleculeTable(
+        np.asarray(rows, dtype=np.int64), n, cat(zs, (0,)), cat(xs, (0, 3)), np.full(len(rows), None, dtype=object)
+    )
 
 
 def _gate(numbers, x_ang, ok, reward, stable_only, invalid_penalty, counts) -> np.ndarray:
@@ -135,8 +122,9 @@ def _gate(numbers, x_ang, ok, reward, stable_only, invalid_penalty, counts) -> n
     return reward
 
 
-def _potentials(rollouts: Rollouts, trained: np.ndarray, backend: MLFFBackend, energy_every: int,
-                counts: dict) -> np.ndarray:
+def _potentials(
+    rollouts: Rollouts, trained: np.ndarray, backend: MLFFBackend, energy_every: int, counts: dict
+) -> np.ndarray:
     """Ψ (B, S') = −E_form(ẑ_{0|t}) at the evaluated trained slots (NaN elsewhere and where unscorable)."""
     b_count, n_slots = trained.shape
     slots, _ = energy_slots(n_slots, energy_every)
@@ -153,8 +141,15 @@ def _potentials(rollouts: Rollouts, trained: np.ndarray, backend: MLFFBackend, e
     return psi
 
 
-def compute_rewards(rollouts: Rollouts, trained: np.ndarray, backend: MLFFBackend, *, energy_every: int,
-                    stable_only: bool = False, invalid_penalty: float | None = None) -> Rewards:
+def compute_rewards(
+    rollouts: Rollouts,
+    trained: np.ndarray,
+    backend: MLFFBackend,
+    *,
+    energy_every: int,
+    stable_only: bool = False,
+    invalid_penalty: float | None = None,
+) -> Rewards:
     """Force rewards and energy returns of one iteration's rollouts (module doc).
 
     trained: (B, S') branched-step indices trained for each rollout (ascending = sampling order).

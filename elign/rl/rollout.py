@@ -15,8 +15,8 @@ log p_old(z_s | z_t) per molecule, and the model's clean prediction ẑ_{0|t} = 
 positions (Å) and atom types (argmax of the one-hot block) for the energy potential. The final z_0 is decoded
 with EDM's p(x, h | z_0) to positions (Å) and atomic numbers.
 
-Each step is the same computation as :func:`elign.diffusion.sampler.reverse_step` (same noise draws, same
-order, bit-identical), written out here because the rollout also needs ε̂. Roll out under
+Each step is :func:`elign.diffusion.sampler.reverse_step` (the sampler's own step, with the prompt's
+context; it also returns the ε̂ the clean prediction is decoded from). Roll out under
 ``torch.no_grad`` (not ``inference_mode``): the stored tensors enter autograd later in the update. A rollout
 whose chain turns non-finite is zeroed from then on (as the sampler does) and flagged in ``finite``.
 
@@ -26,20 +26,16 @@ N = the largest prompt size, D = 3 + F, S = T − shared_prefix_steps branched s
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
 
-from elign.data.elements import atomic_number
-from elign.diffusion import geometry as geo
 from elign.diffusion.en_diffusion import EnVariationalDiffusion
-from elign.diffusion.sampler import draw_noise, make_node_mask
-from elign.model.graph import MolGraph
+from elign.diffusion.sampler import atomic_numbers_of_types, draw_noise, make_node_mask, reverse_step
 
-__all__ = ["Prompt", "Rollouts", "rollout", "step_times", "policy_step", "atomic_numbers_of_types",
-           "make_prompts", "choose_trained_steps"]
+__all__ = ["Prompt", "Rollouts", "rollout", "step_times", "make_prompts", "choose_trained_steps"]
 
 
 @dataclass(frozen=True)
@@ -107,31 +103,13 @@ class Rollouts:
         return self.z[:, 0]
 
 
-def step_times(model: EnVariationalDiffusion, t_int: torch.Tensor | int, b: int, dtype: torch.dtype,
-               device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def step_times(
+    model: EnVariationalDiffusion, t_int: torch.Tensor | int, b: int, dtype: torch.dtype, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(s, t) as (b, 1) tensors for the step t_int → t_int − 1, rounded exactly as the sampler's
     ``torch.full((b, 1), s_int / T)`` (float64 quotient, then cast). t_int: an int or (b,) integer tensor."""
     ti = torch.as_tensor(t_int, device=device).to(torch.float64).reshape(-1, 1).expand(b, 1)
     return ((ti - 1) / model.T).to(dtype), (ti / model.T).to(dtype)
-
-
-def policy_step(model: EnVariationalDiffusion, z_t: torch.Tensor, s: torch.Tensor, t: torch.Tensor,
-                node_mask: torch.Tensor, graph: MolGraph, generator: torch.Generator | None,
-                context: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One ancestral step z_t → z_s; returns (z_s, μ, σ (B, 1, 1), ε̂). Bit-identical to ``reverse_step``."""
-    eps = model.phi(z_t, t, node_mask, context=context, graph=graph)
-    mu, sigma = model.posterior_from_eps(z_t, eps, s, t)
-    z_s = mu + sigma * draw_noise(model, node_mask, generator, mu.dtype)
-    x = geo.remove_mean_with_mask(z_s[:, :, :model.n_dims], node_mask, check_mask=False)
-    return torch.cat([x, z_s[:, :, model.n_dims:]], dim=2), mu, sigma, eps
-
-
-def atomic_numbers_of_types(model: EnVariationalDiffusion) -> torch.Tensor:
-    """(K,) long: atomic number of each one-hot column (from the model's atom_decoder)."""
-    if model.atom_decoder is None:
-        raise ValueError("the model has no atom_decoder; cannot name its atom types")
-    return torch.tensor([atomic_number(s) for s in model.atom_decoder], dtype=torch.long)
 
 
 def _keep_finite(z: torch.Tensor, finite: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -149,7 +127,7 @@ def _context(prompts: Sequence[Prompt], n: int, dtype: torch.dtype, device: torc
     c = prompts[0].context.shape[-1]
     out = torch.zeros((len(prompts), n, c), dtype=dtype, device=device)
     for i, p in enumerate(prompts):
-        out[i, :p.num_atoms] = p.context.to(dtype=dtype, device=device).reshape(p.num_atoms, c)
+        out[i, : p.num_atoms] = p.context.to(dtype=dtype, device=device).reshape(p.num_atoms, c)
     return out
 
 
@@ -163,13 +141,18 @@ def _shared_prefix(model, prompts, prefix_steps, generator, dtype, device):
     finite = torch.ones(b, dtype=torch.bool, device=device)
     for t_int in range(model.T, model.T - prefix_steps, -1):
         s, t = step_times(model, t_int, b, dtype, device)
-        z = policy_step(model, z, s, t, node_mask, graph, generator, context)[0]
+        z = reverse_step(model, z, s, t, node_mask, graph, generator, context=context).z_s
         z, finite = _keep_finite(z, finite)
     return z, node_mask, context, finite
 
 
-def rollout(model: EnVariationalDiffusion, prompts: Sequence[Prompt], group_size: int, shared_prefix_steps: int,
-            generator: torch.Generator | None = None) -> Rollouts:
+def rollout(
+    model: EnVariationalDiffusion,
+    prompts: Sequence[Prompt],
+    group_size: int,
+    shared_prefix_steps: int,
+    generator: torch.Generator | None = None,
+) -> Rollouts:
     """Roll out ``group_size`` trajectories per prompt (module doc). Call under ``torch.no_grad()``;
     the model's dtype and device are used. All randomness comes from ``generator``."""
     if not 0 <= shared_prefix_steps < model.T:
@@ -179,7 +162,7 @@ def rollout(model: EnVariationalDiffusion, prompts: Sequence[Prompt], group_size
     param = next(model.parameters())
     dtype, device = param.dtype, param.device
     z, mask_p, ctx_p, finite = _shared_prefix(model, prompts, shared_prefix_steps, generator, dtype, device)
-    rep = (lambda v: None if v is None else v.repeat_interleave(group_size, dim=0))
+    rep = lambda v: None if v is None else v.repeat_interleave(group_size, dim=0)
     z, node_mask, context, finite = rep(z), rep(mask_p), rep(ctx_p), rep(finite)
     group = torch.arange(len(prompts), device=device).repeat_interleave(group_size)
     rec = _branch(model, z, node_mask, context, finite, shared_prefix_steps, generator)
@@ -202,7 +185,8 @@ def _branch(model, z, node_mask, context, finite, prefix, generator) -> dict:
     chain[:, 0] = z
     for k in range(steps):
         s, t = step_times(model, int(t_ints[k]), b, dtype, device)
-        z_s, mu, sig, eps = policy_step(model, chain[:, k], s, t, node_mask, graph, generator, context)
+        step = reverse_step(model, chain[:, k], s, t, node_mask, graph, generator, context=context)
+        z_s, mu, sig, eps = step.z_s, step.mu, step.sigma, step.eps
         z_s, finite = _keep_finite(z_s, finite)
         chain[:, k + 1], mu_old[:, k], sigma[k] = z_s, mu, sig.reshape(-1)[0]
         logp[:, k] = model.reverse_step_log_prob(z_s, mu, sig, node_mask)
@@ -213,15 +197,29 @@ def _branch(model, z, node_mask, context, finite, prefix, generator) -> dict:
     out = model.sample_p_xh_given_z0(chain[:, -1], node_mask, context=context, graph=graph, generator=generator)
     z_of = atomic_numbers_of_types(model).to(device)
     numbers = torch.where(real, z_of[out.one_hot.argmax(dim=2)], 0)
-    x = torch.where((finite & torch.isfinite(out.x).flatten(1).all(1))[:, None, None], out.x,
-                    torch.full((), float("nan"), dtype=dtype, device=device))
-    return {"t_int": t_ints, "z": chain, "mu_old": mu_old, "sigma": sigma, "logp_old": logp, "x0_ang": x0_ang,
-            "x0_types": x0_types, "final_x_ang": x, "final_numbers": numbers, "finite": finite,
-            "type_numbers": z_of}
+    x = torch.where(
+        (finite & torch.isfinite(out.x).flatten(1).all(1))[:, None, None],
+        out.x,
+        torch.full((), float("nan"), dtype=dtype, device=device),
+    )
+    return {
+        "t_int": t_ints,
+        "z": chain,
+        "mu_old": mu_old,
+        "sigma": sigma,
+        "logp_old": logp,
+        "x0_ang": x0_ang,
+        "x0_types": x0_types,
+        "final_x_ang": x,
+        "final_numbers": numbers,
+        "finite": finite,
+        "type_numbers": z_of,
+    }
 
 
-def choose_trained_steps(num_steps: int, num_groups: int, per_rollout: int | None, rng: np.random.Generator
-                         ) -> np.ndarray:
+def choose_trained_steps(
+    num_steps: int, num_groups: int, per_rollout: int | None, rng: np.random.Generator
+) -> np.ndarray:
     """(num_groups, S') branched-step indices trained per group, ascending (= sampling order, t descending).
 
     A random subset of ``per_rollout`` steps per group (the same steps for all K members of a group, so

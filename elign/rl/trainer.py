@@ -28,28 +28,34 @@ import logging
 import math
 import sys
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from elign.config import ConfigError, ElignConfig
+from elign.data.sizes import resolve_sizes
+from elign.device import resolve_device
+from elign.diffusion.checkpoint import LoadedCheckpoint, read_checkpoint
 from elign.diffusion.en_diffusion import EnVariationalDiffusion
-from elign.diffusion.factory import build_model, load_model, model_config_of
-from elign.diffusion.optim import EMA, make_optimizer
-from elign.diffusion.sampler import resolve_sizes
-from elign.diffusion.train import derive_seed
+from elign.diffusion.factory import build_model, model_config_of, model_from_checkpoint
 from elign.io.provenance import provenance
 from elign.mlff.base import MLFFBackend
-from elign.model.checkpoint import load_checkpoint, save_checkpoint
+from elign.mlff.registry import backend_from_config
 from elign.rl import trainer_state as st
 from elign.rl.advantages import Advantages, compute_advantages
 from elign.rl.objective import LossStats, ppo_kl_loss
-from elign.rl.rewards import Rewards, backend_from_config, compute_rewards
+from elign.rl.quality import evaluation_due, rollout_quality
+from elign.rl.rewards import Rewards, compute_rewards
 from elign.rl.rollout import Rollouts, choose_trained_steps, make_prompts, rollout, step_times
+from elign.training import checkpointing as ckpt_io
+from elign.training.evaluation import empty_evaluation, evaluate_weights
+from elign.training.optim import EMA, make_optimizer
+from elign.training.pretrain import derive_seed
 
 log = logging.getLogger("elign.finetune")
 
@@ -66,18 +72,18 @@ class FinetuneResult:
     last: dict[str, Any] | None
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("finetune.device is 'cuda' but torch sees no CUDA device")
-    return torch.device(name)
-
-
 # ------------------------------------------------------------------------------------------ update
-def chunk_loss(policy: EnVariationalDiffusion, reference: EnVariationalDiffusion, ro: Rollouts,
-               rows: torch.Tensor, steps: torch.Tensor, advantage: torch.Tensor, denominator: int,
-               clip_range: float, kl_weight: float) -> tuple[torch.Tensor, LossStats]:
+def chunk_loss(
+    policy: EnVariationalDiffusion,
+    reference: EnVariationalDiffusion,
+    ro: Rollouts,
+    rows: torch.Tensor,
+    steps: torch.Tensor,
+    advantage: torch.Tensor,
+    denominator: int,
+    clip_range: float,
+    kl_weight: float,
+) -> tuple[torch.Tensor, LossStats]:
     """Loss of the pairs (rows[m], steps[m]) (branched-step indices), μ_θ with grad, μ_ref without."""
     n = int(ro.sizes[rows].max())
     node_mask, z_t, z_s = ro.node_mask[rows, :n], ro.z[rows, steps, :n], ro.z[rows, steps + 1, :n]
@@ -87,14 +93,24 @@ def chunk_loss(policy: EnVariationalDiffusion, reference: EnVariationalDiffusion
     mu, sigma = policy.posterior_from_eps(z_t, policy.phi(z_t, t, node_mask, context=ctx, graph=graph), s, t)
     logp = policy.reverse_step_log_prob(z_s, mu, sigma, node_mask)
     with torch.no_grad():
-        mu_ref = reference.posterior_from_eps(z_t, reference.phi(z_t, t, node_mask, context=ctx, graph=graph),
-                                              s, t)[0]
-    return ppo_kl_loss(logp, ro.logp_old[rows, steps], advantage, mu, mu_ref, sigma, node_mask,
-                       clip_range=clip_range, kl_weight=kl_weight, denominator=denominator)
+        mu_ref = reference.posterior_from_eps(z_t, reference.phi(z_t, t, node_mask, context=ctx, graph=graph), s, t)[0]
+    return ppo_kl_loss(
+        logp,
+        ro.logp_old[rows, steps],
+        advantage,
+        mu,
+        mu_ref,
+        sigma,
+        node_mask,
+        clip_range=clip_range,
+        kl_weight=kl_weight,
+        denominator=denominator,
+    )
 
 
-def update_policy(policy, reference, optimizer, ro: Rollouts, trained: np.ndarray, adv: Advantages, fc,
-                  ema: EMA | None = None) -> dict[str, float]:
+def update_policy(
+    policy, reference, optimizer, ro: Rollouts, trained: np.ndarray, adv: Advantages, fc, ema: EMA | None = None
+) -> dict[str, float]:
     """``fc.update_epochs`` passes of gradient accumulation over the pairs in the loss, one optimizer step
     each. Returns the merged loss statistics, mean loss and mean pre-clipping gradient norm."""
     keep = adv.in_loss & ro.finite.cpu().numpy()[:, None]
@@ -111,8 +127,9 @@ def update_policy(policy, reference, optimizer, ro: Rollouts, trained: np.ndarra
         total = 0.0
         for start in range(0, n_pairs, fc.minibatch_steps):
             sl = slice(start, start + fc.minibatch_steps)
-            loss, part = chunk_loss(policy, reference, ro, rows[sl], steps[sl], advantage[sl], n_pairs,
-                                    fc.clip_range, fc.kl_weight)
+            loss, part = chunk_loss(
+                policy, reference, ro, rows[sl], steps[sl], advantage[sl], n_pairs, fc.clip_range, fc.kl_weight
+            )
             loss.backward()
             total += float(loss.detach())
             stats = stats.merge(part)
@@ -125,8 +142,12 @@ def update_policy(policy, reference, optimizer, ro: Rollouts, trained: np.ndarra
         losses.append(total)
         norms.append(norm)
     nan = float("nan")
-    return {**stats.summary(), "loss": float(np.mean(losses)) if losses else nan,
-            "grad_norm": float(np.mean(norms)) if norms else nan, "trained_pairs": n_pairs}
+    return {
+        **stats.summary(),
+        "loss": float(np.mean(losses)) if losses else nan,
+        "grad_norm": float(np.mean(norms)) if norms else nan,
+        "trained_pairs": n_pairs,
+    }
 
 
 def _nanstat(fn, values: np.ndarray) -> float:
@@ -140,19 +161,38 @@ def iteration_row(ro: Rollouts, rw: Rewards, adv: Advantages, upd: dict) -> dict
     a = adv.advantage[adv.in_loss & ro.finite.cpu().numpy()[:, None]]
     c = {**rw.counts, **adv.counts}
     return {
-        "num_rollouts": ro.num_rollouts, "mean_num_atoms": float(ro.sizes.double().mean()),
+        "num_rollouts": ro.num_rollouts,
+        "mean_num_atoms": float(ro.sizes.double().mean()),
         "force_rms_mean_ev_per_ang": _nanstat(np.mean, rw.force_rms),
         "force_rms_median_ev_per_ang": _nanstat(np.median, rw.force_rms),
         "formation_energy_mean_ev_per_atom": _nanstat(np.mean, rw.formation_final),
         "force_reward_mean": _nanstat(np.mean, rw.force_reward),
         "energy_return_mean_ev_per_atom": _nanstat(np.mean, rw.energy_return),
-        "advantage_mean": _nanstat(np.mean, a), "advantage_std": _nanstat(np.std, a),
-        "advantage_min": _nanstat(np.min, a), "advantage_max": _nanstat(np.max, a),
-        **{k: upd[k] for k in ("ratio_mean", "ratio_min", "ratio_max", "clip_fraction", "kl_ref",
-                               "approx_kl_old", "surrogate", "loss", "grad_norm", "trained_pairs")},
-        "mlff_failures": c["mlff_failures"], "excluded": c["force_excluded"],
-        "unstable_excluded": c["unstable_excluded"], "invalid_penalized": c["invalid_penalized"],
-        "nonfinite_rollouts": c["nonfinite_rollouts"], "energy_failures": c["energy_failures"],
+        "advantage_mean": _nanstat(np.mean, a),
+        "advantage_std": _nanstat(np.std, a),
+        "advantage_min": _nanstat(np.min, a),
+        "advantage_max": _nanstat(np.max, a),
+        **{
+            k: upd[k]
+            for k in (
+                "ratio_mean",
+                "ratio_min",
+                "ratio_max",
+                "clip_fraction",
+                "kl_ref",
+                "approx_kl_old",
+                "surrogate",
+                "loss",
+                "grad_norm",
+                "trained_pairs",
+            )
+        },
+        "mlff_failures": c["mlff_failures"],
+        "excluded": c["force_excluded"],
+        "unstable_excluded": c["unstable_excluded"],
+        "invalid_penalized": c["invalid_penalized"],
+        "nonfinite_rollouts": c["nonfinite_rollouts"],
+        "energy_failures": c["energy_failures"],
         "energy_excluded_steps": c["energy_excluded_steps"],
         "degenerate_force_groups": c["degenerate_force_groups"],
         "degenerate_energy_group_steps": c["degenerate_energy_group_steps"],
@@ -163,37 +203,51 @@ def iteration_row(ro: Rollouts, rw: Rewards, adv: Advantages, upd: dict) -> dict
 class FinetuneTrainer:
     """One FED-GRPO run: load (or resume), iterate to ``finetune.iterations``, write checkpoints."""
 
-    def __init__(self, config: ElignConfig, model_path: str | Path, out: str | Path,
-                 history: str | Path | None = None, *, histogram: Mapping[int, int] | None = None,
-                 backend: MLFFBackend | None = None, dtype: torch.dtype = torch.float32, progress: bool = True,
-                 callback: Callable[[int], None] | None = None):
+    def __init__(
+        self,
+        config: ElignConfig,
+        model_path: str | Path,
+        out: str | Path,
+        history: str | Path | None = None,
+        *,
+        histogram: Mapping[int, int] | None = None,
+        backend: MLFFBackend | None = None,
+        dtype: torch.dtype = torch.float32,
+        progress: bool = True,
+        callback: Callable[[int], None] | None = None,
+        input_checkpoint: LoadedCheckpoint | None = None,
+    ):
         self.config, self.fc = config, config.finetune
         self.model_path, self.out = Path(model_path), Path(out)
         self.history_path = None if history is None else Path(history)
         self.histogram = None if histogram is None else {int(k): int(v) for k, v in histogram.items()}
         self.dtype, self.progress, self.callback = dtype, progress, callback
-        self.device = _device(self.fc.device)
+        self.device = resolve_device(self.fc.device, "finetune.device")
         if self.fc.sizes == "histogram" and self.histogram is None:
             raise ConfigError("finetune.sizes is 'histogram': pass the training size histogram (--stats)")
         self.config_dump = config.model_dump(mode="json")
-        self.input_id = {"path": str(self.model_path), "sha256": st.file_sha256(self.model_path)}
-        self._setup()
+        # the input is read once: its weights and its identity (sha256) come from the same read
+        loaded = input_checkpoint if input_checkpoint is not None else read_checkpoint(self.model_path)
+        self.input_id = {"path": str(self.model_path), "sha256": loaded.sha256}
+        self._setup(loaded.checkpoint)
         self.backend = backend if backend is not None else backend_from_config(self.fc.mlff)
 
-    def _setup(self) -> None:
+    def _setup(self, input_checkpoint: dict[str, Any]) -> None:
         use_ema = self.config.sample.use_ema
-        reference = load_model(self.model_path, use_ema=use_ema, dtype=self.dtype).to(self.device)
+        reference = model_from_checkpoint(input_checkpoint, use_ema=use_ema, dtype=self.dtype).to(self.device)
         if not 0 <= self.fc.shared_prefix_steps < reference.T:
-            raise ConfigError(f"finetune.shared_prefix_steps={self.fc.shared_prefix_steps} must be smaller "
-                              f"than the model's T = {reference.T}")
+            raise ConfigError(
+                f"finetune.shared_prefix_steps={self.fc.shared_prefix_steps} must be smaller "
+                f"than the model's T = {reference.T}"
+            )
         for p in reference.parameters():
             p.requires_grad_(False)
         self.reference = reference.eval()
         self.model_config = model_config_of(reference)
         resume = st.find_resume(self.out)
-        ckpt = load_checkpoint(resume) if resume is not None else None
+        ckpt = resume.checkpoint if resume is not None else None
         if ckpt is not None:
-            st.check_resume_compatible(ckpt["extra"], self.config_dump, self.input_id, self.histogram, resume)
+            st.check_resume_compatible(ckpt["extra"], self.config_dump, self.input_id, self.histogram, resume.path)
             policy = build_model(ckpt["model_config"], dtype=self.dtype)
             policy.load_state_dict(ckpt["state_dict"], strict=True)
         else:
@@ -208,12 +262,18 @@ class FinetuneTrainer:
         if ckpt is not None:
             extra = ckpt["extra"]
             self.optimizer.load_state_dict(extra["optimizer"])
-            torch.set_rng_state(extra["rng"]["torch"])
+            ckpt_io.restore_rng(extra["rng"])
             self.iteration, self.seconds = int(extra["iteration"]), float(extra["seconds"])
-            self.history = {c: list(extra["history"][c]) for c in st.HISTORY_COLUMNS}
+            self.history = st.restore_history(extra["history"])
             self.resumed_from = self.iteration
-        log.info("finetune: %s from %s, T = %d, %s on %s", f"resumed at iteration {self.iteration}" if ckpt
-                 else "fresh", self.model_path, reference.T, str(self.dtype).replace("torch.", ""), self.device)
+        log.info(
+            "finetune: %s from %s, T = %d, %s on %s",
+            f"resumed at iteration {self.iteration}" if ckpt else "fresh",
+            self.model_path,
+            reference.T,
+            str(self.dtype).replace("torch.", ""),
+            self.device,
+        )
 
     # ------------------------------------------------------------------------------ one iteration
     def prompt_sizes(self, it: int) -> list[int]:
@@ -229,28 +289,53 @@ class FinetuneTrainer:
         t0 = time.perf_counter()
         gen = torch.Generator(device=self.device).manual_seed(derive_seed(seed, "finetune/rollout", it))
         with torch.no_grad():
-            ro = rollout(self.policy, make_prompts(self.prompt_sizes(it)), fc.rollouts_per_prompt,
-                         fc.shared_prefix_steps, gen)
+            ro = rollout(
+                self.policy, make_prompts(self.prompt_sizes(it)), fc.rollouts_per_prompt, fc.shared_prefix_steps, gen
+            )
         t1 = time.perf_counter()
         rng = np.random.default_rng(derive_seed(seed, "finetune/steps", it))
         group = ro.group.cpu().numpy()
         trained = choose_trained_steps(ro.num_steps, len(ro.prompts), fc.train_steps_per_rollout, rng)[group]
-        rw = compute_rewards(ro, trained, self.backend, energy_every=fc.energy_every, stable_only=fc.stable_only,
-                             invalid_penalty=fc.invalid_penalty)
-        adv = compute_advantages(rw.force_reward, rw.energy_return, group, weight_force=fc.weight_force,
-                                 weight_energy=fc.weight_energy, clip=fc.advantage_clip)
+        rw = compute_rewards(
+            ro,
+            trained,
+            self.backend,
+            energy_every=fc.energy_every,
+            stable_only=fc.stable_only,
+            invalid_penalty=fc.invalid_penalty,
+        )
+        adv = compute_advantages(
+            rw.force_reward,
+            rw.energy_return,
+            group,
+            weight_force=fc.weight_force,
+            weight_energy=fc.weight_energy,
+            clip=fc.advantage_clip,
+        )
         t2 = time.perf_counter()
         upd = update_policy(self.policy, self.reference, self.optimizer, ro, trained, adv, fc, self.ema)
         t3 = time.perf_counter()
-        row = {"iteration": it + 1, **iteration_row(ro, rw, adv, upd),
-               "lr": float(self.optimizer.param_groups[0]["lr"]),
-               "rollout_seconds": t1 - t0, "reward_seconds": t2 - t1, "update_seconds": t3 - t2}
+        row = {
+            "iteration": it + 1,
+            **iteration_row(ro, rw, adv, upd),
+            "lr": float(self.optimizer.param_groups[0]["lr"]),
+            **rollout_quality(ro),
+            "rollout_seconds": t1 - t0,
+            "reward_seconds": t2 - t1,
+            "update_seconds": t3 - t2,
+        }
         return row
 
     def run(self) -> FinetuneResult:
         total = self.fc.iterations
-        bar = tqdm(total=total, initial=min(self.iteration, total), desc="finetune", file=sys.stderr,
-                   disable=not self.progress, dynamic_ncols=True)
+        bar = tqdm(
+            total=total,
+            initial=min(self.iteration, total),
+            desc="finetune",
+            file=sys.stderr,
+            disable=not self.progress,
+            dynamic_ncols=True,
+        )
         row = None
         while self.iteration < total:
             t0 = time.perf_counter()
@@ -258,12 +343,18 @@ class FinetuneTrainer:
             self.iteration += 1
             self.seconds += time.perf_counter() - t0
             row["seconds"] = self.seconds
+            row.update(
+                self.evaluate() if evaluation_due(self.iteration, total, self.fc.eval_every) else empty_evaluation()
+            )
             for key in st.HISTORY_COLUMNS:
                 self.history[key].append(row[key])
             bar.update(1)
-            bar.set_postfix(force_rms=f"{row['force_rms_mean_ev_per_ang']:.3f}", kl=f"{row['kl_ref']:.3g}",
-                            s=f"{row['rollout_seconds']:.0f}/{row['reward_seconds']:.0f}/{row['update_seconds']:.0f}",
-                            refresh=False)
+            bar.set_postfix(
+                force_rms=f"{row['force_rms_mean_ev_per_ang']:.3f}",
+                kl=f"{row['kl_ref']:.3g}",
+                s=f"{row['rollout_seconds']:.0f}/{row['reward_seconds']:.0f}/{row['update_seconds']:.0f}",
+                refresh=False,
+            )
             if self.iteration % self.fc.checkpoint_every == 0 and self.iteration < total:
                 self.save(final=False)
             if self.callback is not None:
@@ -272,33 +363,55 @@ class FinetuneTrainer:
         self.save(final=True)
         return FinetuneResult(self.out, self.history_path, self.iteration, self.resumed_from, self.seconds, row)
 
+    def evaluate(self) -> dict[str, Any]:
+        """Fresh samples of the current policy (its EMA when it has one): the eval columns (elign.rl.quality)."""
+        seed, n, spec = derive_seed(self.config.seed, "finetune/eval"), self.fc.eval_molecules, self.fc.sizes
+        if isinstance(spec, list):  # the prompts' sizes, in turn
+            sizes = [int(spec[i % len(spec)]) for i in range(n)]
+        else:
+            sizes = resolve_sizes(spec, n, seed, self.histogram)  # checked at start-up (prompt_sizes)
+        weights = self.ema.state_dict(self.policy) if self.ema is not None else self.policy.state_dict()
+        row = evaluate_weights(self.model_config, weights, sizes, seed, device=self.device)
+        log.info(
+            "finetune eval after iteration %d: %s",
+            self.iteration,
+            ", ".join(f"{k.removeprefix('eval_')} {v:.3g}" for k, v in row.items() if v is not None),
+        )
+        return row
+
     # ------------------------------------------------------------------------------------ saving
     def _provenance(self) -> dict[str, str]:
-        return provenance(self.config_dump, seed=self.config.seed, stage="finetune", iteration=self.iteration,
-                          model=self.model_path)
+        return provenance(
+            self.config_dump, seed=self.config.seed, stage="finetune", iteration=self.iteration, model=self.model_path
+        )
 
     def extra(self, final: bool) -> dict[str, Any]:
-        rng = {"torch": torch.get_rng_state(),
-               "cuda": list(torch.cuda.get_rng_state_all()) if torch.cuda.is_available() else []}
-        return {"stage": "finetune", "finished": final, "iteration": self.iteration, "seconds": self.seconds,
-                "optimizer": self.optimizer.state_dict(), "rng": rng,
-                "history": {c: list(v) for c, v in self.history.items()}, "config": self.config_dump,
-                "seed": self.config.seed, "input": dict(self.input_id), "size_histogram": self.histogram,
-                "provenance": self._provenance()}
+        return {
+            "stage": "finetune",
+            "finished": final,
+            "iteration": self.iteration,
+            "seconds": self.seconds,
+            "optimizer": self.optimizer.state_dict(),
+            "rng": ckpt_io.rng_state(),
+            "history": {c: list(v) for c, v in self.history.items()},
+            "config": self.config_dump,
+            "seed": self.config.seed,
+            "input": dict(self.input_id),
+            "size_histogram": self.histogram,
+            "provenance": self._provenance(),
+        }
 
     def save(self, final: bool) -> None:
         """Checkpoint (``<out>.partial``, or ``<out>`` when final) and the history Parquet."""
-        path = self.out if final else st.partial_path(self.out)
-        ema = self.ema.state_dict(self.policy) if self.ema is not None else None
-        save_checkpoint(path, self.model_config, self.policy.state_dict(), ema, self.extra(final))
-        if self.history_path is not None:
-            st.write_history(self.history_path, self.history, self._provenance())
+        history = self.history_path
+        write = None if history is None else lambda: st.write_history(history, self.history, self._provenance())
+        ckpt_io.save_run_state(self.out, final, self.model_config, self.policy, self.ema, self.extra(final), write)
         if final:
-            st.partial_path(self.out).unlink(missing_ok=True)
             log.info("finetune: wrote %s after %d iterations (%.1f s)", self.out, self.iteration, self.seconds)
 
 
-def finetune(config: ElignConfig, model_path: str | Path, out: str | Path, history: str | Path | None = None,
-             **kwargs) -> FinetuneResult:
+def finetune(
+    config: ElignConfig, model_path: str | Path, out: str | Path, history: str | Path | None = None, **kwargs
+) -> FinetuneResult:
     """Run (or resume) FED-GRPO from ``model_path``; keyword arguments as :class:`FinetuneTrainer`."""
     return FinetuneTrainer(config, model_path, out, history, **kwargs).run()

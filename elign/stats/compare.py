@@ -1,9 +1,11 @@
 """The statistics table: every model against the baseline, per metric (``elign stats``).
 
-Per-molecule values come from the evaluate stage's metrics Parquet (MLFF, stability, validity) and the
-DFT stage's Parquet. Continuous metrics: a molecule whose value is missing (MLFF could not score it, SCF
-failed, ...) is NaN, excluded and counted (``n_failed``), never imputed. Binary metrics (0/1) follow the
-evaluate stage: a failed sample counts as not stable / not valid, as in EDM, so they have no NaN rows.
+Per-molecule values come from the evaluate stage's metrics Parquet (MLFF, relaxation, stability, validity)
+and the DFT stage's Parquet. Continuous metrics: a molecule whose value is missing (MLFF could not score or
+relax it, SCF failed, ...) is NaN, excluded and counted (``n_failed``), never imputed. Binary metrics (0/1)
+follow the evaluate stage: a failed sample counts as not stable / not valid, as in EDM, and a DFT row that did
+not converge (or ran out of time) as not converged, so they have no NaN rows; the one exception is uniqueness,
+a proportion among the valid molecules, whose invalid molecules are excluded (counted in ``n_failed``).
 
 One row per (metric, model): both groups' means with bootstrap intervals, the difference of means
 (model - baseline) with its bootstrap interval, Welch's t test and the Mann-Whitney U test. The bootstrap
@@ -14,22 +16,28 @@ from __future__ import annotations
 
 import math
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 
-from elign.stats.inference import (Cleaned, bootstrap_diff_ci, bootstrap_mean_ci, drop_failed, mann_whitney_test,
-                                   welch_test)
+from elign.stats.inference import (
+    Cleaned,
+    bootstrap_diff_ci,
+    bootstrap_mean_ci,
+    drop_failed,
+    mann_whitney_test,
+    welch_test,
+)
 
 
 @dataclass(frozen=True)
 class MetricSpec:
-    key: str          # statistics-table name, units in the name
-    label: str        # human-readable
-    source: str       # "metrics" (evaluate Parquet) or "dft" (DFT Parquet)
-    kind: str         # "continuous" or "binary"
+    key: str  # statistics-table name, units in the name
+    label: str  # human-readable
+    source: str  # "metrics" (evaluate Parquet) or "dft" (DFT Parquet)
+    kind: str  # "continuous" or "binary"
     unit: str
     extract: Callable[[pd.DataFrame], np.ndarray | None]  # per-molecule values (NaN = failed); None = absent
 
@@ -46,6 +54,7 @@ def _binary(column: str):
         if column not in frame:
             return None
         return frame[column].fillna(False).astype(bool).to_numpy(dtype=np.float64)
+
     return extract
 
 
@@ -60,6 +69,23 @@ def valid_and_unique(frame: pd.DataFrame) -> np.ndarray | None:
     return first.astype(np.float64)
 
 
+def unique_among_valid(frame: pd.DataFrame) -> np.ndarray | None:
+    """1 for a valid molecule whose SMILES is the first among the valid ones, 0 for a repeat, NaN for an invalid
+    molecule; its mean over the valid ones is the evaluate stage's ``uniqueness`` (unique valid / valid)."""
+    first = valid_and_unique(frame)
+    if first is None:
+        return None
+    return np.where(frame["valid"].fillna(False).astype(bool).to_numpy(), first, np.nan)
+
+
+def dft_converged(frame: pd.DataFrame) -> np.ndarray | None:
+    """1 where the DFT row has status ok (SCF converged, forces computed), 0 otherwise (not converged, timeout,
+    error): its mean is the converged fraction of the DFT subset."""
+    if "status" not in frame:
+        return None
+    return (frame["status"].to_numpy() == "ok").astype(np.float64)
+
+
 def atom_stable_fraction(frame: pd.DataFrame) -> np.ndarray | None:
     if "num_stable_atoms" not in frame or "num_atoms" not in frame:
         return None
@@ -69,27 +95,94 @@ def atom_stable_fraction(frame: pd.DataFrame) -> np.ndarray | None:
 
 
 METRICS: tuple[MetricSpec, ...] = (
-    MetricSpec("dft_formation_energy_per_atom_ev", "DFT formation energy per atom", "dft", "continuous",
-               "eV/atom", lambda f: _ok_column(f, "status", "formation_energy_per_atom_ev")),
-    MetricSpec("dft_force_rms_ev_per_ang", "DFT force RMS", "dft", "continuous", "eV/Å",
-               lambda f: _ok_column(f, "status", "force_rms_ev_per_ang")),
-    MetricSpec("mlff_force_rms_ev_per_ang", "MLFF force RMS", "metrics", "continuous", "eV/Å",
-               lambda f: _ok_column(f, "mlff_status", "force_rms_ev_per_ang")),
-    MetricSpec("mlff_formation_energy_per_atom_ev", "MLFF formation energy per atom", "metrics", "continuous",
-               "eV/atom", lambda f: _ok_column(f, "mlff_status", "formation_energy_per_atom_ev")),
-    MetricSpec("atom_stable_fraction", "atom stability per molecule", "metrics", "continuous", "fraction",
-               atom_stable_fraction),
-    MetricSpec("molecule_stable", "molecule stability", "metrics", "binary", "proportion",
-               _binary("molecule_stable")),
+    MetricSpec(
+        "dft_formation_energy_per_atom_ev",
+        "DFT formation energy per atom",
+        "dft",
+        "continuous",
+        "eV/atom",
+        lambda f: _ok_column(f, "status", "formation_energy_per_atom_ev"),
+    ),
+    MetricSpec(
+        "dft_force_rms_ev_per_ang",
+        "DFT force RMS",
+        "dft",
+        "continuous",
+        "eV/Å",
+        lambda f: _ok_column(f, "status", "force_rms_ev_per_ang"),
+    ),
+    MetricSpec(
+        "mlff_force_rms_ev_per_ang",
+        "MLFF force RMS",
+        "metrics",
+        "continuous",
+        "eV/Å",
+        lambda f: _ok_column(f, "mlff_status", "force_rms_ev_per_ang"),
+    ),
+    MetricSpec(
+        "mlff_formation_energy_per_atom_ev",
+        "MLFF formation energy per atom",
+        "metrics",
+        "continuous",
+        "eV/atom",
+        lambda f: _ok_column(f, "mlff_status", "formation_energy_per_atom_ev"),
+    ),
+    MetricSpec("dft_converged", "DFT converged", "dft", "binary", "proportion", dft_converged),
+    MetricSpec(
+        "relaxation_energy_kcal_mol",
+        "MLFF relaxation energy",
+        "metrics",
+        "continuous",
+        "kcal/mol",
+        lambda f: _ok_column(f, "relax_status", "relaxation_energy_kcal_mol"),
+    ),
+    MetricSpec(
+        "relax_heavy_rmsd_ang",
+        "heavy-atom RMSD to the relaxed geometry",
+        "metrics",
+        "continuous",
+        "Å",
+        lambda f: _ok_column(f, "relax_status", "relax_heavy_rmsd_ang"),
+    ),
+    MetricSpec(
+        "atom_stable_fraction", "atom stability per molecule", "metrics", "continuous", "fraction", atom_stable_fraction
+    ),
+    MetricSpec("molecule_stable", "molecule stability", "metrics", "binary", "proportion", _binary("molecule_stable")),
     MetricSpec("valid", "RDKit validity", "metrics", "binary", "proportion", _binary("valid")),
     MetricSpec("valid_and_unique", "valid and unique", "metrics", "binary", "proportion", valid_and_unique),
+    MetricSpec("uniqueness", "uniqueness among valid", "metrics", "binary", "proportion", unique_among_valid),
 )
 
-COLUMNS = ("metric", "label", "kind", "unit", "source", "baseline", "model",
-           "n_used_baseline", "n_failed_baseline", "n_used", "n_failed",
-           "mean_baseline", "ci_low_baseline", "ci_high_baseline", "mean", "ci_low", "ci_high",
-           "mean_diff", "diff_ci_low", "diff_ci_high", "welch_t", "welch_p", "mannwhitney_u", "mannwhitney_p",
-           "n_bootstrap", "confidence", "ci_method", "note")
+COLUMNS = (
+    "metric",
+    "label",
+    "kind",
+    "unit",
+    "source",
+    "baseline",
+    "model",
+    "n_used_baseline",
+    "n_failed_baseline",
+    "n_used",
+    "n_failed",
+    "mean_baseline",
+    "ci_low_baseline",
+    "ci_high_baseline",
+    "mean",
+    "ci_low",
+    "ci_high",
+    "mean_diff",
+    "diff_ci_low",
+    "diff_ci_high",
+    "welch_t",
+    "welch_p",
+    "mannwhitney_u",
+    "mannwhitney_p",
+    "n_bootstrap",
+    "confidence",
+    "ci_method",
+    "note",
+)
 
 
 @dataclass(frozen=True)
@@ -104,8 +197,9 @@ class BootstrapSettings:
         return np.random.default_rng([self.seed, *(zlib.crc32(k.encode()) for k in keys)])
 
 
-def _group_ci(c: Cleaned, spec: MetricSpec, name: str, bs: BootstrapSettings,
-              cache: dict | None = None) -> tuple[float, float]:
+def _group_ci(
+    c: Cleaned, spec: MetricSpec, name: str, bs: BootstrapSettings, cache: dict | None = None
+) -> tuple[float, float]:
     """Interval of one group's mean; ``cache`` (keyed by metric and name) saves the baseline's recomputation."""
     key = (spec.key, name)
     if cache is not None and key in cache:
@@ -128,39 +222,73 @@ def _note(base: Cleaned, other: Cleaned) -> str:
     return "; ".join(notes)
 
 
-def compare(spec: MetricSpec, baseline: str, base_values, model: str, model_values,
-            bs: BootstrapSettings, cache: dict | None = None) -> dict:
+def compare(
+    spec: MetricSpec,
+    baseline: str,
+    base_values,
+    model: str,
+    model_values,
+    bs: BootstrapSettings,
+    cache: dict | None = None,
+) -> dict:
     """One statistics row: ``model`` against ``baseline`` on one metric (values: per molecule, NaN = failed)."""
     base, other = drop_failed(base_values), drop_failed(model_values)
     b_lo, b_hi = _group_ci(base, spec, baseline, bs, cache)
     m_lo, m_hi = _group_ci(other, spec, model, bs)
-    d_lo, d_hi = bootstrap_diff_ci(base.values, other.values, bs.n_resamples, bs.confidence,
-                                   bs.rng(spec.key, model, "minus", baseline), bs.method)
+    d_lo, d_hi = bootstrap_diff_ci(
+        base.values, other.values, bs.n_resamples, bs.confidence, bs.rng(spec.key, model, "minus", baseline), bs.method
+    )
     welch, mw = welch_test(base.values, other.values), mann_whitney_test(base.values, other.values)
     diff = other.mean - base.mean if base.n_used and other.n_used else math.nan
     return {
-        "metric": spec.key, "label": spec.label, "kind": spec.kind, "unit": spec.unit, "source": spec.source,
-        "baseline": baseline, "model": model,
-        "n_used_baseline": base.n_used, "n_failed_baseline": base.n_failed,
-        "n_used": other.n_used, "n_failed": other.n_failed,
-        "mean_baseline": base.mean, "ci_low_baseline": b_lo, "ci_high_baseline": b_hi,
-        "mean": other.mean, "ci_low": m_lo, "ci_high": m_hi, "mean_diff": diff, "diff_ci_low": d_lo,
-        "diff_ci_high": d_hi, "welch_t": welch.statistic, "welch_p": welch.p_value,
-        "mannwhitney_u": mw.statistic, "mannwhitney_p": mw.p_value,
-        "n_bootstrap": bs.n_resamples, "confidence": bs.confidence, "ci_method": bs.method, "note": _note(base, other),
+        "metric": spec.key,
+        "label": spec.label,
+        "kind": spec.kind,
+        "unit": spec.unit,
+        "source": spec.source,
+        "baseline": baseline,
+        "model": model,
+        "n_used_baseline": base.n_used,
+        "n_failed_baseline": base.n_failed,
+        "n_used": other.n_used,
+        "n_failed": other.n_failed,
+        "mean_baseline": base.mean,
+        "ci_low_baseline": b_lo,
+        "ci_high_baseline": b_hi,
+        "mean": other.mean,
+        "ci_low": m_lo,
+        "ci_high": m_hi,
+        "mean_diff": diff,
+        "diff_ci_low": d_lo,
+        "diff_ci_high": d_hi,
+        "welch_t": welch.statistic,
+        "welch_p": welch.p_value,
+        "mannwhitney_u": mw.statistic,
+        "mannwhitney_p": mw.p_value,
+        "n_bootstrap": bs.n_resamples,
+        "confidence": bs.confidence,
+        "ci_method": bs.method,
+        "note": _note(base, other),
     }
 
 
-def statistics_table(metrics: dict[str, pd.DataFrame], dft: dict[str, pd.DataFrame], baseline: str,
-                     bs: BootstrapSettings, specs: tuple[MetricSpec, ...] = METRICS) -> pd.DataFrame:
+def statistics_table(
+    metrics: dict[str, pd.DataFrame],
+    dft: dict[str, pd.DataFrame],
+    baseline: str,
+    bs: BootstrapSettings,
+    specs: tuple[MetricSpec, ...] = METRICS,
+) -> pd.DataFrame:
     """Rows for every metric and every model other than ``baseline`` (in the inputs' order).
 
     metrics / dft: per-molecule frames by name. A metric whose columns a frame lacks (e.g. no MLFF in the
     evaluate run), or whose source has no frame for the baseline or the model, gives no row.
     """
     if baseline not in metrics and baseline not in dft:
-        raise ValueError(f"the baseline model {baseline!r} is not among the inputs "
-                         f"({sorted(set(metrics) | set(dft))}); set report.baseline_model or pass its files")
+        raise ValueError(
+            f"the baseline model {baseline!r} is not among the inputs "
+            f"({sorted(set(metrics) | set(dft))}); set report.baseline_model or pass its files"
+        )
     models = [m for m in dict.fromkeys([*metrics, *dft]) if m != baseline]
     rows, cache = [], {}
     for spec in specs:
@@ -188,26 +316,42 @@ def _mean_ci(mean, lo, hi) -> str:
 def display_table(table: pd.DataFrame) -> pd.DataFrame:
     """The statistics table formatted for people: mean [CI] strings, n used / failed, p-values."""
     if table.empty:
-        return pd.DataFrame(columns=["metric", "model vs baseline", "n used/failed", "baseline mean [CI]",
-                                     "model mean [CI]", "difference [CI]", "Welch p", "Mann-Whitney p", "note"])
+        return pd.DataFrame(
+            columns=[
+                "metric",
+                "model vs baseline",
+                "n used/failed",
+                "baseline mean [CI]",
+                "model mean [CI]",
+                "difference [CI]",
+                "Welch p",
+                "Mann-Whitney p",
+                "note",
+            ]
+        )
     conf = f"{100 * float(table['confidence'].iloc[0]):g} %"
 
     def col(*names):
         return zip(*(table[n] for n in names))
 
-    return pd.DataFrame({
-        "metric": [f"{lab} ({u})" for lab, u in col("label", "unit")],
-        "model vs baseline": [f"{m} vs {b}" for m, b in col("model", "baseline")],
-        "n used/failed": [f"{a}/{b} vs {c}/{d}" for a, b, c, d in
-                          col("n_used", "n_failed", "n_used_baseline", "n_failed_baseline")],
-        f"baseline mean [{conf} CI]": [_mean_ci(*r) for r in
-                                       col("mean_baseline", "ci_low_baseline", "ci_high_baseline")],
-        f"model mean [{conf} CI]": [_mean_ci(*r) for r in col("mean", "ci_low", "ci_high")],
-        f"difference [{conf} CI]": [_mean_ci(*r) for r in col("mean_diff", "diff_ci_low", "diff_ci_high")],
-        "Welch p": [_num(p, 3) for p in table["welch_p"]],
-        "Mann-Whitney p": [_num(p, 3) for p in table["mannwhitney_p"]],
-        "note": table["note"].fillna(""),
-    })
+    return pd.DataFrame(
+        {
+            "metric": [f"{lab} ({u})" for lab, u in col("label", "unit")],
+            "model vs baseline": [f"{m} vs {b}" for m, b in col("model", "baseline")],
+            "n used/failed": [
+                f"{a}/{b} vs {c}/{d}"
+                for a, b, c, d in col("n_used", "n_failed", "n_used_baseline", "n_failed_baseline")
+            ],
+            f"baseline mean [{conf} CI]": [
+                _mean_ci(*r) for r in col("mean_baseline", "ci_low_baseline", "ci_high_baseline")
+            ],
+            f"model mean [{conf} CI]": [_mean_ci(*r) for r in col("mean", "ci_low", "ci_high")],
+            f"difference [{conf} CI]": [_mean_ci(*r) for r in col("mean_diff", "diff_ci_low", "diff_ci_high")],
+            "Welch p": [_num(p, 3) for p in table["welch_p"]],
+            "Mann-Whitney p": [_num(p, 3) for p in table["mannwhitney_p"]],
+            "note": table["note"].fillna(""),
+        }
+    )
 
 
 def method_line(table: pd.DataFrame) -> str:
@@ -215,9 +359,11 @@ def method_line(table: pd.DataFrame) -> str:
     if table.empty:
         return ""
     r = table.iloc[0]
-    return (f"Bootstrap: {int(r['n_bootstrap'])} resamples, {r['ci_method']} intervals at "
-            f"{100 * float(r['confidence']):g} %; difference = model - baseline; n used/failed is model vs "
-            "baseline (failed molecules excluded, never imputed); Welch and Mann-Whitney tests are two-sided.")
+    return (
+        f"Bootstrap: {int(r['n_bootstrap'])} resamples, {r['ci_method']} intervals at "
+        f"{100 * float(r['confidence']):g} %; difference = model - baseline; n used/failed is model vs "
+        "baseline (failed molecules excluded, never imputed); Welch and Mann-Whitney tests are two-sided."
+    )
 
 
 def markdown_table(table: pd.DataFrame) -> str:

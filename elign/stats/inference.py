@@ -60,27 +60,43 @@ def _mean_difference(x, y, axis=-1):
     return np.mean(y, axis=axis) - np.mean(x, axis=axis)
 
 
-def _interval(data: tuple[np.ndarray, ...], statistic, n_resamples: int, confidence: float,
-              rng: np.random.Generator, method: str) -> tuple[float, float]:
+def _interval(
+    data: tuple[np.ndarray, ...], statistic, n_resamples: int, confidence: float, rng: np.random.Generator, method: str
+) -> tuple[float, float]:
     if any(d.size < 2 for d in data):  # one point has no sampling distribution to speak of
         return math.nan, math.nan
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # BCa on constant data warns (and gives NaN): reported as NaN
-        res = stats.bootstrap(data, statistic, n_resamples=n_resamples, confidence_level=confidence,
-                              method=method, rng=rng, vectorized=True, paired=False,
-                              batch=_batch(max(d.size for d in data)))
+        res = stats.bootstrap(
+            data,
+            statistic,
+            n_resamples=n_resamples,
+            confidence_level=confidence,
+            method=method,
+            rng=rng,
+            vectorized=True,
+            paired=False,
+            batch=_batch(max(d.size for d in data)),
+        )
     ci = res.confidence_interval
     return float(ci.low), float(ci.high)
 
 
-def bootstrap_mean_ci(values: np.ndarray, n_resamples: int, confidence: float, rng: np.random.Generator,
-                      method: str = "percentile") -> tuple[float, float]:
+def bootstrap_mean_ci(
+    values: np.ndarray, n_resamples: int, confidence: float, rng: np.random.Generator, method: str = "percentile"
+) -> tuple[float, float]:
     """Bootstrap interval of the mean of finite ``values`` (NaN, NaN when fewer than two)."""
     return _interval((np.asarray(values, dtype=np.float64),), _mean, n_resamples, confidence, rng, method)
 
 
-def bootstrap_diff_ci(baseline: np.ndarray, other: np.ndarray, n_resamples: int, confidence: float,
-                      rng: np.random.Generator, method: str = "percentile") -> tuple[float, float]:
+def bootstrap_diff_ci(
+    baseline: np.ndarray,
+    other: np.ndarray,
+    n_resamples: int,
+    confidence: float,
+    rng: np.random.Generator,
+    method: str = "percentile",
+) -> tuple[float, float]:
     """Bootstrap interval of mean(other) - mean(baseline); the two groups are resampled independently."""
     data = (np.asarray(baseline, dtype=np.float64), np.asarray(other, dtype=np.float64))
     return _interval(data, _mean_difference, n_resamples, confidence, rng, method)
@@ -112,3 +128,35 @@ def mann_whitney_test(baseline: np.ndarray, other: np.ndarray) -> TestResult:
         warnings.simplefilter("ignore")
         res = stats.mannwhitneyu(y, x, alternative="two-sided")
     return TestResult(float(res.statistic), float(res.pvalue))
+
+
+@dataclass(frozen=True)
+class RatioResult:
+    """Geometric mean of paired ratios with its t interval, and the paired t test of log ratio = 0."""
+
+    ratio: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    n: int
+
+
+def ratio_inference(ratios, confidence: float) -> RatioResult:
+    """Inference on paired ratios (e.g. time of a model / time of the baseline, one per interleaved repeat).
+
+    On the log scale, where a ratio's noise is symmetric: the geometric mean exp(mean(log r)), its Student t
+    interval exp(mean ± t_{n-1} s / sqrt(n)), and the two-sided one-sample t test of mean(log r) = 0 (i.e. the
+    paired t test of log times). Needs two finite positive ratios (NaN otherwise); constant ratios give a
+    zero-width interval, and p = 1 if they are all 1, else 0 (the limit, as in :func:`welch_test`).
+    """
+    r = np.asarray(ratios, dtype=np.float64).ravel()
+    r = r[np.isfinite(r) & (r > 0)]
+    if r.size < 2:
+        return RatioResult(math.nan, math.nan, math.nan, math.nan, int(r.size))
+    logs = np.log(r)
+    mean, sem = float(logs.mean()), float(logs.std(ddof=1) / np.sqrt(r.size))
+    if sem == 0.0:
+        return RatioResult(math.exp(mean), math.exp(mean), math.exp(mean), 1.0 if mean == 0 else 0.0, int(r.size))
+    half = float(stats.t.ppf(0.5 + confidence / 2, r.size - 1)) * sem
+    p = float(2 * stats.t.sf(abs(mean) / sem, r.size - 1))
+    return RatioResult(math.exp(mean), math.exp(mean - half), math.exp(mean + half), p, int(r.size))

@@ -38,8 +38,15 @@ def test_bad_config_json(tmp_path):
 
 def test_prepare_with_config_files_and_json_override(tmp_path, repo_root):
     override = json.dumps({"data": {"subset": {"train": 3, "valid": 2, "test": 1}}})
-    proc = _elign("prepare", "--config", str(repo_root / "config/config.yaml"), "--config-json", override,
-                  "--out-dir", str(tmp_path))
+    proc = _elign(
+        "prepare",
+        "--config",
+        str(repo_root / "config/config.yaml"),
+        "--config-json",
+        override,
+        "--out-dir",
+        str(tmp_path),
+    )
     assert proc.returncode == 0, proc.stderr
     stats = json.loads((tmp_path / "stats.json").read_text())
     assert stats["split_sizes"] == {"train": 3, "valid": 2, "test": 1}

@@ -13,16 +13,17 @@ import sys
 
 import pytest
 
+from elign.diffusion.checkpoint import save_checkpoint
 from elign.diffusion.factory import build_model
-from elign.model.checkpoint import save_checkpoint
 from elign.model.presets import make_model_config
 
 GOOD = "2\n\nC 0 0 0\nO 1.2 0 0\n"
 
 
 def elign(*args: str, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "elign.cli.main", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "elign.cli.main", *args], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
 
 
 def files_config(*paths) -> str:
@@ -49,12 +50,15 @@ def test_bad_xyz_count_keeps_the_previous_outputs(tmp_path):
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
-@pytest.mark.parametrize("content, fragment", [
-    (b"", "the file is empty"),
-    (b"seed: 1\n\xff\xfe\n", "not UTF-8"),
-    (b"data: " + b"[" * 3000 + b"]" * 3000, "nested too deeply"),
-    (b"seed: '0'\n", "seed: '0' is not of the type"),
-])
+@pytest.mark.parametrize(
+    "content, fragment",
+    [
+        (b"", "the file is empty"),
+        (b"seed: 1\n\xff\xfe\n", "not UTF-8"),
+        (b"data: " + b"[" * 3000 + b"]" * 3000, "nested too deeply"),
+        (b"seed: '0'\n", "seed: '0' is not of the type"),
+    ],
+)
 def test_bad_config_file(tmp_path, content, fragment):
     path = tmp_path / "run.yaml"
     path.write_bytes(content)
@@ -69,10 +73,17 @@ def test_bad_checkpoint_and_debug_traceback(tmp_path):
     state = build_model(config).state_dict()
     del state[sorted(state)[0]]
     broken = save_checkpoint(tmp_path / "broken.pt", config, state)
-    sample = ["sample", "--config-json", json.dumps({"sample": {"sizes": 3, "num_molecules": 1}}),
-              "--out", str(tmp_path / "s.parquet"), "--no-progress"]
-    assert_one_message(elign(*sample, "--model", str(broken)), str(broken), "state_dict does not fit",
-                       "missing tensors")
+    sample = [
+        "sample",
+        "--config-json",
+        json.dumps({"sample": {"sizes": 3, "num_molecules": 1}}),
+        "--out",
+        str(tmp_path / "s.parquet"),
+        "--no-progress",
+    ]
+    assert_one_message(
+        elign(*sample, "--model", str(broken)), str(broken), "state_dict does not fit", "missing tensors"
+    )
     assert_one_message(elign(*sample, "--model", str(tmp_path)), str(tmp_path), "is a folder", "broken.pt")
     (tmp_path / "cut.pt").write_bytes(broken.read_bytes()[:1000])
     debug = elign("--debug", *sample, "--model", str(tmp_path / "cut.pt"))

@@ -8,12 +8,20 @@ import pyarrow.parquet as pq
 import pytest
 
 from elign.cli.main import main
+from elign.diffusion.checkpoint import load_checkpoint
 from elign.diffusion.factory import load_model
 from elign.io.molecules import read_molecules, write_molecules
-from elign.model.checkpoint import load_checkpoint
 
-TINY = {"source": {"kind": "train"}, "preset": "small_cpu", "architecture": {"n_layers": 1, "hidden_nf": 16}, "device": "cpu",
-        "batch_size": 16, "max_steps": 3, "checkpoint_every": 2, "log_every": 2}
+TINY = {
+    "source": {"kind": "train"},
+    "preset": "small_cpu",
+    "architecture": {"n_layers": 1, "hidden_nf": 16},
+    "device": "cpu",
+    "batch_size": 16,
+    "max_steps": 3,
+    "checkpoint_every": 2,
+    "log_every": 2,
+}
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +34,9 @@ def data_dir(tiny_qm9_dir, tmp_path_factory):
 
 def _pretrain(data_dir, out, pretrain=None, *extra):
     cfg = json.dumps({"seed": 1, "pretrain": {**TINY, **(pretrain or {})}})
-    return main(["pretrain", "--config-json", cfg, "--data-dir", str(data_dir), "--out", str(out),
-                 "--no-progress", *extra])
+    return main(
+        ["pretrain", "--config-json", cfg, "--data-dir", str(data_dir), "--out", str(out), "--no-progress", *extra]
+    )
 
 
 def test_pretrain_end_to_end(data_dir, tmp_path, repo_root):
@@ -44,19 +53,32 @@ def test_pretrain_end_to_end(data_dir, tmp_path, repo_root):
     assert model.dynamics.config.hidden_nf == 16
     # same command again: already at max_steps, nothing to train, same weights
     before = ckpt["state_dict"]
-    assert _pretrain(data_dir, out, None, "--config", str(repo_root / "config/config.yaml"),
-                     "--history", str(tmp_path / "h.parquet")) == 0
+    assert (
+        _pretrain(
+            data_dir,
+            out,
+            None,
+            "--config",
+            str(repo_root / "config/config.yaml"),
+            "--history",
+            str(tmp_path / "h.parquet"),
+        )
+        == 0
+    )
     after = load_checkpoint(out)["state_dict"]
     assert all((before[k] == after[k]).all() for k in before)
     assert pq.read_table(tmp_path / "h.parquet").num_rows == 2
 
 
-@pytest.mark.parametrize("pretrain, message", [
-    ({"batch_size": 0}, "pretrain.batch_size: Input should be greater than or equal to 1"),
-    ({"learning_rate": 1e-3}, "pretrain.learning_rate: unknown key"),
-    ({"batch_size": 128}, "pretrain.batch_size=128 exceeds the 64 training molecules"),
-    ({"atom_decoder": ["H", "C", "N", "F"]}, "element O (Z=8) is not in the atom decoder"),
-])
+@pytest.mark.parametrize(
+    "pretrain, message",
+    [
+        ({"batch_size": 0}, "pretrain.batch_size: Input should be greater than or equal to 1"),
+        ({"learning_rate": 1e-3}, "pretrain.learning_rate: unknown key"),
+        ({"batch_size": 128}, "pretrain.batch_size=128 exceeds the 64 training molecules"),
+        ({"atom_decoder": ["H", "C", "N", "F"]}, "element O (Z=8) is not in the atom decoder"),
+    ],
+)
 def test_bad_config_is_one_clear_message(data_dir, tmp_path, capsys, pretrain, message):
     assert _pretrain(data_dir, tmp_path / "m.pt", pretrain) == 2
     err = capsys.readouterr().err

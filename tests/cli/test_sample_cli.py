@@ -11,9 +11,9 @@ import torch
 from rdkit import Chem
 
 from elign.cli.main import main
+from elign.diffusion.checkpoint import save_checkpoint
 from elign.diffusion.factory import build_model, load_model, model_config_of
 from elign.io.molecules import read_molecules, read_provenance
-from elign.model.checkpoint import save_checkpoint
 from elign.model.presets import make_model_config
 
 HIST = {"3": 5, "4": 3, "6": 2}
@@ -35,8 +35,21 @@ def tiny(tmp_path_factory):
 def _sample(tiny, out_dir, *extra, config=None):
     cfg = {"sample": {"num_molecules": 7, "batch_size": 3}, "seed": 4}
     cfg["sample"].update(config or {})
-    return main(["sample", "--config-json", json.dumps(cfg), "--model", str(tiny / "model.pt"),
-                 "--stats", str(tiny / "stats.json"), "--out", str(out_dir / "s.parquet"), "--no-progress", *extra])
+    return main(
+        [
+            "sample",
+            "--config-json",
+            json.dumps(cfg),
+            "--model",
+            str(tiny / "model.pt"),
+            "--stats",
+            str(tiny / "stats.json"),
+            "--out",
+            str(out_dir / "s.parquet"),
+            "--no-progress",
+            *extra,
+        ]
+    )
 
 
 def test_sample_writes_parquet_sdf_xyz_and_summary(tiny, tmp_path):
@@ -63,8 +76,20 @@ def test_sample_writes_parquet_sdf_xyz_and_summary(tiny, tmp_path):
 
 
 def test_sample_size_errors_are_clear(tiny, tmp_path, capsys):
-    assert main(["sample", "--config-json", json.dumps({"sample": {"num_molecules": 2}}), "--model",
-                 str(tiny / "model.pt"), "--out", str(tmp_path / "s.parquet")]) == 2
+    assert (
+        main(
+            [
+                "sample",
+                "--config-json",
+                json.dumps({"sample": {"num_molecules": 2}}),
+                "--model",
+                str(tiny / "model.pt"),
+                "--out",
+                str(tmp_path / "s.parquet"),
+            ]
+        )
+        == 2
+    )
     assert "--stats" in capsys.readouterr().err
     assert _sample(tiny, tmp_path, config={"sizes": [3, 4]}) == 2
     assert "sample.sizes" in capsys.readouterr().err and not (tmp_path / "s.parquet").exists()
@@ -73,16 +98,34 @@ def test_sample_size_errors_are_clear(tiny, tmp_path, capsys):
 def test_import_edm_then_sample(shared_dir, tmp_path):
     edm = shared_dir / "reference" / "edm"
     out = tmp_path / "edm_small.pt"
-    assert main(["import-edm", "--args", str(edm / "edm_small_args.pickle"),
-                 "--weights", str(edm / "edm_small_generative_model.npy"), "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "import-edm",
+                "--args",
+                str(edm / "edm_small_args.pickle"),
+                "--weights",
+                str(edm / "edm_small_generative_model.npy"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     model = load_model(out)
     state = torch.load(edm / "edm_small_generative_model.npy", weights_only=True)
-    assert torch.equal(model.dynamics.egnn.blocks[1].gcls[0].edge_mlp[0].weight,
-                       state["dynamics.egnn.e_block_1.gcl_0.edge_mlp.0.weight"])
+    assert torch.equal(
+        model.dynamics.egnn.blocks[1].gcls[0].edge_mlp[0].weight,
+        state["dynamics.egnn.e_block_1.gcl_0.edge_mlp.0.weight"],
+    )
     assert model.T == 1000 and model.atom_decoder == ["H", "C", "N", "O", "F"]
     cfg = json.dumps({"sample": {"num_molecules": 2, "batch_size": 2, "sizes": 4}})
-    assert main(["sample", "--config-json", cfg, "--model", str(out), "--out", str(tmp_path / "s.parquet"),
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            ["sample", "--config-json", cfg, "--model", str(out), "--out", str(tmp_path / "s.parquet"), "--no-progress"]
+        )
+        == 0
+    )
     table = read_molecules(tmp_path / "s.parquet")
     assert table.num_atoms.tolist() == [4, 4] and len(table.columns["status"]) == 2
 
@@ -94,8 +137,9 @@ def test_import_edm_mismatch_exits_2(shared_dir, tmp_path, capsys):
     bad = tmp_path / "args.json"
     bad.write_text(json.dumps(args))
     out = tmp_path / "model.pt"
-    code = main(["import-edm", "--args", str(bad), "--weights", str(edm / "edm_small_generative_model.npy"),
-                 "--out", str(out)])
+    code = main(
+        ["import-edm", "--args", str(bad), "--weights", str(edm / "edm_small_generative_model.npy"), "--out", str(out)]
+    )
     err = capsys.readouterr().err
     assert code == 2 and not out.exists()
     assert "elign import-edm: error:" in err and "architecture mismatch" in err and "n_layers=3" in err
@@ -108,9 +152,26 @@ def test_import_edm_mismatch_exits_2(shared_dir, tmp_path, capsys):
 def test_time_sampling_cli_times_every_model_on_one_batch(tiny, tmp_path):
     cfg = {"seed": 1, "sample": {"timing": {"molecules": 3, "steps": 2, "reps": 2}}}
     out = tmp_path / "timing.json"
-    assert main(["time-sampling", "--config-json", json.dumps(cfg), "--stats", str(tiny / "stats.json"),
-                 "--model", f"base={tiny / 'model.pt'}", "--model", f"copy={tiny / 'model.pt'}",
-                 "--out", str(out), "--threads", "1"]) == 0
+    assert (
+        main(
+            [
+                "time-sampling",
+                "--config-json",
+                json.dumps(cfg),
+                "--stats",
+                str(tiny / "stats.json"),
+                "--model",
+                f"base={tiny / 'model.pt'}",
+                "--model",
+                f"copy={tiny / 'model.pt'}",
+                "--out",
+                str(out),
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
     result = json.loads(out.read_text())
     assert set(result["models"]) == {"base", "copy"} and result["baseline"] == "base"
     assert result["ratio_vs_base"]["base"] == 1.0 and result["models"]["copy"]["molecules"] == 3
@@ -119,8 +180,22 @@ def test_time_sampling_cli_times_every_model_on_one_batch(tiny, tmp_path):
 
 def test_time_sampling_cli_rejects_duplicate_names(tiny, tmp_path, capsys):
     model = f"m={tiny / 'model.pt'}"
-    assert main(["time-sampling", "--stats", str(tiny / "stats.json"), "--model", model, "--model", model,
-                 "--out", str(tmp_path / "t.json")]) == 2
+    assert (
+        main(
+            [
+                "time-sampling",
+                "--stats",
+                str(tiny / "stats.json"),
+                "--model",
+                model,
+                "--model",
+                model,
+                "--out",
+                str(tmp_path / "t.json"),
+            ]
+        )
+        == 2
+    )
     assert "unique" in capsys.readouterr().err
 
 
@@ -135,10 +210,14 @@ def test_guided_sampling_takes_guidance_num_molecules(tiny, tmp_path, monkeypatc
     """sample.guidance_num_molecules sets how many molecules the guided baseline draws."""
     from elign.rl import guidance
 
-    monkeypatch.setattr(guidance.MLFFGuidance, "delta",
-                        lambda self, state: (torch.zeros_like(state.mu), torch.ones(state.mu.shape[0], dtype=bool)))
-    import elign.rl.rewards as rewards
-    monkeypatch.setattr(rewards, "backend_from_config", lambda cfg: _NoForceField())
+    monkeypatch.setattr(
+        guidance.MLFFGuidance,
+        "delta",
+        lambda self, state: (torch.zeros_like(state.mu), torch.ones(state.mu.shape[0], dtype=bool)),
+    )
+    import elign.mlff.registry as registry
+
+    monkeypatch.setattr(registry, "backend_from_config", lambda cfg: _NoForceField())
     assert _sample(tiny, tmp_path, "--guidance", "mlff", config={"guidance_num_molecules": 2}) == 0
     assert len(read_molecules(tmp_path / "s.parquet")) == 2
     assert _sample(tiny, tmp_path / "plain", config={"guidance_num_molecules": 2}) == 0

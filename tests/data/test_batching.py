@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from elign.data.batching import MoleculeBatcher, node_mask_from_sizes, size_histogram
-from elign.data.errors import DataFormatError
-from elign.data.table import MoleculeTable
+from elign.io.errors import DataFormatError
 from elign.io.molecules import read_molecules
+from elign.io.table import MoleculeTable
 
 QM9 = ["H", "C", "N", "O", "F"]
 
@@ -68,8 +68,9 @@ def test_matches_per_molecule_reference_on_qm9(tiny_qm9_dir):
         pos = mol.positions_ang.astype(np.float64)
         assert np.allclose(b.x[row, :n].numpy(), pos - pos.mean(0), atol=1e-12)
         assert b.charges[row, :n, 0].tolist() == mol.atomic_numbers.tolist()
-        assert [QM9[k] for k in b.one_hot[row, :n].argmax(-1).tolist()] == \
-            [{1: "H", 6: "C", 7: "N", 8: "O", 9: "F"}[z] for z in mol.atomic_numbers.tolist()]
+        assert [QM9[k] for k in b.one_hot[row, :n].argmax(-1).tolist()] == [
+            {1: "H", 6: "C", 7: "N", 8: "O", 9: "F"}[z] for z in mol.atomic_numbers.tolist()
+        ]
         assert b.node_mask[row, n:].sum() == 0 and b.node_mask[row, :n].sum() == n
 
 

@@ -18,17 +18,23 @@ from hypothesis.extra import numpy as hnp
 
 from elign.config import DataConfig
 from elign.data.checks import GeometryLimits, geometry_problem, record_problem
-from elign.data.errors import DataFormatError, ErrorPolicy
+from elign.data.errors import ErrorPolicy
 from elign.data.files import load_files
-from elign.data.table import MoleculeTable
+from elign.io.errors import DataFormatError
 from elign.io.molecules import write_molecules
+from elign.io.table import MoleculeTable
 
 coordinates = st.floats(-60, 60, allow_nan=False)
 
 
-@given(pos=st.one_of(hnp.arrays(np.float64, st.tuples(st.integers(1, 12), st.just(3)), elements=coordinates),
-                     hnp.arrays(np.float64, st.tuples(st.integers(65, 150), st.just(3)), elements=coordinates)),
-       min_distance=st.floats(0, 2), max_abs=st.floats(1, 100))
+@given(
+    pos=st.one_of(
+        hnp.arrays(np.float64, st.tuples(st.integers(1, 12), st.just(3)), elements=coordinates),
+        hnp.arrays(np.float64, st.tuples(st.integers(65, 150), st.just(3)), elements=coordinates),
+    ),
+    min_distance=st.floats(0, 2),
+    max_abs=st.floats(1, 100),
+)
 def test_geometry_problem_matches_brute_force(pos, min_distance, max_abs):
     limits = GeometryLimits(max_abs, min_distance)
     problem = geometry_problem(pos, limits)
@@ -69,7 +75,8 @@ def _damage(mol, how: str, data):
         pos[j] = pos[i] + np.array([data.draw(st.floats(0, 0.49)), 0.0, 0.0])
     else:
         pos[i, data.draw(st.integers(0, 2))] = data.draw(st.sampled_from([1, -1])) * 10 ** data.draw(
-            st.floats(3.01, 30))
+            st.floats(3.01, 30)
+        )
     return z, pos
 
 
@@ -78,15 +85,23 @@ def _write(fuzz_dir, mols, fmt: str):
     if fmt == "xyz":
         path.write_text(_frames(mols))
     else:
-        table = MoleculeTable(np.arange(len(mols)), [len(z) for z, _ in mols], np.concatenate([z for z, _ in mols]),
-                              np.concatenate([p for _, p in mols]).astype(np.float32),
-                              np.full(len(mols), None, dtype=object))
+        table = MoleculeTable(
+            np.arange(len(mols)),
+            [len(z) for z, _ in mols],
+            np.concatenate([z for z, _ in mols]),
+            np.concatenate([p for _, p in mols]).astype(np.float32),
+            np.full(len(mols), None, dtype=object),
+        )
         write_molecules(path, table)
     return path
 
 
-@given(mols=st.lists(molecules(), min_size=1, max_size=3), data=st.data(), fmt=st.sampled_from(["xyz", "parquet"]),
-       how=st.sampled_from(["duplicate", "origin", "near", "far"]))
+@given(
+    mols=st.lists(molecules(), min_size=1, max_size=3),
+    data=st.data(),
+    fmt=st.sampled_from(["xyz", "parquet"]),
+    how=st.sampled_from(["duplicate", "origin", "near", "far"]),
+)
 def test_not_a_molecule_in_any_format(fuzz_dir, mols, data, fmt, how, clear_error):
     bad = data.draw(st.integers(0, len(mols) - 1))
     damaged = [_damage(m, how, data) if i == bad else m for i, m in enumerate(mols)]
@@ -101,23 +116,24 @@ def test_not_a_molecule_in_any_format(fuzz_dir, mols, data, fmt, how, clear_erro
         assert good.columns["record"].tolist() == [i + 1 for i in range(len(mols)) if i != bad]
 
 
-@given(mols=st.lists(molecules(), min_size=1, max_size=3), fmt=st.sampled_from(["xyz", "parquet"]),
-       scale=st.floats(0.45, 3.0))
+@given(
+    mols=st.lists(molecules(), min_size=1, max_size=3),
+    fmt=st.sampled_from(["xyz", "parquet"]),
+    scale=st.floats(0.45, 3.0),
+)
 def test_configured_limits_decide(fuzz_dir, mols, fmt, scale):
     """Lattice molecules (atoms >= 1.25 Å apart) shrunk by ``scale``: the configured min distance decides."""
     shrunk = [(z, p * scale) for z, p in mols]
     path = _write(fuzz_dir, shrunk, fmt)
     limit = 1.0
     cfg = DataConfig(source="files", files={"paths": [str(path)], "min_distance_ang": limit})
-    closest = min(np.linalg.norm(p[:, None] - p[None], axis=-1)[np.triu_indices(len(p), 1)].min()
-                  for _, p in shrunk)
+    closest = min(np.linalg.norm(p[:, None] - p[None], axis=-1)[np.triu_indices(len(p), 1)].min() for _, p in shrunk)
     if closest < limit * (1 - 1e-4):
         with pytest.raises(DataFormatError, match="closer than data.files.min_distance_ang = 1"):
             load_files(cfg, ErrorPolicy())
     elif closest > limit * (1 + 1e-4):
         table = load_files(cfg, ErrorPolicy()).table
-        np.testing.assert_array_equal(table.positions_ang,
-                                      np.concatenate([p for _, p in shrunk]).astype(np.float32))
+        np.testing.assert_array_equal(table.positions_ang, np.concatenate([p for _, p in shrunk]).astype(np.float32))
 
 
 def test_a_single_atom_at_the_origin_is_a_molecule():

@@ -16,10 +16,11 @@ import pytest
 
 from elign.config import DataConfig, ElignConfig, FigshareSha256
 from elign.data import figshare as fs
-from elign.data.errors import DataFormatError, ErrorPolicy
+from elign.data.errors import ErrorPolicy
 from elign.data.qm9_columns import QM9_SCALAR_COLUMNS
 from elign.data.registry import get_source
 from elign.data.split import characterized_from_uncharacterized, edm_qm9_split_labels
+from elign.io.errors import DataFormatError
 
 FIXTURE_ARCHIVE = "qm9_subset_100_figshare_layout.xyz.tar.bz2"
 IDS = {"xyz_archive": "3195389", "uncharacterized": "3195404", "atomref": "3195395"}  # config defaults
@@ -74,8 +75,7 @@ class _Server:
             def log_message(self, *args):
                 pass
 
-        self.httpd = http.server.ThreadingHTTPServer(
-            ("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
         self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/files"
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
@@ -114,14 +114,13 @@ def closed_port_url() -> str:
 # ------------------------------------------------------------------------------------------- download
 def test_download_parses_the_fixture(server, tmp_path, qm9_dir, raw_molecules):
     cache = tmp_path / "cache"
-    res = get_source("figshare")(figshare_cfg(qm9_dir, base_url=server.base_url, cache_dir=str(cache)),
-                                 ErrorPolicy())
+    res = get_source("figshare")(figshare_cfg(qm9_dir, base_url=server.base_url, cache_dir=str(cache)), ErrorPolicy())
     assert sorted(p.name for p in cache.iterdir()) == sorted(fs.FILENAMES.values())
     assert sorted(server.requests) == sorted(f"/files/{i}" for i in IDS.values())
     assert server.agents == {fs._USER_AGENT}
 
     unchar = set(fs.parse_uncharacterized(qm9_dir / "uncharacterized.txt").tolist())
-    raw_ids = sorted(int(name[len("dsgdb9nsd_"):-len(".xyz")]) for name in raw_molecules)
+    raw_ids = sorted(int(name[len("dsgdb9nsd_") : -len(".xyz")]) for name in raw_molecules)
     assert len(raw_ids) == 100 and not unchar & set(raw_ids)  # the fixture holds characterized molecules only
     assert len(res.table) == 100 and res.info["excluded_uncharacterized"] == 0
     assert res.table.mol_id.tolist() == raw_ids
@@ -132,15 +131,17 @@ def test_download_parses_the_fixture(server, tmp_path, qm9_dir, raw_molecules):
     assert res.split.tolist() == expected.tolist()
     assert res.info["files"]["xyz_archive"]["sha256"] == sha256(qm9_dir / FIXTURE_ARCHIVE)
     assert res.info["atomref_u0_ha"] == pytest.approx(
-        {"H": -0.500273, "C": -37.846772, "N": -54.583861, "O": -75.064579, "F": -99.718730})
+        {"H": -0.500273, "C": -37.846772, "N": -54.583861, "O": -75.064579, "F": -99.718730}
+    )
 
 
 def test_one_molecule_matches_the_raw_text(server, tmp_path, qm9_dir, raw_molecules):
-    res = get_source("figshare")(figshare_cfg(qm9_dir, base_url=server.base_url, cache_dir=str(tmp_path)),
-                                 ErrorPolicy())
+    res = get_source("figshare")(
+        figshare_cfg(qm9_dir, base_url=server.base_url, cache_dir=str(tmp_path)), ErrorPolicy()
+    )
     lines = raw_molecules["dsgdb9nsd_071329.xyz"].strip("\n").split("\n")
     n = int(lines[0])
-    atoms = [ln.split("\t") for ln in lines[2:2 + n]]
+    atoms = [ln.split("\t") for ln in lines[2 : 2 + n]]
     mol = res.table.molecule(int(np.flatnonzero(res.table.mol_id == 71329)[0]))
     assert [int(z) for z in mol.atomic_numbers] == [{"H": 1, "C": 6, "N": 7, "O": 8, "F": 9}[a[0]] for a in atoms]
     np.testing.assert_allclose(mol.positions_ang, [[float(v) for v in a[1:4]] for a in atoms], atol=1e-6)
@@ -214,8 +215,9 @@ def test_server_error_is_retried(server, tmp_path, qm9_dir):
 
 
 def test_missing_file_is_not_retried(server, tmp_path, qm9_dir):
-    cfg = figshare_cfg(qm9_dir, base_url=server.base_url, cache_dir=str(tmp_path),
-                       file_ids={"atomref": "999"}, retries=3)
+    cfg = figshare_cfg(
+        qm9_dir, base_url=server.base_url, cache_dir=str(tmp_path), file_ids={"atomref": "999"}, retries=3
+    )
     with pytest.raises(fs.DownloadError, match="HTTP 404"):
         fs.load_figshare(cfg, ErrorPolicy())
     assert server.requests.count("/files/999") == 1
@@ -223,16 +225,35 @@ def test_missing_file_is_not_retried(server, tmp_path, qm9_dir):
 
 # ---------------------------------------------------------------------------------- hand-written archives
 def methane(idx: int, x0: str = "-0.0126981359", dipole: str = "0.", element: str = "C") -> str:
-    props = "\t".join(["157.7118", "157.70997", "157.70699", dipole, "13.21", "-0.3877", "0.1171", "0.5048",
-                       "35.3641", "0.044749", "-40.47893", "-40.476062", "-40.475117", "-40.498597", "6.469"])
-    return (f"5\ngdb {idx}\t{props}\t\n"
-            f"{element}\t{x0}\t 1.0858041578\t 0.0080009958\t-0.535689\n"
-            "H\t 0.002150416\t-0.0060313176\t 0.0019761204\t 0.133921\n"
-            "H\t 1.0117308433\t 1.4637511618\t 0.0002765748\t 0.133922\n"
-            "H\t-0.540815069\t 1.4475266138\t-0.8766437152\t 0.133923\n"
-            "H\t-0.5238136345\t 1.4379326443\t 0.9063972942\t 0.133923\n"
-            "1341.307\t1341.3284\t1341.365\t1562.6731\t1562.7453\t3038.3205\t3151.6034\t3151.6788\t3151.7078\n"
-            "C\t[CH4]\nInChI=1S/CH4/h1H4\tInChI=1S/CH4/h1H4/r\n")  # relaxed pair made distinct
+    props = "\t".join(
+        [
+            "157.7118",
+            "157.70997",
+            "157.70699",
+            dipole,
+            "13.21",
+            "-0.3877",
+            "0.1171",
+            "0.5048",
+            "35.3641",
+            "0.044749",
+            "-40.47893",
+            "-40.476062",
+            "-40.475117",
+            "-40.498597",
+            "6.469",
+        ]
+    )
+    return (
+        f"5\ngdb {idx}\t{props}\t\n"
+        f"{element}\t{x0}\t 1.0858041578\t 0.0080009958\t-0.535689\n"
+        "H\t 0.002150416\t-0.0060313176\t 0.0019761204\t 0.133921\n"
+        "H\t 1.0117308433\t 1.4637511618\t 0.0002765748\t 0.133922\n"
+        "H\t-0.540815069\t 1.4475266138\t-0.8766437152\t 0.133923\n"
+        "H\t-0.5238136345\t 1.4379326443\t 0.9063972942\t 0.133923\n"
+        "1341.307\t1341.3284\t1341.365\t1562.6731\t1562.7453\t3038.3205\t3151.6034\t3151.6788\t3151.7078\n"
+        "C\t[CH4]\nInChI=1S/CH4/h1H4\tInChI=1S/CH4/h1H4/r\n"
+    )  # relaxed pair made distinct
 
 
 def write_archive(path: Path, molecules: dict[int, str]) -> Path:
@@ -252,15 +273,21 @@ def load_local(tmp_path: Path, qm9_dir: Path, molecules: dict[int, str], on_erro
         if not (local / name).exists():
             (local / name).symlink_to(qm9_dir / name)
     archive = write_archive(local / "dsgdb9nsd.xyz.tar.bz2", molecules)
-    cfg = DataConfig.model_validate({"source": "figshare", "on_error": on_error, "figshare": {
-        "local_dir": str(local), "sha256": {"xyz_archive": sha256(archive)}}})
+    cfg = DataConfig.model_validate(
+        {
+            "source": "figshare",
+            "on_error": on_error,
+            "figshare": {"local_dir": str(local), "sha256": {"xyz_archive": sha256(archive)}},
+        }
+    )
     errors = ErrorPolicy(on_error)
     return fs.load_figshare(cfg, errors), errors
 
 
 def test_mathematica_exponents_and_uncharacterized_exclusion(tmp_path, qm9_dir):
-    res, _ = load_local(tmp_path, qm9_dir, {2: methane(2), 58: methane(58),
-                                            1: methane(1, x0="-1.3*^-6", dipole="2.1997*^-6")})
+    res, _ = load_local(
+        tmp_path, qm9_dir, {2: methane(2), 58: methane(58), 1: methane(1, x0="-1.3*^-6", dipole="2.1997*^-6")}
+    )
     assert res.table.mol_id.tolist() == [1, 2]  # sorted; 58 is listed in uncharacterized.txt
     assert res.info["excluded_uncharacterized"] == 1 and res.info["parsed"] == 3
     mol = res.table.molecule(0)
@@ -315,5 +342,13 @@ def test_small_tables(qm9_dir):
     assert len(ids) == 3054 == len(set(ids.tolist())) and ids[0] == 58 and ids[-1] == 133866
     ref = fs.parse_atomref(qm9_dir / "atomref.txt")
     assert list(ref) == ["H", "C", "N", "O", "F"]
-    assert ref["O"] == pytest.approx({"zpve_ha": 0.0, "u0_ha": -75.064579, "u298_ha": -75.063163,
-                                      "h298_ha": -75.062219, "g298_ha": -75.079532, "cv_cal_per_mol_k": 2.981})
+    assert ref["O"] == pytest.approx(
+        {
+            "zpve_ha": 0.0,
+            "u0_ha": -75.064579,
+            "u298_ha": -75.063163,
+            "h298_ha": -75.062219,
+            "g298_ha": -75.079532,
+            "cv_cal_per_mol_k": 2.981,
+        }
+    )

@@ -8,12 +8,13 @@ from rdkit import Chem
 from rdkit.Chem import AllChem
 
 from elign.config import DataConfig
-from elign.data.errors import DataFormatError, ErrorPolicy
+from elign.data.errors import ErrorPolicy
 from elign.data.files import load_files
 from elign.data.registry import get_source
 from elign.data.split import random_split_labels
-from elign.data.table import MoleculeTable
+from elign.io.errors import DataFormatError
 from elign.io.molecules import write_molecules
+from elign.io.table import MoleculeTable
 
 SDF_SMILES = ["CCO", "Oc1ccccc1", "CC(=O)N", "C[C@H](N)C(=O)O"]
 SDF_SPLITS = ["train", "valid", "test", "train"]
@@ -176,11 +177,11 @@ def test_extxyz_properties_and_split(tmp_path):
     text = ""
     for i, (symbols, xyz) in enumerate(frames):
         # species not first: forces:R:3 then species then pos, to check the column offsets.
-        comment = (f'Properties=forces:R:3:species:S:1:pos:R:3 energy={-1.25 - i} split={splits[i]} '
-                   f'pbc="F F F" tag=abc')
+        comment = f'Properties=forces:R:3:species:S:1:pos:R:3 energy={-1.25 - i} split={splits[i]} pbc="F F F" tag=abc'
         text += f"{len(symbols)}\n{comment}\n"
-        text += "".join(f"0.1 0.2 0.3 {s} {float(x)!r} {float(y)!r} {float(z)!r}\n"
-                        for s, (x, y, z) in zip(symbols, xyz))
+        text += "".join(
+            f"0.1 0.2 0.3 {s} {float(x)!r} {float(y)!r} {float(z)!r}\n" for s, (x, y, z) in zip(symbols, xyz)
+        )
     path = tmp_path / "data.extxyz"
     path.write_text(text)
     out = load_files(cfg([path], split_column="split"), ErrorPolicy())
@@ -206,14 +207,17 @@ GOOD = frame_text(["C", "O"], [(0.0, 0.0, 0.0), (1.2, 0.0, 0.0)])
 GOOD2 = frame_text(["N", "N"], [(0.0, 0.0, 0.0), (1.1, 0.0, 0.0)])
 
 
-@pytest.mark.parametrize("bad, kind, problem", [
-    ("two\n\nC 0 0 0\nO 1 0 0\n", "bad_count", "line 5: expected the atom count"),
-    ("2\n\nC 0 0 0\nXx 1 0 0\n", "unknown_element", "line 8: unknown element symbol 'Xx'"),
-    ("2\n\nC 0 0 0\nO nan 0 0\n", "nan_coordinate", "line 8: non-finite coordinate"),
-    ("2\n\nC 0 0 0\nO 1.0 zero 0\n", "bad_coordinate", "line 8: unparseable coordinate"),
-    ("2\n\nC 0 0 0\nO 1.0 0\n", "malformed_atom_line", "line 8: expected 4 columns"),
-    ("2\nbad=\"unclosed\nC 0 0 0\nO 1 0 0\n", None, None),  # unbalanced quotes: a plain comment, not an error
-])
+@pytest.mark.parametrize(
+    "bad, kind, problem",
+    [
+        ("two\n\nC 0 0 0\nO 1 0 0\n", "bad_count", "line 5: expected the atom count"),
+        ("2\n\nC 0 0 0\nXx 1 0 0\n", "unknown_element", "line 8: unknown element symbol 'Xx'"),
+        ("2\n\nC 0 0 0\nO nan 0 0\n", "nan_coordinate", "line 8: non-finite coordinate"),
+        ("2\n\nC 0 0 0\nO 1.0 zero 0\n", "bad_coordinate", "line 8: unparseable coordinate"),
+        ("2\n\nC 0 0 0\nO 1.0 0\n", "malformed_atom_line", "line 8: expected 4 columns"),
+        ('2\nbad="unclosed\nC 0 0 0\nO 1 0 0\n', None, None),  # unbalanced quotes: a plain comment, not an error
+    ],
+)
 def test_xyz_bad_frame_raise_or_skip(tmp_path, bad, kind, problem):
     path = tmp_path / "bad.xyz"
     path.write_text(GOOD + bad + GOOD2)
@@ -249,9 +253,14 @@ def parquet_table(n: int, bad_row: int | None = None) -> MoleculeTable:
     if bad_row is not None:
         pos[sum(len(s) for s, _ in frames[:bad_row]) + 1, 2] = np.nan
     split = np.array(["train", "valid", "test"] * n, dtype=object)[:n]
-    return MoleculeTable(np.arange(100, 100 + n), [len(s) for s, _ in frames], z, pos,
-                         np.array([f"S{i}" for i in range(n)], dtype=object),
-                         {"split": split, "energy_ev": np.linspace(-1, 1, n)})
+    return MoleculeTable(
+        np.arange(100, 100 + n),
+        [len(s) for s, _ in frames],
+        z,
+        pos,
+        np.array([f"S{i}" for i in range(n)], dtype=object),
+        {"split": split, "energy_ev": np.linspace(-1, 1, n)},
+    )
 
 
 def test_parquet_round_trip_and_split(tmp_path):

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 from elign.config import DataConfig
-from elign.data.errors import DataFormatError, ErrorPolicy
+from elign.data.errors import ErrorPolicy
 from elign.data.geom import load_geom_drugs
 from elign.data.registry import get_source
+from elign.io.errors import DataFormatError
 
 # Maps of 1-3 SMILES each, like GEOM's file (there: ~1000 per map).
 MAPS = [["CCO", "c1ccccc1"], ["CC(=O)O"], ["CCN", "CCCl", "O=C=O"], ["C[NH3+]", "CC#N"], ["CS", "COC"]]
@@ -23,13 +24,24 @@ def _molecule(rng: np.random.Generator, n_conf: int, charge: int) -> dict:
     conformers = []
     for j in range(n_conf):
         xyz = rng.normal(scale=2.0, size=(n_atoms, 3))
-        conformers.append({
-            "geom_id": 1000 + j, "totalenergy": float(-100 + rng.normal()), "relativeenergy": 0.0,
-            "boltzmannweight": float(rng.random()), "degeneracy": 1, "set": 1,
-            "xyz": [[int(zz), *map(float, row)] for zz, row in zip(z, xyz)],
-        })
-    return {"conformers": conformers, "charge": charge, "uniqueconfs": n_conf, "totalconfs": n_conf,
-            "lowestenergy": min(c["totalenergy"] for c in conformers)}
+        conformers.append(
+            {
+                "geom_id": 1000 + j,
+                "totalenergy": float(-100 + rng.normal()),
+                "relativeenergy": 0.0,
+                "boltzmannweight": float(rng.random()),
+                "degeneracy": 1,
+                "set": 1,
+                "xyz": [[int(zz), *map(float, row)] for zz, row in zip(z, xyz)],
+            }
+        )
+    return {
+        "conformers": conformers,
+        "charge": charge,
+        "uniqueconfs": n_conf,
+        "totalconfs": n_conf,
+        "lowestenergy": min(c["totalenergy"] for c in conformers),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -138,12 +150,15 @@ def _corrupt(molecules, smiles, how):
     return mols, lowest
 
 
-@pytest.mark.parametrize("how, kind, text", [
-    ("nan", "nan_coordinate", "non-finite coordinate"),
-    ("missing_xyz", "missing_xyz", "no 'xyz'"),
-    ("short_row", "malformed_atom_row", "xyz row 0"),
-    ("bad_z", "bad_atomic_number", "xyz row 2 has atomic number 0"),
-])
+@pytest.mark.parametrize(
+    "how, kind, text",
+    [
+        ("nan", "nan_coordinate", "non-finite coordinate"),
+        ("missing_xyz", "missing_xyz", "no 'xyz'"),
+        ("short_row", "malformed_atom_row", "xyz row 0"),
+        ("bad_z", "bad_atomic_number", "xyz row 2 has atomic number 0"),
+    ],
+)
 def test_bad_conformer_raise_or_skip(tmp_path, molecules, how, kind, text):
     mols, lowest = _corrupt(molecules, "CC(=O)O", how)
     path = tmp_path / "drugs_crude.msgpack"

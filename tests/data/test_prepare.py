@@ -19,8 +19,9 @@ SUBSET = {"train": 50, "valid": 20, "test": 10}
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     out = tmp_path_factory.mktemp("qm9")
-    cfg = validate_config({"seed": 5, "data": {"subset": SUBSET, "filters": {"allowed_elements": ["H", "C", "N", "O"],
-                                                                             "max_atoms": 18}}})
+    cfg = validate_config(
+        {"seed": 5, "data": {"subset": SUBSET, "filters": {"allowed_elements": ["H", "C", "N", "O"], "max_atoms": 18}}}
+    )
     stats = prepare_mod.prepare(cfg, out)
     return out, stats
 
@@ -52,6 +53,7 @@ def test_filters_applied_and_counted(prepared):
 def test_split_membership_is_edms(prepared):
     out, _ = prepared
     from elign.data.qm9pack import qm9pack_data_dir, read_qm9pack_frame
+
     all_ids = read_qm9pack_frame(qm9pack_data_dir())["Index"].to_numpy()
     for name in SUBSET:
         t = read_molecules(out / f"{name}.parquet")

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 import elign.data.prepare as prepare_mod
 from elign.config import validate_config
-from elign.data.errors import DataFormatError
+from elign.io.errors import DataFormatError
 from elign.io.molecules import read_molecules, read_provenance
 
 OUTPUTS = ["stats.json", "test.parquet", "train.parquet", "valid.parquet"]
@@ -34,8 +34,9 @@ def xyz_text(n: int, seed: int) -> str:
 
 
 def config(path, seed: int):
-    return validate_config({"seed": seed, "data": {"source": "files", "dataset": "fuzz",
-                                                   "files": {"paths": [str(path)]}}})
+    return validate_config(
+        {"seed": seed, "data": {"source": "files", "dataset": "fuzz", "files": {"paths": [str(path)]}}}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +70,10 @@ def test_a_failed_run_leaves_the_previous_set(previous, fail_at, partial, n, see
     def failing_json(obj):
         raise OSError("disk full")
 
-    with mock.patch.object(prepare_mod, "write_molecules", failing_write), \
-            mock.patch.object(prepare_mod, "json_text", failing_json if fail_at == 4 else real_json):
+    with (
+        mock.patch.object(prepare_mod, "write_molecules", failing_write),
+        mock.patch.object(prepare_mod, "json_text", failing_json if fail_at == 4 else real_json),
+    ):
         with pytest.raises(OSError, match="disk full"):
             prepare_mod.prepare(config(src, seed), out)
     assert sorted(os.listdir(out)) == OUTPUTS  # no temporary file left

@@ -9,15 +9,41 @@ import pandas as pd
 import pytest
 
 from elign.config import DataConfig
-from elign.data.errors import DataFormatError, ErrorPolicy
+from elign.data.errors import ErrorPolicy
 from elign.data.qm9pack import load_qm9pack, qm9pack_table
 from elign.data.split import characterized_from_uncharacterized
+from elign.io.errors import DataFormatError
 
 # EDM's QM9 training-split statistics (configs/datasets_config.py in Hoogeboom et al.'s code: 'n_nodes' and
 # 'atom_types' with H, C, N, O, F = 0..4). Reproducing them exactly checks the whole split end to end.
-EDM_QM9_TRAIN_N_NODES = {22: 3393, 17: 13025, 23: 4848, 21: 9970, 19: 13832, 20: 9482, 16: 10644, 13: 3060,
-                         15: 7796, 25: 1506, 18: 13364, 12: 1689, 11: 807, 24: 539, 14: 5136, 26: 48, 7: 16,
-                         10: 362, 8: 49, 9: 124, 27: 266, 4: 4, 29: 25, 6: 9, 5: 5, 3: 1}
+EDM_QM9_TRAIN_N_NODES = {
+    22: 3393,
+    17: 13025,
+    23: 4848,
+    21: 9970,
+    19: 13832,
+    20: 9482,
+    16: 10644,
+    13: 3060,
+    15: 7796,
+    25: 1506,
+    18: 13364,
+    12: 1689,
+    11: 807,
+    24: 539,
+    14: 5136,
+    26: 48,
+    7: 16,
+    10: 362,
+    8: 49,
+    9: 124,
+    27: 266,
+    4: 4,
+    29: 25,
+    6: 9,
+    5: 5,
+    3: 1,
+}
 EDM_QM9_TRAIN_ATOM_TYPES = {1: 923537, 6: 635559, 7: 101476, 8: 140202, 9: 2323}
 
 
@@ -62,9 +88,18 @@ def test_positions_and_charges_are_per_atom(qm9):
 
 
 def _frame(elements="['C','H']", xyz="[[0.,0.,0.],[0.,0.,1.09]]", n=2):
-    row = {"Index": 7, "SMILES": "[CH]", "InChi": "x", "N_atoms": n, "Elements": elements, "XYZ_Ang": xyz,
-           "Mulliken_pop": "[" + ",".join(["0.1"] * n) + "]", "Harmonic_Freq_cmi": "[1.0]"}
+    row = {
+        "Index": 7,
+        "SMILES": "[CH]",
+        "InChi": "x",
+        "N_atoms": n,
+        "Elements": elements,
+        "XYZ_Ang": xyz,
+        "Mulliken_pop": "[" + ",".join(["0.1"] * n) + "]",
+        "Harmonic_Freq_cmi": "[1.0]",
+    }
     from elign.data.qm9pack import _SCALAR_SOURCE
+
     row.update({c: 1.0 for c in _SCALAR_SOURCE})
     return pd.DataFrame([row])
 

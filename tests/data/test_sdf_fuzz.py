@@ -13,8 +13,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from rdkit import Chem
 
-from elign.data.errors import DataFormatError, ErrorPolicy
+from elign.data.errors import ErrorPolicy
 from elign.data.files import read_file
+from elign.io.errors import DataFormatError
 
 ELEMENTS = (1, 6, 7, 8, 9, 15, 16, 17, 35, 53, 14, 5)
 
@@ -28,8 +29,15 @@ def molecules(draw, min_atoms: int = 1, max_atoms: int = 6):
     pos = (np.array(cells) * 15000 + np.array(jitter).reshape(n, 3)) / 10_000  # >= 1.5 - 0.4 * sqrt(3) Å apart
     z = draw(st.lists(st.sampled_from(ELEMENTS), min_size=n, max_size=n))
     pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
-    bonds = draw(st.lists(st.tuples(st.sampled_from(pairs), st.integers(1, 3)), unique_by=lambda b: b[0],
-                          max_size=len(pairs))) if pairs else []
+    bonds = (
+        draw(
+            st.lists(
+                st.tuples(st.sampled_from(pairs), st.integers(1, 3)), unique_by=lambda b: b[0], max_size=len(pairs)
+            )
+        )
+        if pairs
+        else []
+    )
     return np.array(z), pos, bonds
 
 
@@ -78,8 +86,13 @@ def first_line_of(blocks: list[str], k: int) -> int:
     return 1 + sum(b.count("\n") + 1 for b in blocks[:k])
 
 
-@given(mols=st.lists(molecules(), min_size=1, max_size=3), v3000=st.booleans(), crlf=st.booleans(),
-       energy=st.floats(-1e3, 1e3, allow_nan=False), name=st.text("abcXYZ 019-", max_size=12))
+@given(
+    mols=st.lists(molecules(), min_size=1, max_size=3),
+    v3000=st.booleans(),
+    crlf=st.booleans(),
+    energy=st.floats(-1e3, 1e3, allow_nan=False),
+    name=st.text("abcXYZ 019-", max_size=12),
+)
 def test_valid_records_read_as_written(fuzz_dir, mols, v3000, crlf, energy, name):
     text = records_text([molblock(m, name, v3000, {"energy_ev": repr(energy), "tag": "t"}) for m in mols])
     table = read(write(fuzz_dir, text.replace("\n", "\r\n") if crlf else text))
@@ -92,20 +105,23 @@ def _damage_atom_line(line: str, how: str, data) -> str:
     if how == "shift_right":
         return " " * data.draw(st.integers(1, 3)) + line
     if how == "shift_left":
-        return line[data.draw(st.integers(1, 3)):]
+        return line[data.draw(st.integers(1, 3)) :]
     axis = data.draw(st.integers(0, 2))
-    field = line[10 * axis:10 * axis + 10]
+    field = line[10 * axis : 10 * axis + 10]
     if how == "comma":
         new = field.replace(".", ",")
     elif how == "blank":
         new = " " * 10
     else:  # left-aligned: the number no longer ends where the next field begins
         new = field.strip().ljust(10)
-    return line[:10 * axis] + new + line[10 * axis + 10:]
+    return line[: 10 * axis] + new + line[10 * axis + 10 :]
 
 
-@given(mols=st.lists(molecules(), min_size=1, max_size=3), data=st.data(),
-       how=st.sampled_from(["shift_right", "shift_left", "comma", "blank", "left_aligned"]))
+@given(
+    mols=st.lists(molecules(), min_size=1, max_size=3),
+    data=st.data(),
+    how=st.sampled_from(["shift_right", "shift_left", "comma", "blank", "left_aligned"]),
+)
 def test_damaged_atom_line_is_an_error(fuzz_dir, mols, data, how, clear_error):
     bad = data.draw(st.integers(0, len(mols) - 1))
     blocks = [molblock(m) for m in mols]
@@ -153,9 +169,9 @@ def test_truncated_or_headless_record_is_an_error(fuzz_dir, mols, data, clear_er
     lines = blocks[bad].split("\n")
     end = lines.index("M  END")
     if data.draw(st.booleans()):
-        lines = lines[:end] + lines[end + 1:]
+        lines = lines[:end] + lines[end + 1 :]
     else:
-        lines = lines[:data.draw(st.integers(2, end - 1))]  # a blank title alone is a blank record: no data
+        lines = lines[: data.draw(st.integers(2, end - 1))]  # a blank title alone is a blank record: no data
     blocks[bad] = "\n".join(lines) + "\n"
     path = write(fuzz_dir, records_text(blocks))
     with pytest.raises(DataFormatError) as exc:
@@ -170,8 +186,9 @@ def test_bytes_that_are_not_utf8(fuzz_dir, mols, data, clear_error):
     raw = blocks[bad].encode()
     cut = data.draw(st.integers(0, len(raw) - 1))
     junk = data.draw(st.sampled_from([b"\xff", b"\xc3\x28", b"\x80", b"\xed\xa0\x80"]))
-    text = b"".join((b[:cut] + junk + b[cut:] if i == bad else b) + b"$$$$\n"
-                    for i, b in enumerate(x.encode() for x in blocks))
+    text = b"".join(
+        (b[:cut] + junk + b[cut:] if i == bad else b) + b"$$$$\n" for i, b in enumerate(x.encode() for x in blocks)
+    )
     path = write(fuzz_dir, text)
     line = first_line_of(blocks, bad) + raw[:cut].count(b"\n")
     with pytest.raises(DataFormatError) as exc:

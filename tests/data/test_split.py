@@ -7,8 +7,12 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from elign.data.split import (QM9_CHARACTERIZED, characterized_from_uncharacterized, edm_qm9_split_labels,
-                              random_split_labels)
+from elign.data.split import (
+    QM9_CHARACTERIZED,
+    characterized_from_uncharacterized,
+    edm_qm9_split_labels,
+    random_split_labels,
+)
 
 
 @pytest.fixture(scope="module")
@@ -22,9 +26,11 @@ def test_split_follows_edm_rule_exactly(characterized):
     # The rule written out independently: seed 0, permutation of positions, 100000 / 17748 / rest.
     np.random.seed(0)
     perm = np.random.permutation(130831)
-    expect = {"train": set(characterized[perm[:100000]]),
-              "valid": set(characterized[perm[100000:117748]]),
-              "test": set(characterized[perm[117748:]])}
+    expect = {
+        "train": set(characterized[perm[:100000]]),
+        "valid": set(characterized[perm[100000:117748]]),
+        "test": set(characterized[perm[117748:]]),
+    }
     labels = edm_qm9_split_labels(characterized, characterized)
     for name, ids in expect.items():
         assert set(characterized[labels == name]) == ids

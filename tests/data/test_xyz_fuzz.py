@@ -9,9 +9,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from elign.data.checks import MAX_ATOMS
-from elign.data.elements import SYMBOLS
-from elign.data.errors import DataFormatError, ErrorPolicy
+from elign.data.errors import ErrorPolicy
 from elign.data.files import read_file
+from elign.elements import SYMBOLS
+from elign.io.errors import DataFormatError
 
 FORMATS = ("{!r}", "{:.4f}", "{:.6e}", "{:.10g}", "{:+.3f}", "{:.12E}")
 SEPARATORS = (" ", "  ", "\t", " \t ")
@@ -72,8 +73,14 @@ def assert_frames(table, mols, records=None) -> None:
 comments = st.one_of(st.just(""), st.text(st.sampled_from("abc XYZ 0123456789-_.,;"), max_size=30))
 
 
-@given(mols=st.lists(molecules(), min_size=1, max_size=4), comment=comments, newline=st.sampled_from(["\n", "\r\n"]),
-       bom=st.booleans(), sep=st.sampled_from(SEPARATORS), blank=st.booleans())
+@given(
+    mols=st.lists(molecules(), min_size=1, max_size=4),
+    comment=comments,
+    newline=st.sampled_from(["\n", "\r\n"]),
+    bom=st.booleans(),
+    sep=st.sampled_from(SEPARATORS),
+    blank=st.booleans(),
+)
 def test_valid_files_read_as_written(fuzz_dir, mols, comment, newline, bom, sep, blank):
     lines = []
     for mol in mols:
@@ -102,12 +109,16 @@ def test_wrong_count_blames_its_own_frame(fuzz_dir, mols, clear_error, data):
 
 
 def _not_an_atomic_number(draw) -> str:
-    return draw(st.one_of(
-        st.integers(len(SYMBOLS) + 1, 10**30).map(str), st.just("0"), st.integers(-10**6, -1).map(str),
-        st.floats(1, 118).filter(lambda f: f != int(f)).map(repr),  # fractional
-        st.sampled_from(["True", "False", "6.0", "1e1", "Xx", "Q", "D2"]),
-        st.text(st.characters(categories=["Nd", "No"], exclude_characters="0123456789"), min_size=1, max_size=3),
-    ))
+    return draw(
+        st.one_of(
+            st.integers(len(SYMBOLS) + 1, 10**30).map(str),
+            st.just("0"),
+            st.integers(-(10**6), -1).map(str),
+            st.floats(1, 118).filter(lambda f: f != int(f)).map(repr),  # fractional
+            st.sampled_from(["True", "False", "6.0", "1e1", "Xx", "Q", "D2"]),
+            st.text(st.characters(categories=["Nd", "No"], exclude_characters="0123456789"), min_size=1, max_size=3),
+        )
+    )
 
 
 @given(mol=molecules(), data=st.data())
@@ -126,10 +137,14 @@ def test_an_atom_that_is_not_an_element(fuzz_dir, mol, clear_error, data):
 @given(mol=molecules(), data=st.data())
 def test_a_coordinate_that_does_not_fit(fuzz_dir, mol, clear_error, data):
     """Beyond float32 (1e39 would be stored as inf), beyond the plausible range, inf/nan, non-ASCII digits."""
-    token = data.draw(st.one_of(
-        st.floats(1000.001, 1e300).map(lambda v: f"{v:.6e}"), st.floats(1000.001, 1e300).map(lambda v: f"-{v!r}"),
-        st.integers(39, 5000).map(lambda e: f"1e{e}"), st.sampled_from(["nan", "inf", "-Infinity", "1_0", "1,5",
-                                                                      "0x10", "١٢", "3²", ".", "--1", "1e"])))
+    token = data.draw(
+        st.one_of(
+            st.floats(1000.001, 1e300).map(lambda v: f"{v:.6e}"),
+            st.floats(1000.001, 1e300).map(lambda v: f"-{v!r}"),
+            st.integers(39, 5000).map(lambda e: f"1e{e}"),
+            st.sampled_from(["nan", "inf", "-Infinity", "1_0", "1,5", "0x10", "١٢", "3²", ".", "--1", "1e"]),
+        )
+    )
     atom, axis = data.draw(st.integers(0, len(mol[0]) - 1)), data.draw(st.integers(0, 2))
     lines = frame_lines(mol, "")
     tokens = list(mol[2][atom])
@@ -145,10 +160,13 @@ def test_a_coordinate_that_does_not_fit(fuzz_dir, mol, clear_error, data):
 @given(mols=st.lists(molecules(), min_size=2, max_size=3), data=st.data())
 def test_a_count_line_that_is_not_a_count(fuzz_dir, mols, clear_error, data):
     """Superscripts, other digits, signs, decimals, a multi-megabyte number, a count above int16."""
-    token = data.draw(st.one_of(
-        st.sampled_from(["²", "³", "¹²", "٣", "+3", "-2", "3.0", "three", "0x3", "3 4"]),
-        st.integers(MAX_ATOMS + 1, 10**12).map(str),
-        st.integers(5_000, 1_000_000).map(lambda n: "9" * n)))
+    token = data.draw(
+        st.one_of(
+            st.sampled_from(["²", "³", "¹²", "٣", "+3", "-2", "3.0", "three", "0x3", "3 4"]),
+            st.integers(MAX_ATOMS + 1, 10**12).map(str),
+            st.integers(5_000, 1_000_000).map(lambda n: "9" * n),
+        )
+    )
     bad = data.draw(st.integers(0, len(mols) - 1))
     lines, line_of = [], {}
     for i, mol in enumerate(mols):

@@ -7,8 +7,8 @@ OpenMP thread (``pyscf.lib.num_threads(1)`` in-process, ``DftWorker(threads=1)``
 from __future__ import annotations
 
 import pytest
-
 from dft_molecules import THREADS
+
 from elign.dft.level import DftLevel
 
 

@@ -12,8 +12,10 @@ from elign.cli.main import main
 from elign.dft.results import SCHEMA, gather, read_results
 from elign.io.molecules import write_molecules
 
-CHEAP = {"seed": 1, "dft": {"basis": "sto-3g", "molecules_per_model": 4, "shards": 2, "threads": 1,
-                            "time_limit_s": 120}}
+CHEAP = {
+    "seed": 1,
+    "dft": {"basis": "sto-3g", "molecules_per_model": 4, "shards": 2, "threads": 1, "safety_time_limit_s": 120},
+}
 
 
 @pytest.fixture
@@ -31,8 +33,25 @@ def sample_files(tmp_path, qm9_first_rows):
 
 
 def _run_shard(samples, metrics, out, i, cache):
-    return main(["dft", "--config-json", json.dumps(CHEAP), "--samples", str(samples), "--metrics", str(metrics),
-                 "--shard", str(i), "--of", "2", "--out", str(out), "--atom-cache", str(cache)])
+    return main(
+        [
+            "dft",
+            "--config-json",
+            json.dumps(CHEAP),
+            "--samples",
+            str(samples),
+            "--metrics",
+            str(metrics),
+            "--shard",
+            str(i),
+            "--of",
+            "2",
+            "--out",
+            str(out),
+            "--atom-cache",
+            str(cache),
+        ]
+    )
 
 
 def test_shards_then_gather(tmp_path, sample_files, capsys):
@@ -45,8 +64,20 @@ def test_shards_then_gather(tmp_path, sample_files, capsys):
     assert len(frame0) == 2 and meta0["shard"] == "0" and meta0["of"] == "2"
     assert json.loads(meta0["level"])["basis"] == "sto-3g"
     final = tmp_path / "final.parquet"
-    assert main(["dft-gather", "--shards", *map(str, outs), "--out", str(final),
-                 "--summary", str(tmp_path / "summary.json")]) == 0
+    assert (
+        main(
+            [
+                "dft-gather",
+                "--shards",
+                *map(str, outs),
+                "--out",
+                str(final),
+                "--summary",
+                str(tmp_path / "summary.json"),
+            ]
+        )
+        == 0
+    )
     assert '"ok": 4' in capsys.readouterr().out
     frame, _ = read_results(final)
     assert frame["selection_index"].tolist() == [0, 1, 2, 3]
@@ -61,8 +92,19 @@ def test_shards_then_gather(tmp_path, sample_files, capsys):
 
 def test_valid_only_without_metrics_is_one_clear_error(tmp_path, sample_files, capsys):
     samples, _, _ = sample_files
-    code = main(["dft", "--config-json", json.dumps(CHEAP), "--samples", str(samples), "--shard", "0",
-                 "--out", str(tmp_path / "x.parquet")])
+    code = main(
+        [
+            "dft",
+            "--config-json",
+            json.dumps(CHEAP),
+            "--samples",
+            str(samples),
+            "--shard",
+            "0",
+            "--out",
+            str(tmp_path / "x.parquet"),
+        ]
+    )
     assert code == 2
     assert "--metrics" in capsys.readouterr().err
 
@@ -71,13 +113,25 @@ def test_cuda_without_gpu4pyscf_is_one_clear_error(tmp_path, sample_files, capsy
     pytest.importorskip("pyscf")
     try:
         import gpu4pyscf  # noqa: F401
+
         pytest.skip("gpu4pyscf is installed here")
     except ImportError:
         pass
     samples, metrics, _ = sample_files
     cfg = {**CHEAP, "dft": {**CHEAP["dft"], "device": "cuda"}}
-    code = main(["dft", "--config-json", json.dumps(cfg), "--samples", str(samples), "--metrics", str(metrics),
-                 "--out", str(tmp_path / "x.parquet")])
+    code = main(
+        [
+            "dft",
+            "--config-json",
+            json.dumps(cfg),
+            "--samples",
+            str(samples),
+            "--metrics",
+            str(metrics),
+            "--out",
+            str(tmp_path / "x.parquet"),
+        ]
+    )
     assert code == 2
     assert "gpu4pyscf" in capsys.readouterr().err
 
@@ -86,8 +140,17 @@ def test_failure_rows_fit_the_schema(tmp_path):
     from elign.dft.pyscf_runner import empty_row
     from elign.dft.results import rows_to_arrow
 
-    row = {**empty_row(), "selection_index": 0, "target_num_atoms": 3, "mol_id": 7, "num_atoms": 3,
-           "atomic_numbers": [8, 1, 1], "positions_ang": [[0, 0, 0]] * 3, "reason": "timeout", "status": "timeout"}
+    row = {
+        **empty_row(),
+        "selection_index": 0,
+        "target_num_atoms": 3,
+        "mol_id": 7,
+        "num_atoms": 3,
+        "atomic_numbers": [8, 1, 1],
+        "positions_ang": [[0, 0, 0]] * 3,
+        "reason": "timeout",
+        "status": "timeout",
+    }
     table = rows_to_arrow([row], {"stage": "dft"})
     assert table.schema.equals(SCHEMA, check_metadata=False)
     assert table.column("forces_ev_per_ang").null_count == 1
@@ -96,8 +159,25 @@ def test_failure_rows_fit_the_schema(tmp_path):
 def test_an_empty_shard_still_writes_its_file(tmp_path, sample_files):
     samples, metrics, _ = sample_files
     out = tmp_path / "shard_4.parquet"
-    code = main(["dft", "--config-json", json.dumps(CHEAP), "--samples", str(samples), "--metrics", str(metrics),
-                 "--shard", "4", "--of", "5", "--out", str(out), "--atom-cache", str(tmp_path / "atoms")])
+    code = main(
+        [
+            "dft",
+            "--config-json",
+            json.dumps(CHEAP),
+            "--samples",
+            str(samples),
+            "--metrics",
+            str(metrics),
+            "--shard",
+            "4",
+            "--of",
+            "5",
+            "--out",
+            str(out),
+            "--atom-cache",
+            str(tmp_path / "atoms"),
+        ]
+    )
     assert code == 0
     frame, meta = read_results(out)
     assert len(frame) == 0 and meta["of"] == "5"

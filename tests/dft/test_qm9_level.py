@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from dft_molecules import QM9_ATOM_U0_HA
+
+from elign.constants import HARTREE_TO_EV as HARTREE_EV
 from elign.dft import pyscf_runner as pr
 from elign.dft.atoms import AtomReferences
-from elign.dft.level import HARTREE_EV
 
 pytestmark = pytest.mark.slow
 
@@ -29,8 +29,13 @@ def sanity_rows(qm9_first_rows, qm9_level):
         x = rec.positions_ang.astype(np.float64)
         direction = rng.normal(size=x.shape)
         displaced = x + 0.1 * direction / np.linalg.norm(direction, axis=1, keepdims=True)
-        out.append((rec, pr.single_point(rec.atomic_numbers, x, qm9_level),
-                    pr.single_point(rec.atomic_numbers, displaced, qm9_level)))
+        out.append(
+            (
+                rec,
+                pr.single_point(rec.atomic_numbers, x, qm9_level),
+                pr.single_point(rec.atomic_numbers, displaced, qm9_level),
+            )
+        )
     assert len(out) == len(QM9_SANITY_IDS)
     return out
 
@@ -39,9 +44,11 @@ def test_qm9_geometries_are_stationary_and_energies_match_u0_minus_zpve(sanity_r
     for rec, row, displaced in sanity_rows:
         reference_ha = rec.props["u0_ha"] - rec.props["zpve_ha"]
         delta_mha = (row["energy_ha"] - reference_ha) * 1e3
-        print(f"{rec.smiles}: force RMS {row['force_rms_ev_per_ang']:.4f} eV/A (displaced "
-              f"{displaced['force_rms_ev_per_ang']:.3f}), E - (U0 - ZPVE) = {delta_mha:+.4f} mHa, "
-              f"{row['cycles']} cycles")
+        print(
+            f"{rec.smiles}: force RMS {row['force_rms_ev_per_ang']:.4f} eV/A (displaced "
+            f"{displaced['force_rms_ev_per_ang']:.3f}), E - (U0 - ZPVE) = {delta_mha:+.4f} mHa, "
+            f"{row['cycles']} cycles"
+        )
         assert row["status"] == "ok" and row["method"] == "RKS"
         assert row["force_rms_ev_per_ang"] < 0.06
         assert displaced["status"] == "ok"
@@ -60,7 +67,7 @@ def test_isolated_atoms_and_formation_energies_match_qm9(sanity_rows, qm9_level,
         assert refs.energy_ha(z) == pytest.approx(u0, abs=5e-5), f"Z={z}"
     for rec, row, _ in sanity_rows:
         ours, why = refs.formation_energy_per_atom_ev(row["energy_ha"], rec.atomic_numbers)
-        qm9 = (rec.props["u0_ha"] - rec.props["zpve_ha"] - sum(QM9_ATOM_U0_HA[int(z)] for z in rec.atomic_numbers))
+        qm9 = rec.props["u0_ha"] - rec.props["zpve_ha"] - sum(QM9_ATOM_U0_HA[int(z)] for z in rec.atomic_numbers)
         qm9 *= HARTREE_EV / len(rec.atomic_numbers)
         assert why == ""
         assert ours == pytest.approx(qm9, abs=2e-3)  # eV/atom

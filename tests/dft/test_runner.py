@@ -7,10 +7,12 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-
 from dft_molecules import METHANE, METHYL, WATER
+
+from elign.constants import HA_PER_BOHR_TO_EV_PER_ANG
+from elign.constants import HARTREE_TO_EV as HARTREE_EV
 from elign.dft import pyscf_runner as pr
-from elign.dft.level import HA_PER_BOHR_TO_EV_PER_ANG, HARTREE_EV, DftLevel
+from elign.dft.level import DftLevel
 
 
 def test_codata_2018_constants():
@@ -76,14 +78,17 @@ def test_newton_rescue_converges_to_the_same_scf_solution(cheap_level):
     assert stuck["status"] == "scf_not_converged" and "newton_cycles 1" in stuck["reason"]
 
 
-@pytest.mark.parametrize("z, x, expected", [
-    ([6, 1], [[0, 0, 0], [np.nan, 0, 0]], "non-finite coordinate"),
-    ([6, 0], [[0, 0, 0], [1.1, 0, 0]], "unknown atomic number 0"),
-    ([6, 200], [[0, 0, 0], [1.1, 0, 0]], "unknown atomic number 200"),
-    ([1, 1], [[0, 0, 0], [0.01, 0, 0]], "apart"),
-    ([], np.zeros((0, 3)), "no atoms"),
-    ([6, 1], [[0, 0, 0]], "shape"),
-])
+@pytest.mark.parametrize(
+    "z, x, expected",
+    [
+        ([6, 1], [[0, 0, 0], [np.nan, 0, 0]], "non-finite coordinate"),
+        ([6, 0], [[0, 0, 0], [1.1, 0, 0]], "unknown atomic number 0"),
+        ([6, 200], [[0, 0, 0], [1.1, 0, 0]], "unknown atomic number 200"),
+        ([1, 1], [[0, 0, 0], [0.01, 0, 0]], "apart"),
+        ([], np.zeros((0, 3)), "no atoms"),
+        ([6, 1], [[0, 0, 0]], "shape"),
+    ],
+)
 def test_bad_input_is_an_error_row(cheap_level, z, x, expected):
     row = pr.single_point(np.array(z, dtype=int), np.array(x, dtype=float), cheap_level)
     assert row["status"] == "error"
@@ -158,7 +163,11 @@ def test_level_from_the_default_config_is_qm9s_level():
 
     level = DftLevel.from_config(DftConfig())
     assert level == DftLevel()
-    assert (level.functional, level.basis, level.basis_convention, level.density_fit) == \
-        ("b3lypg", "6-31g(2df,p)", "gaussian", True)
+    assert (level.functional, level.basis, level.basis_convention, level.density_fit) == (
+        "b3lypg",
+        "6-31g(2df,p)",
+        "gaussian",
+        True,
+    )
     assert level.reference_key() != DftLevel(grid_level=4).reference_key()
     assert level.reference_key() == DftLevel(max_cycles=5, newton_cycles=0, device="cuda").reference_key()

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from elign.data.table import MoleculeTable
 from elign.dft.select import Selection, eligible_mask, pick_for_targets, select_molecules, target_sizes
+from elign.io.table import MoleculeTable
 
 
 def _samples(sizes, seed: int, status=None) -> MoleculeTable:
@@ -17,13 +17,20 @@ def _samples(sizes, seed: int, status=None) -> MoleculeTable:
     rng = np.random.default_rng(seed)
     n = int(np.sum(sizes))
     columns = {"status": np.array(status if status is not None else ["ok"] * len(sizes), dtype=object)}
-    return MoleculeTable(np.arange(len(sizes)), sizes, np.full(n, 6), rng.normal(size=(n, 3)),
-                         np.full(len(sizes), None, dtype=object), columns)
+    return MoleculeTable(
+        np.arange(len(sizes)),
+        sizes,
+        np.full(n, 6),
+        rng.normal(size=(n, 3)),
+        np.full(len(sizes), None, dtype=object),
+        columns,
+    )
 
 
 def _metrics(table: MoleculeTable, valid: np.ndarray) -> pd.DataFrame:
-    return pd.DataFrame({"mol_id": table.mol_id, "num_atoms": table.num_atoms,
-                         "sample_status": table.columns["status"], "valid": valid})
+    return pd.DataFrame(
+        {"mol_id": table.mol_id, "num_atoms": table.num_atoms, "sample_status": table.columns["status"], "valid": valid}
+    )
 
 
 @pytest.fixture

@@ -8,19 +8,22 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-
 from dft_molecules import METHANE, METHYL, THREADS, WATER
+
+from elign.constants import HARTREE_TO_EV as HARTREE_EV
 from elign.dft.atoms import GROUND_STATE_MULTIPLICITY, AtomReferences
 from elign.dft.jobs import Checkpoint, MoleculeJob, fingerprint, run_jobs
-from elign.dft.level import HARTREE_EV, DftLevel
+from elign.dft.level import DftLevel
 from elign.dft.worker import DftWorker, atom_solver
-
 
 
 def test_failures_are_rows_and_the_run_goes_on(cheap_level, tmp_path):
     bad = (WATER[0], np.where(np.arange(9).reshape(3, 3) == 4, np.nan, WATER[1]))
-    jobs = [MoleculeJob(10, *bad, selection_index=0), MoleculeJob(11, *WATER, selection_index=1),
-            MoleculeJob(12, *METHANE, selection_index=2)]
+    jobs = [
+        MoleculeJob(10, *bad, selection_index=0),
+        MoleculeJob(11, *WATER, selection_index=1),
+        MoleculeJob(12, *METHANE, selection_index=2),
+    ]
     with DftWorker(THREADS, 120) as worker:
         rows = run_jobs(jobs[:2], worker, replace(cheap_level, max_cycles=1, newton_cycles=0), None)
         rows += run_jobs(jobs[2:], worker, cheap_level, None)
@@ -35,7 +38,7 @@ def test_runaway_job_becomes_a_timeout_row_and_the_worker_restarts(qm9_level, ch
     with DftWorker(THREADS, time_limit_s=0.5) as worker:
         [row] = run_jobs([MoleculeJob(3, *METHYL)], worker, qm9_level, None)  # seconds at this level
         assert row["status"] == "timeout"
-        assert "time_limit_s = 0.5" in row["reason"]
+        assert "time_limit_s = 0.5" in row["reason"] and "safety net" in row["reason"]
         assert (row["method"], row["spin"], row["mol_id"]) == ("UKS", 1, 3)
         assert math.isnan(row["energy_ha"]) and row["forces_ev_per_ang"] is None
         assert worker.restarts == 1

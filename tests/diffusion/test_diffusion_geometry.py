@@ -32,8 +32,9 @@ def test_zero_com_noise_has_projected_covariance():
     """Per coordinate, Var(x_i) = (n − 1)/n and Cov(x_i, x_j) = −1/n: the projected standard Gaussian."""
     n, samples = 4, 40000
     mask = _mask([n] * samples, n)
-    x = geo.sample_center_gravity_zero_gaussian_with_mask((samples, n, 3), mask,
-                                                          generator=torch.Generator().manual_seed(1))
+    x = geo.sample_center_gravity_zero_gaussian_with_mask(
+        (samples, n, 3), mask, generator=torch.Generator().manual_seed(1)
+    )
     flat = x.permute(0, 2, 1).reshape(-1, n)  # one row per molecule and axis
     cov = flat.T @ flat / flat.shape[0]
     expected = torch.eye(n, dtype=DT) - 1.0 / n

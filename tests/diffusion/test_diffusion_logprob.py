@@ -15,8 +15,9 @@ DT = torch.float64
 
 def subspace_basis(n: int) -> torch.Tensor:
     """(n, n − 1) orthonormal basis of {v ∈ R^n : Σ v = 0}, from a QR factorisation."""
-    a = torch.cat([torch.ones(n, 1, dtype=DT), torch.randn(n, n - 1, dtype=DT,
-                                                           generator=torch.Generator().manual_seed(n))], dim=1)
+    a = torch.cat(
+        [torch.ones(n, 1, dtype=DT), torch.randn(n, n - 1, dtype=DT, generator=torch.Generator().manual_seed(n))], dim=1
+    )
     q, _ = torch.linalg.qr(a)
     return q[:, 1:]
 
@@ -79,8 +80,9 @@ def test_padding_does_not_change_log_prob(model):
     big_mask = torch.zeros(1, 7, 1, dtype=DT)
     big_z[:, :4], big_mu[:, :4], big_mask[:, :4] = z, mu, 1
     big_z[:, 4:] = 123.0  # garbage in padded slots
-    assert torch.allclose(reverse_step_log_prob(big_z, big_mu, 0.7, big_mask),
-                          reverse_step_log_prob(z, mu, 0.7, mask), rtol=1e-14)
+    assert torch.allclose(
+        reverse_step_log_prob(big_z, big_mu, 0.7, big_mask), reverse_step_log_prob(z, mu, 0.7, mask), rtol=1e-14
+    )
 
 
 def test_kl_equal_sigma_is_expected_log_ratio(model):

@@ -11,17 +11,14 @@ from torch.nn import functional as F
 from elign.diffusion import geometry as geo
 from elign.diffusion.factory import build_model
 from elign.model.presets import make_model_config
+from elign.testing.fixtures import tiny_edm_model
 
 DT = torch.float64
 
 
 @pytest.fixture(scope="module")
 def model():
-    torch.manual_seed(0)
-    m = build_model(make_model_config("small_cpu", hidden_nf=16, n_layers=2), dtype=DT)
-    for block in m.dynamics.egnn.blocks:
-        torch.nn.init.normal_(block.coord_update.coord_mlp[4].weight, std=0.3)
-    return m
+    return tiny_edm_model(n_layers=2, coord_weight_std=0.3, dtype=DT)
 
 
 def _molecules(seed=0):
@@ -61,8 +58,9 @@ def test_l2_training_loss_equals_manual_computation(model):
 def test_t_zero_uses_the_decoder_likelihood(model):
     model.train()
     x, one_hot, charges, mask = _molecules(1)
-    loss, info = model.loss_terms(x, one_hot, charges, mask, t_int=torch.tensor([0, 0]),
-                                  generator=torch.Generator().manual_seed(3))
+    loss, info = model.loss_terms(
+        x, one_hot, charges, mask, t_int=torch.tensor([0, 0]), generator=torch.Generator().manual_seed(3)
+    )
     assert torch.allclose(loss, info["kl_prior"] + info["loss_0"], rtol=1e-12)
     # Replay the noise: L_0 = ½‖ε_x − ε̂_x‖²/((3 + F)·N) − log p(h | z_0), and at σ_0² = 1e-5 the discrete
     # features are recovered almost surely, so −log p(h | z_0) ≈ 0.
@@ -138,7 +136,8 @@ def test_sample_end_to_end_short_schedule():
 
 
 def test_too_large_normalize_factor_is_refused():
-    cfg = make_model_config("small_cpu", hidden_nf=8, n_layers=1,
-                            diffusion={"noise_precision": 1e-2, "normalize_factors": [1, 4, 10]})
+    cfg = make_model_config(
+        "small_cpu", hidden_nf=8, n_layers=1, diffusion={"noise_precision": 1e-2, "normalize_factors": [1, 4, 10]}
+    )
     with pytest.raises(ValueError, match="normalization value"):
         build_model(cfg)

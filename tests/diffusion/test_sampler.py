@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import warnings
 
 import numpy as np
@@ -11,8 +10,8 @@ import torch
 
 from elign.diffusion import sampler as smp
 from elign.diffusion.factory import build_model
-from elign.model.dense_reference import dense_reference_sample
 from elign.model.presets import make_model_config
+from elign.testing.dense_reference import dense_reference_sample
 
 T = 30
 
@@ -22,8 +21,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 def _model(dtype=torch.float32, seed=0):
     torch.manual_seed(seed)
-    m = build_model(make_model_config("small_cpu", hidden_nf=16, n_layers=2, diffusion={"timesteps": T}),
-                    dtype=dtype)
+    m = build_model(make_model_config("small_cpu", hidden_nf=16, n_layers=2, diffusion={"timesteps": T}), dtype=dtype)
     for block in m.dynamics.egnn.blocks:  # make the coordinate path matter
         torch.nn.init.normal_(block.coord_update.coord_mlp[4].weight, std=0.3)
     return m.eval()
@@ -62,7 +60,7 @@ def test_sizes_and_output_order_follow_the_request(model):
     # the same molecule lands at its request index whatever the request order (batch_size 1: one per batch)
     fwd, rev = _sample(model, [7, 4], 3, batch_size=1), _sample(model, [4, 7], 3, batch_size=1)
     o_f, o_r = fwd.table.offsets, rev.table.offsets
-    assert np.array_equal(fwd.table.positions_ang[o_f[1]:o_f[2]], rev.table.positions_ang[o_r[0]:o_r[1]])
+    assert np.array_equal(fwd.table.positions_ang[o_f[1] : o_f[2]], rev.table.positions_ang[o_r[0] : o_r[1]])
 
 
 def test_sampled_positions_have_zero_centre_of_mass(model):
@@ -96,8 +94,17 @@ def test_reverse_step_equals_model_step_and_hook_replaces_mu(model):
         ref = model.sample_p_zs_given_zt(s, t, z, mask, graph=graph, generator=torch.Generator().manual_seed(9))
         out = smp.reverse_step(model, z, s, t, mask, graph, torch.Generator().manual_seed(9))
         seen = []
-        hooked = smp.reverse_step(model, z, s, t, mask, graph, torch.Generator().manual_seed(9),
-                                  hook=lambda st: seen.append(st.t_int) or st.mu * 0, t_int=16)
+        hooked = smp.reverse_step(
+            model,
+            z,
+            s,
+            t,
+            mask,
+            graph,
+            torch.Generator().manual_seed(9),
+            hook=lambda st: seen.append(st.t_int) or st.mu * 0,
+            t_int=16,
+        )
     assert torch.equal(out.z_s, ref)
     assert seen == [16] and torch.equal(hooked.mu, torch.zeros_like(out.mu))
     eps = smp.draw_noise(model, mask, torch.Generator().manual_seed(9), torch.float32)  # the same draw
@@ -153,23 +160,3 @@ def test_exploded_and_bad_charge_statuses(model):
     assert status == ["bad_charge"] and z[0].tolist() == [6, 1] and "charge 7" in reason[0]
     ok = batch._replace(decoded=out._replace(charges=torch.tensor([[[6.0], [1.0]]])))
     assert smp.check_batch(model, ok, 100.0)[2] == ["ok"]
-
-
-def test_histogram_sizes_follow_the_histogram():
-    hist = {"3": 10, "5": 30, "9": 60, "12": 0}
-    sizes = smp.sizes_from_histogram(hist, 20000, seed=7)
-    assert sizes == smp.sizes_from_histogram(hist, 20000, seed=7)
-    assert sizes != smp.sizes_from_histogram(hist, 20000, seed=8)
-    values, counts = np.unique(sizes, return_counts=True)
-    assert values.tolist() == [3, 5, 9]
-    freq = counts / counts.sum()
-    for v, f in zip(values, freq):
-        p = hist[str(v)] / 100
-        assert abs(f - p) < 4 * math.sqrt(p * (1 - p) / 20000)
-    assert smp.resolve_sizes("histogram", 5, 0, hist) == smp.sizes_from_histogram(hist, 5, 0)
-    assert smp.resolve_sizes(6, 3, 0) == [6, 6, 6]
-    assert smp.resolve_sizes([2, 4], 2, 0) == [2, 4]
-    with pytest.raises(ValueError, match="num_molecules"):
-        smp.resolve_sizes([2, 4], 3, 0)
-    with pytest.raises(ValueError, match="histogram"):
-        smp.resolve_sizes("histogram", 3, 0)

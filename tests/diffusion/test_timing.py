@@ -22,6 +22,7 @@ def _slow_hook(delay_s: float):
     def hook(state):
         time.sleep(delay_s)
         return None
+
     return hook
 
 
@@ -56,8 +57,9 @@ def test_a_windowed_hook_mixes_hooked_and_plain_steps(tiny, monkeypatch):
     assert out["models"]["guided"]["seconds_per_step"] == pytest.approx((0.2 * 5 + 0.8 * 1) / 10)
     assert out["models"]["guided"]["hook_fraction"] == 0.2
     with pytest.raises(ValueError, match="hook_fraction"):
-        time_models({"plain": TimedModel(tiny), "g": TimedModel(tiny, _slow_hook(0.0), hook_fraction=2.0)},
-                    [3], steps=1, reps=1)
+        time_models(
+            {"plain": TimedModel(tiny), "g": TimedModel(tiny, _slow_hook(0.0), hook_fraction=2.0)}, [3], steps=1, reps=1
+        )
 
 
 def test_order_rotates_so_no_model_always_runs_first(tiny, monkeypatch):
@@ -67,11 +69,12 @@ def test_order_rotates_so_no_model_always_runs_first(tiny, monkeypatch):
     def fake(timed, sizes, steps, seed):
         order.append(id(timed))
         return 1.0
+
     monkeypatch.setattr(timing, "_one_rep", fake)
     models = {n: TimedModel(tiny) for n in ("x", "y", "z")}
     time_models(models, [3], steps=2, reps=3)
     ids = {id(m): n for n, m in models.items()}
-    rounds = [[ids[i] for i in order[3 + 3 * r: 6 + 3 * r]] for r in range(3)]  # after 3 warm-ups
+    rounds = [[ids[i] for i in order[3 + 3 * r : 6 + 3 * r]] for r in range(3)]  # after 3 warm-ups
     assert [r[0] for r in rounds] == ["x", "y", "z"]
     assert all(sorted(r) == ["x", "y", "z"] for r in rounds)
 

@@ -8,16 +8,23 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from elign.data.table import MoleculeRecord, MoleculeTable
 from elign.io.atomic import atomic_path
 from elign.io.molecules import read_molecules, read_provenance, write_molecules
+from elign.io.table import MoleculeRecord, MoleculeTable
 
 
 def _table():
     rng = np.random.default_rng(0)
-    recs = [MoleculeRecord(11, np.array([6, 1, 1, 1, 1]), rng.normal(size=(5, 3)), "C", {"u0_ha": -40.5}),
-            MoleculeRecord(12, np.array([8, 1, 1]), rng.normal(size=(3, 3)), None,
-                           {"u0_ha": -76.4, "mulliken_charges_e": [-0.6, 0.3, 0.3]})]
+    recs = [
+        MoleculeRecord(11, np.array([6, 1, 1, 1, 1]), rng.normal(size=(5, 3)), "C", {"u0_ha": -40.5}),
+        MoleculeRecord(
+            12,
+            np.array([8, 1, 1]),
+            rng.normal(size=(3, 3)),
+            None,
+            {"u0_ha": -76.4, "mulliken_charges_e": [-0.6, 0.3, 0.3]},
+        ),
+    ]
     return MoleculeTable.from_records(recs)
 
 

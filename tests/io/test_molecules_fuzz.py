@@ -17,8 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from elign.data.checks import MAX_ATOMS
-from elign.data.errors import DataFormatError, ErrorPolicy
+from elign.data.errors import ErrorPolicy
 from elign.data.files import read_file
+from elign.io.errors import DataFormatError
 from elign.io.molecules import read_molecules
 
 Z_TYPES = (pa.int8(), pa.int16(), pa.int32(), pa.int64(), pa.uint8(), pa.uint16())
@@ -45,9 +46,11 @@ def flavours(draw):
 
 
 def table(rows, z_type=pa.list_(pa.int64()), pos_type=pa.list_(pa.list_(pa.float64())), extra=None) -> pa.Table:
-    columns = {"mol_id": pa.array(range(len(rows)), pa.int64()),
-               "atomic_numbers": pa.array([r[0] for r in rows], z_type),
-               "positions_ang": pa.array([r[1] for r in rows], pos_type)}
+    columns = {
+        "mol_id": pa.array(range(len(rows)), pa.int64()),
+        "atomic_numbers": pa.array([r[0] for r in rows], z_type),
+        "positions_ang": pa.array([r[1] for r in rows], pos_type),
+    }
     return pa.table({**columns, **(extra or {})})
 
 
@@ -87,7 +90,7 @@ def _damage(rows, bad: int, how: str, data):
         return z, pos, "atomic numbers but"
     if how == "ragged":
         i = data.draw(st.integers(0, len(pos) - 1))
-        pos[i] = pos[i][:data.draw(st.integers(0, 2))] if data.draw(st.booleans()) else pos[i] + [1.0]
+        pos[i] = pos[i][: data.draw(st.integers(0, 2))] if data.draw(st.booleans()) else pos[i] + [1.0]
         return z, pos, "coordinates, not 3"
     if how == "null_atom":
         z[data.draw(st.integers(0, len(z) - 1))] = None
@@ -98,16 +101,21 @@ def _damage(rows, bad: int, how: str, data):
         pos[data.draw(st.integers(0, len(pos) - 1))][data.draw(st.integers(0, 2))] = None
         return z, pos, "null coordinate"
     if how == "element":
-        z[data.draw(st.integers(0, len(z) - 1))] = data.draw(st.one_of(st.integers(119, 30000), st.just(0),
-                                                                       st.integers(-30000, -1)))
+        z[data.draw(st.integers(0, len(z) - 1))] = data.draw(
+            st.one_of(st.integers(119, 30000), st.just(0), st.integers(-30000, -1))
+        )
         return z, pos, "not a chemical element"
     pos[data.draw(st.integers(0, len(pos) - 1))][data.draw(st.integers(0, 2))] = data.draw(
-        st.floats(3.5e38, 1e308)) * data.draw(st.sampled_from([1, -1]))
+        st.floats(3.5e38, 1e308)
+    ) * data.draw(st.sampled_from([1, -1]))
     return z, pos, "beyond float32"
 
 
-@given(rows=st.lists(molecules(), min_size=1, max_size=4), data=st.data(),
-       how=st.sampled_from(["length", "ragged", "null_atom", "null_row", "null_coordinate", "element", "float32"]))
+@given(
+    rows=st.lists(molecules(), min_size=1, max_size=4),
+    data=st.data(),
+    how=st.sampled_from(["length", "ragged", "null_atom", "null_row", "null_coordinate", "element", "float32"]),
+)
 def test_a_malformed_row_names_its_row(fuzz_dir, rows, data, how, clear_error):
     bad = data.draw(st.integers(0, len(rows) - 1))
     z, pos, fragment = _damage(rows, bad, how, data)
@@ -132,8 +140,9 @@ WRONG_COLUMNS = {
     "text atomic numbers": lambda rows: {"atomic_numbers": pa.array([[str(z) for z in r[0]] for r in rows])},
     "flat positions": lambda rows: {"positions_ang": pa.array([sum(r[1], []) for r in rows])},
     "scalar positions": lambda rows: {"positions_ang": pa.array([r[1][0][0] for r in rows])},
-    "triples of 4": lambda rows: {"positions_ang": pa.array([[p + [0.0] for p in r[1]] for r in rows],
-                                                            pa.list_(pa.list_(pa.float64(), 4)))},
+    "triples of 4": lambda rows: {
+        "positions_ang": pa.array([[p + [0.0] for p in r[1]] for r in rows], pa.list_(pa.list_(pa.float64(), 4)))
+    },
     "text positions": lambda rows: {"positions_ang": pa.array([[[str(v) for v in p] for p in r[1]] for r in rows])},
     "text mol_id": lambda rows: {"mol_id": pa.array([str(i) for i in range(len(rows))])},
     "float mol_id": lambda rows: {"mol_id": pa.array([float(i) for i in range(len(rows))])},
@@ -142,13 +151,19 @@ WRONG_COLUMNS = {
 }
 
 
-@given(rows=st.lists(molecules(), min_size=1, max_size=3), wrong=st.sampled_from(sorted(WRONG_COLUMNS)),
-       drop=st.sampled_from([None, "mol_id", "atomic_numbers", "positions_ang"]))
+@given(
+    rows=st.lists(molecules(), min_size=1, max_size=3),
+    wrong=st.sampled_from(sorted(WRONG_COLUMNS)),
+    drop=st.sampled_from([None, "mol_id", "atomic_numbers", "positions_ang"]),
+)
 def test_a_column_of_the_wrong_type_names_the_file(fuzz_dir, rows, wrong, drop, clear_error):
     arrow = table(rows)
     for name, column in WRONG_COLUMNS[wrong](rows).items():
-        arrow = arrow.set_column(arrow.column_names.index(name), name, column) if name in arrow.column_names \
+        arrow = (
+            arrow.set_column(arrow.column_names.index(name), name, column)
+            if name in arrow.column_names
             else arrow.append_column(name, column)
+        )
     if drop is not None:
         arrow = arrow.drop_columns([drop])
     path = write(fuzz_dir, arrow)
@@ -192,8 +207,11 @@ def test_zero_row_table_is_an_empty_file(fuzz_dir, clear_error):
 def test_truncated_or_random_bytes(fuzz_dir, rows, data, clear_error):
     path = write(fuzz_dir, table(rows))
     raw = path.read_bytes()
-    damaged = raw[:data.draw(st.integers(0, len(raw) - 1))] if data.draw(st.booleans()) \
+    damaged = (
+        raw[: data.draw(st.integers(0, len(raw) - 1))]
+        if data.draw(st.booleans())
         else data.draw(st.binary(max_size=300))
+    )
     path.write_bytes(damaged)
     with pytest.raises(DataFormatError) as exc:
         read_molecules(path)

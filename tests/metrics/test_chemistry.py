@@ -9,12 +9,19 @@ from rdkit import Chem
 
 from elign.data.errors import ErrorPolicy
 from elign.data.qm9pack import qm9pack_data_dir, qm9pack_table
-from elign.data.table import MoleculeRecord, MoleculeTable
-from elign.metrics.chemistry import (build_molecule, canonical_key, evaluate_chemistry, molecule_smiles,
-                                     table_rdkit_mols, to_rdkit_mol, training_keys)
+from elign.io.table import MoleculeRecord, MoleculeTable
+from elign.metrics.chemistry import (
+    build_molecule,
+    canonical_key,
+    evaluate_chemistry,
+    molecule_smiles,
+    table_rdkit_mols,
+    to_rdkit_mol,
+    training_keys,
+)
 from elign.metrics.stability import infer_bonds
 
-H, C, N, O = 1, 6, 7, 8
+H, C, N, O = 1, 6, 7, 8  # noqa: E741 (element symbols)
 TETRA = np.array([[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]]) / np.sqrt(3)
 
 METHANE = ([C, H, H, H, H], np.vstack([[0, 0, 0], 1.09 * TETRA]))
@@ -23,15 +30,13 @@ WATER = ([O, H, H], [[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]])
 ACETYLENE = ([C, C, H, H], [[0, 0, 0], [1.20, 0, 0], [-1.06, 0, 0], [2.26, 0, 0]])
 HCN = ([H, C, N], [[-1.07, 0, 0], [0, 0, 0], [1.16, 0, 0]])
 CO2 = ([C, O, O], [[0, 0, 0], [1.18, 0, 0], [-1.18, 0, 0]])
-CH5 = ([C] + [H] * 5, [[0, 0, 0], [0, 0, 1.09], [0, 0, -1.09], [1.09, 0, 0], [-0.545, 0.944, 0],
-                       [-0.545, -0.944, 0]])
+CH5 = ([C] + [H] * 5, [[0, 0, 0], [0, 0, 1.09], [0, 0, -1.09], [1.09, 0, 0], [-0.545, 0.944, 0], [-0.545, -0.944, 0]])
 H3 = ([H, H, H], [[0, 0, 0], [0.8, 0, 0], [1.6, 0, 0]])
 
 
 def ethylene(cc: float = 1.33):
     dx, dy = 1.09 * np.cos(np.radians(58.5)), 1.09 * np.sin(np.radians(58.5))
-    return [C, C, H, H, H, H], [[0, 0, 0], [cc, 0, 0], [-dx, dy, 0], [-dx, -dy, 0], [cc + dx, dy, 0],
-                                [cc + dx, -dy, 0]]
+    return [C, C, H, H, H, H], [[0, 0, 0], [cc, 0, 0], [-dx, dy, 0], [-dx, -dy, 0], [cc + dx, dy, 0], [cc + dx, -dy, 0]]
 
 
 def shifted(mol, by):
@@ -44,8 +49,9 @@ def together(*mols):
 
 
 def table_of(*mols) -> MoleculeTable:
-    return MoleculeTable.from_records([MoleculeRecord(k, np.array(z), np.array(p, dtype=float))
-                                       for k, (z, p) in enumerate(mols)])
+    return MoleculeTable.from_records(
+        [MoleculeRecord(k, np.array(z), np.array(p, dtype=float)) for k, (z, p) in enumerate(mols)]
+    )
 
 
 def qm9_head(n: int) -> MoleculeTable:
@@ -53,12 +59,20 @@ def qm9_head(n: int) -> MoleculeTable:
     return qm9pack_table(frame, ErrorPolicy())
 
 
-@pytest.mark.parametrize("mol, smiles, key", [
-    (METHANE, "[H]C([H])([H])[H]", "C"), (WATER, "[H]O[H]", "O"), (ethylene(), "[H]C([H])=C([H])[H]", "C=C"),
-    (ACETYLENE, "[H]C#C[H]", "C#C"), (HCN, "[H]C#N", "C#N"), (CO2, "O=C=O", "O=C=O"),
-    # EDM's RDKit molecules keep implicit hydrogens: a methyl radical or a stretched C=C is filled up.
-    (METHYL, "[H]C([H])[H]", "C"), (ethylene(1.45), "[H]C([H])C([H])[H]", "CC"),
-])
+@pytest.mark.parametrize(
+    "mol, smiles, key",
+    [
+        (METHANE, "[H]C([H])([H])[H]", "C"),
+        (WATER, "[H]O[H]", "O"),
+        (ethylene(), "[H]C([H])=C([H])[H]", "C=C"),
+        (ACETYLENE, "[H]C#C[H]", "C#C"),
+        (HCN, "[H]C#N", "C#N"),
+        (CO2, "O=C=O", "O=C=O"),
+        # EDM's RDKit molecules keep implicit hydrogens: a methyl radical or a stretched C=C is filled up.
+        (METHYL, "[H]C([H])[H]", "C"),
+        (ethylene(1.45), "[H]C([H])C([H])[H]", "CC"),
+    ],
+)
 def test_valid_molecules(mol, smiles, key):
     res = evaluate_chemistry(table_of(mol))
     assert res.valid.tolist() == [True]
@@ -149,8 +163,10 @@ def qm9_2000() -> MoleculeTable:
 def test_qm9_validity_uniqueness_novelty(qm9_2000):
     res = evaluate_chemistry(qm9_2000, training_smiles=qm9_2000.smiles[:1000].tolist())
     s = res.summary()
-    print(f"\nQM9 first 2000: validity {s['validity']:.4f}, uniqueness {s['uniqueness']:.4f}, "
-          f"novelty vs first 1000 GDB SMILES {s['novelty']:.4f}, reasons {s['invalid_reasons']}")
+    print(
+        f"\nQM9 first 2000: validity {s['validity']:.4f}, uniqueness {s['uniqueness']:.4f}, "
+        f"novelty vs first 1000 GDB SMILES {s['novelty']:.4f}, reasons {s['invalid_reasons']}"
+    )
     assert 0.95 < s["validity"] < 0.995 and s["uniqueness"] > 0.99
     assert set(s["invalid_reasons"]) == {"valence"}  # QM9's charged species (zwitterions, nitro groups)
     # Molecules 1..1000 are (nearly all) known, 1001..2000 new: the rule recovers QM9's own graphs.
@@ -173,8 +189,10 @@ def test_to_rdkit_mol_keeps_atoms_and_positions(qm9_2000):
         assert got == [(int(i), int(j), int(o)) for (i, j), o in zip(pairs, orders)]
         back = Chem.MolFromMolBlock(Chem.MolToMolBlock(mol), removeHs=False, sanitize=False)
         assert [a.GetAtomicNum() for a in back.GetAtoms()] == rec.atomic_numbers.tolist()
-        assert sorted((b.GetBeginAtomIdx(), b.GetEndAtomIdx(), int(b.GetBondTypeAsDouble()))
-                      for b in back.GetBonds()) == got
+        assert (
+            sorted((b.GetBeginAtomIdx(), b.GetEndAtomIdx(), int(b.GetBondTypeAsDouble())) for b in back.GetBonds())
+            == got
+        )
         np.testing.assert_allclose(back.GetConformer().GetPositions(), rec.positions_ang, atol=1e-4)
 
 

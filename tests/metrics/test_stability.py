@@ -6,14 +6,24 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from elign.data.elements import symbol
 from elign.data.errors import ErrorPolicy
 from elign.data.qm9pack import qm9pack_data_dir, qm9pack_table
-from elign.data.table import MoleculeRecord, MoleculeTable
-from elign.metrics.stability import (ALLOWED_BONDS, BONDS1, BONDS2, BONDS3, MARGIN1_PM, MARGIN2_PM, MARGIN3_PM,
-                                     bond_order, check_stability, infer_bonds)
+from elign.elements import symbol
+from elign.io.table import MoleculeRecord, MoleculeTable
+from elign.metrics.stability import (
+    ALLOWED_BONDS,
+    BONDS1,
+    BONDS2,
+    BONDS3,
+    MARGIN1_PM,
+    MARGIN2_PM,
+    MARGIN3_PM,
+    bond_order,
+    check_stability,
+    infer_bonds,
+)
 
-H, C, N, O, F, P = 1, 6, 7, 8, 9, 15
+H, C, N, O, F, P = 1, 6, 7, 8, 9, 15  # noqa: E741 (element symbols)
 
 
 def qm9_head(n: int) -> MoleculeTable:
@@ -24,8 +34,9 @@ def qm9_head(n: int) -> MoleculeTable:
 
 
 def table_of(*mols: tuple[list[int], list[list[float]]]) -> MoleculeTable:
-    return MoleculeTable.from_records([MoleculeRecord(k, np.array(z), np.array(p, dtype=float))
-                                       for k, (z, p) in enumerate(mols)])
+    return MoleculeTable.from_records(
+        [MoleculeRecord(k, np.array(z), np.array(p, dtype=float)) for k, (z, p) in enumerate(mols)]
+    )
 
 
 # --- hand-built geometries (Å) -------------------------------------------------------------------------------
@@ -47,8 +58,7 @@ def ethane(cc: float) -> tuple[list[int], list[list[float]]]:
 def ethylene(cc: float) -> tuple[list[int], list[list[float]]]:
     """H2C=CH2 with C–C distance ``cc``; C–H 1.09 Å at 121.5°."""
     dx, dy = 1.09 * np.cos(np.radians(58.5)), 1.09 * np.sin(np.radians(58.5))
-    return [C, C, H, H, H, H], [[0, 0, 0], [cc, 0, 0], [-dx, dy, 0], [-dx, -dy, 0], [cc + dx, dy, 0],
-                                [cc + dx, -dy, 0]]
+    return [C, C, H, H, H, H], [[0, 0, 0], [cc, 0, 0], [-dx, dy, 0], [-dx, -dy, 0], [cc + dx, dy, 0], [cc + dx, -dy, 0]]
 
 
 def trigonal_bipyramid(center: int, ligand: int, r: float) -> tuple[list[int], list[list[float]]]:
@@ -78,8 +88,11 @@ HAND_BUILT = {  # name: (molecule, valence per atom, stable per atom)
     "ethane": (ethane(1.53), [4, 4, 1, 1, 1, 1, 1, 1], [True] * 8),
     "phosphine": (PH3, [3, 1, 1, 1], [True] * 4),
     "ph5": (trigonal_bipyramid(P, H, 1.42), [5] + [1] * 5, [True] * 6),  # P: 3 or 5
-    "ph6": (([P] + [H] * 6, [[0, 0, 0]] + (1.42 * np.vstack([np.eye(3), -np.eye(3)])).tolist()),
-            [6] + [1] * 6, [False] + [True] * 6),  # valence beyond every allowed one
+    "ph6": (
+        ([P] + [H] * 6, [[0, 0, 0]] + (1.42 * np.vstack([np.eye(3), -np.eye(3)])).tolist()),
+        [6] + [1] * 6,
+        [False] + [True] * 6,
+    ),  # valence beyond every allowed one
 }
 
 
@@ -128,37 +141,87 @@ def assert_equals_reference(table: MoleculeTable) -> None:
         stable, n_stable, n, valence, bonds = _reference_check_stability(rec.atomic_numbers, rec.positions_ang)
         o = table.offsets
         pairs, orders = res.bonds.of(m)
-        assert (bool(res.molecule_stable[m]), int(res.num_stable_atoms[m]), int(res.num_atoms[m])) == \
-            (stable, n_stable, n), f"molecule {rec.mol_id}"
-        assert res.valence[o[m]:o[m + 1]].tolist() == valence
+        assert (bool(res.molecule_stable[m]), int(res.num_stable_atoms[m]), int(res.num_atoms[m])) == (
+            stable,
+            n_stable,
+            n,
+        ), f"molecule {rec.mol_id}"
+        assert res.valence[o[m] : o[m + 1]].tolist() == valence
         assert [(int(i), int(j), int(k)) for (i, j), k in zip(pairs, orders)] == bonds
 
 
 # --- tests ---------------------------------------------------------------------------------------------------
 def test_tables_are_edms():
     # Values as printed in EDM's qm9/bond_analyze.py.
-    assert (BONDS1["C"]["H"], BONDS1["C"]["C"], BONDS1["N"]["H"], BONDS1["O"]["H"], BONDS1["F"]["C"]) == \
-        (109, 154, 101, 96, 135)
-    assert (BONDS2["C"]["C"], BONDS2["C"]["N"], BONDS2["C"]["O"], BONDS2["N"]["N"], BONDS2["O"]["P"]) == \
-        (134, 129, 120, 125, 150)
+    assert (BONDS1["C"]["H"], BONDS1["C"]["C"], BONDS1["N"]["H"], BONDS1["O"]["H"], BONDS1["F"]["C"]) == (
+        109,
+        154,
+        101,
+        96,
+        135,
+    )
+    assert (BONDS2["C"]["C"], BONDS2["C"]["N"], BONDS2["C"]["O"], BONDS2["N"]["N"], BONDS2["O"]["P"]) == (
+        134,
+        129,
+        120,
+        125,
+        150,
+    )
     assert (BONDS3["C"]["C"], BONDS3["C"]["N"], BONDS3["C"]["O"], BONDS3["N"]["N"]) == (120, 116, 113, 110)
     assert (MARGIN1_PM, MARGIN2_PM, MARGIN3_PM) == (10, 5, 3)
-    assert ALLOWED_BONDS == {"H": 1, "C": 4, "N": 3, "O": 2, "F": 1, "B": 3, "Al": 3, "Si": 4, "P": (3, 5), "S": 4,
-                             "Cl": 1, "As": 3, "Br": 1, "I": 1, "Hg": (1, 2), "Bi": (3, 5)}
+    assert ALLOWED_BONDS == {
+        "H": 1,
+        "C": 4,
+        "N": 3,
+        "O": 2,
+        "F": 1,
+        "B": 3,
+        "Al": 3,
+        "Si": 4,
+        "P": (3, 5),
+        "S": 4,
+        "Cl": 1,
+        "As": 3,
+        "Br": 1,
+        "I": 1,
+        "Hg": (1, 2),
+        "Bi": (3, 5),
+    }
     assert sum(len(r) for r in BONDS1.values()) == 117
     # The dictionaries are symmetric but for EDM's C–S double bond.
-    asym = [(name, a, b) for name, table in (("bonds1", BONDS1), ("bonds2", BONDS2), ("bonds3", BONDS3))
-            for a, row in table.items() for b, v in row.items() if table.get(b, {}).get(a) != v]
+    asym = [
+        (name, a, b)
+        for name, table in (("bonds1", BONDS1), ("bonds2", BONDS2), ("bonds3", BONDS3))
+        for a, row in table.items()
+        for b, v in row.items()
+        if table.get(b, {}).get(a) != v
+    ]
     assert asym == [("bonds2", "C", "S")]
 
 
-@pytest.mark.parametrize("pair, d, expected", [
-    ((C, C), 1.639, 1), ((C, C), 1.641, 0), ((C, C), 1.389, 2), ((C, C), 1.391, 1), ((C, C), 1.229, 3),
-    ((C, C), 1.231, 2), ((H, H), 0.839, 1), ((H, H), 0.841, 0), ((C, H), 1.18, 1), ((H, C), 1.20, 0),
-    ((N, N), 1.129, 3), ((O, O), 1.25, 2), ((O, O), 1.0, 2),  # O–O has no triple length
-    ((F, F), 1.0, 1), ((2, C), 1.0, 0), ((0, C), 1.0, 0),  # unknown pairs never bond
-    ((C, 16), 1.64, 2), ((16, C), 1.64, 2),  # C–S: EDM's (C, S)-ordered double bond, both ways
-])
+@pytest.mark.parametrize(
+    "pair, d, expected",
+    [
+        ((C, C), 1.639, 1),
+        ((C, C), 1.641, 0),
+        ((C, C), 1.389, 2),
+        ((C, C), 1.391, 1),
+        ((C, C), 1.229, 3),
+        ((C, C), 1.231, 2),
+        ((H, H), 0.839, 1),
+        ((H, H), 0.841, 0),
+        ((C, H), 1.18, 1),
+        ((H, C), 1.20, 0),
+        ((N, N), 1.129, 3),
+        ((O, O), 1.25, 2),
+        ((O, O), 1.0, 2),  # O–O has no triple length
+        ((F, F), 1.0, 1),
+        ((2, C), 1.0, 0),
+        ((0, C), 1.0, 0),  # unknown pairs never bond
+        ((C, 16), 1.64, 2),
+        ((16, C), 1.64, 2),  # C–S: EDM's (C, S)-ordered double bond, both ways
+    ],
+)
 def test_bond_order_thresholds(pair, d, expected):
     assert bond_order(pair[0], pair[1], d) == expected
     if min(pair) > 0:
@@ -220,8 +283,9 @@ def qm9_2000() -> MoleculeTable:
 
 def test_qm9_stability_as_edm_reports(qm9_2000):
     s = check_stability(qm9_2000).summary()
-    print(f"\nQM9 first 2000: atom stability {s['atom_stability']:.4f}, molecule stability "
-          f"{s['molecule_stability']:.4f}")
+    print(
+        f"\nQM9 first 2000: atom stability {s['atom_stability']:.4f}, molecule stability {s['molecule_stability']:.4f}"
+    )
     assert s["num_molecules"] == 2000
     assert 0.985 < s["atom_stability"] < 0.999
     assert 0.93 < s["molecule_stability"] < 0.98
@@ -234,8 +298,9 @@ def test_equals_loop_reference_on_qm9(qm9_2000):
 def test_equals_loop_reference_on_noisy_qm9(qm9_2000):
     rng = np.random.default_rng(0)
     t = qm9_2000.take(np.arange(1000, 2000, 6))
-    noisy = MoleculeTable(t.mol_id, t.num_atoms, t.atomic_numbers,
-                          t.positions_ang + rng.normal(0, 0.04, t.positions_ang.shape), t.smiles)
+    noisy = MoleculeTable(
+        t.mol_id, t.num_atoms, t.atomic_numbers, t.positions_ang + rng.normal(0, 0.04, t.positions_ang.shape), t.smiles
+    )
     res = check_stability(noisy)
     assert 0.1 < res.molecule_stable.mean() < 0.6  # noise breaks many molecules, all orders occur
     assert set(res.bonds.order.tolist()) == {1, 2, 3}

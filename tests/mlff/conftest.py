@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 from mlff_molecules import AIMNET2_PATH
 

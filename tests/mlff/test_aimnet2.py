@@ -19,8 +19,13 @@ def test_energies_finite_and_equal_to_the_model_called_directly(aimnet2):
     z, x = molecule("water")
     model = aimnet2.model  # the TorchScript module as loaded, called by hand
     with torch.jit.optimized_execution(False):
-        out = model({"coord": torch.tensor(x[None], dtype=torch.float32), "numbers": torch.tensor(z[None]),
-                     "charge": torch.zeros(1)})
+        out = model(
+            {
+                "coord": torch.tensor(x[None], dtype=torch.float32),
+                "numbers": torch.tensor(z[None]),
+                "charge": torch.zeros(1),
+            }
+        )
     assert result.energy_ev[1] == pytest.approx(float(out["energy"][0]), abs=1e-4)
     np.testing.assert_allclose(result.forces_ev_per_ang[1, :3], out["forces"][0].numpy(), atol=1e-5)
 
@@ -59,8 +64,9 @@ def test_unknown_element_and_odd_electrons_get_status_rows(aimnet2):
 
 
 def test_formation_energy_from_the_models_atomic_shifts(aimnet2):
-    tables = [m.module.outputs.atomic_shift.shifts.weight.detach().double()[:, 0]
-              for m in aimnet2.model.models.children()]
+    tables = [
+        m.module.outputs.atomic_shift.shifts.weight.detach().double()[:, 0] for m in aimnet2.model.models.children()
+    ]
     shift_ev = torch.stack(tables).mean(0)
     result = aimnet2.evaluate(*batch("ethanol"))
     z, _ = molecule("ethanol")

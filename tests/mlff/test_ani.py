@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from mlff_molecules import batch, molecule
 
 from elign.mlff import HARTREE_TO_EV, MissingWeightsError, get_backend
-from mlff_molecules import batch, molecule
 
 
 def _torchani_direct(model, name: str) -> tuple[float, np.ndarray]:
@@ -95,8 +95,7 @@ def test_ani1x_knows_only_hcno():
 
 
 def test_formation_energy_per_atom_uses_torchani_self_energies(ani2x64, torchani_ani2x64):
-    sae_ha = dict(zip(torchani_ani2x64.atomic_numbers.tolist(),
-                      torchani_ani2x64.energy_shifter.self_energies.tolist()))
+    sae_ha = dict(zip(torchani_ani2x64.atomic_numbers.tolist(), torchani_ani2x64.energy_shifter.self_energies.tolist()))
     result = ani2x64.evaluate(*batch("ethanol", "chloromethane"))
     for i, name in enumerate(("ethanol", "chloromethane")):
         z, _ = molecule(name)

@@ -16,9 +16,11 @@ from elign.mlff import MissingDependencyError, MissingWeightsError, get_backend
 
 # mace-torch and e3nn 0.4.4 use torch.jit.script/save/load (deprecated in torch 2.13) and warn about
 # TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD, which `import mace` sets.
-pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"),
-              pytest.mark.filterwarnings("ignore:Environment variable TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"),
-              pytest.mark.filterwarnings("ignore:The TorchScript type system")]
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:Environment variable TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"),
+    pytest.mark.filterwarnings("ignore:The TorchScript type system"),
+]
 
 E0_EV = {1: -13.6, 6: -1029.0, 7: -1484.0, 8: -2041.0}
 
@@ -34,11 +36,24 @@ def tiny_mace_path(tmp_path_factory):
     torch.manual_seed(0)
     block = modules.interaction_classes["RealAgnosticResidualInteractionBlock"]
     model = modules.ScaleShiftMACE(
-        r_max=4.0, num_bessel=4, num_polynomial_cutoff=5, max_ell=1, interaction_cls=block,
-        interaction_cls_first=block, num_interactions=2, num_elements=4, hidden_irreps=o3.Irreps("4x0e + 4x1o"),
-        MLP_irreps=o3.Irreps("4x0e"), gate=torch.nn.functional.silu, atomic_energies=np.array(list(E0_EV.values())),
-        avg_num_neighbors=4.0, atomic_numbers=list(E0_EV), correlation=2, atomic_inter_scale=0.5,
-        atomic_inter_shift=0.1)
+        r_max=4.0,
+        num_bessel=4,
+        num_polynomial_cutoff=5,
+        max_ell=1,
+        interaction_cls=block,
+        interaction_cls_first=block,
+        num_interactions=2,
+        num_elements=4,
+        hidden_irreps=o3.Irreps("4x0e + 4x1o"),
+        MLP_irreps=o3.Irreps("4x0e"),
+        gate=torch.nn.functional.silu,
+        atomic_energies=np.array(list(E0_EV.values())),
+        avg_num_neighbors=4.0,
+        atomic_numbers=list(E0_EV),
+        correlation=2,
+        atomic_inter_scale=0.5,
+        atomic_inter_shift=0.1,
+    )
     path = tmp_path_factory.mktemp("mace") / "tiny.model"
     torch.save(model, path)
     return path
@@ -64,7 +79,7 @@ def test_tiny_model_scores_like_maces_own_calculator(mace64, tiny_mace_path):
         atoms.calc = calculator
         assert result.energy_ev[i] == pytest.approx(atoms.get_potential_energy(), abs=1e-8)
         np.testing.assert_allclose(result.forces_ev_per_ang[i, : len(z)], atoms.get_forces(), atol=1e-8)
-        assert np.all(result.forces_ev_per_ang[i, len(z):] == 0.0)
+        assert np.all(result.forces_ev_per_ang[i, len(z) :] == 0.0)
 
 
 def test_reference_energies_are_the_models_e0s(mace64):

@@ -10,7 +10,12 @@ import pytest
 import torch
 
 from elign.mlff import (
-    MissingDependencyError, MLFFBackend, available_backends, get_backend, pad_molecules, register_backend,
+    MissingDependencyError,
+    MLFFBackend,
+    available_backends,
+    get_backend,
+    pad_molecules,
+    register_backend,
 )
 
 
@@ -59,9 +64,15 @@ def test_uma_without_fairchem_says_which_environment():
 
 
 def test_failures_are_isolated_per_molecule_and_chunks_agree():
-    z, x = pad_molecules([np.array([6, 1]), np.array([9, 1]), np.array([7, 1]), np.array([8, 1, 1])],
-                         [np.zeros((2, 3)) + [[0, 0, 0], [0, 0, 1.3]], np.array([[0, 0, 0], [0, 0, 0.9]]),
-                          np.array([[0, 0, 0], [0, 0, 1.0]]), np.array([[0, 0, 0], [0, 0.8, 0.5], [0, -0.8, 0.5]])])
+    z, x = pad_molecules(
+        [np.array([6, 1]), np.array([9, 1]), np.array([7, 1]), np.array([8, 1, 1])],
+        [
+            np.zeros((2, 3)) + [[0, 0, 0], [0, 0, 1.3]],
+            np.array([[0, 0, 0], [0, 0, 0.9]]),
+            np.array([[0, 0, 0], [0, 0, 1.0]]),
+            np.array([[0, 0, 0], [0, 0.8, 0.5], [0, -0.8, 0.5]]),
+        ],
+    )
     toy = PairBackend(dtype="float64", batch_size=3)
     result = toy.evaluate(z, x)
     assert list(result.status) == ["ok", "backend_error", "non_finite", "ok"]

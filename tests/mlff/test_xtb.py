@@ -210,8 +210,9 @@ def test_unknown_element_and_empty_rows(xtb):
 
 def test_formation_energy_from_ground_state_atoms(xtb):
     result = xtb.evaluate(*batch("ethanol", "bromomethane"))
-    atoms = {z: _tblite_direct(np.array([z]), np.zeros((1, 3)), uhf=spin)[0]
-             for z, spin in ((1, 1), (6, 2), (8, 2), (35, 1))}  # 2S of H, C (triplet), O (triplet), Br
+    atoms = {
+        z: _tblite_direct(np.array([z]), np.zeros((1, 3)), uhf=spin)[0] for z, spin in ((1, 1), (6, 2), (8, 2), (35, 1))
+    }  # 2S of H, C (triplet), O (triplet), Br
     for i, name in enumerate(("ethanol", "bromomethane")):
         z, _ = molecule(name)
         reference = sum(atoms[int(a)] for a in z)
@@ -240,7 +241,7 @@ def test_two_workers_give_the_same_numbers(xtb, qm9_100):
 
 def test_config_options_reach_the_backend():
     from elign.config import ConfigError, MLFFConfig, validate_config
-    from elign.rl.rewards import backend_from_config
+    from elign.mlff.registry import backend_from_config
 
     cfg = MLFFConfig(backend="gfn2-xtb", device="cpu", workers=1, time_limit_s=5.0, electronic_temperature_k=500.0)
     with backend_from_config(cfg) as b:

@@ -5,33 +5,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from elign.diffusion.factory import build_model
 from elign.model.graph import build_graph
-from elign.model.presets import make_model_config
+from elign.testing.fixtures import random_orthogonal, tiny_edm_model
 
 DT = torch.float64
 TOL = 1e-11
 
 
-def random_orthogonal(det_sign: int, seed: int) -> torch.Tensor:
-    """A random 3×3 orthogonal matrix with determinant det_sign (rotation or rotation-reflection)."""
-    g = torch.Generator().manual_seed(seed)
-    q, r = torch.linalg.qr(torch.randn(3, 3, generator=g, dtype=DT))
-    q = q * torch.sign(torch.diagonal(r))[None, :]
-    if torch.det(q) * det_sign < 0:
-        q[:, 0] = -q[:, 0]
-    assert torch.allclose(q @ q.T, torch.eye(3, dtype=DT), atol=1e-14)
-    assert round(float(torch.det(q))) == det_sign
-    return q
-
-
 @pytest.fixture(scope="module")
 def dynamics():
-    torch.manual_seed(0)
-    model = build_model(make_model_config("small_cpu", hidden_nf=16, n_layers=3), dtype=DT)
-    for block in model.dynamics.egnn.blocks:
-        torch.nn.init.normal_(block.coord_update.coord_mlp[4].weight, std=0.5)
-    return model.dynamics.eval()
+    return tiny_edm_model(n_layers=3, coord_weight_std=0.5, dtype=DT).dynamics.eval()
 
 
 def _batch(sizes, n_slots, seed=1, garbage=False):

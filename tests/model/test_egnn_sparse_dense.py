@@ -1,6 +1,6 @@
 """Sparse per-molecule message passing == EDM's dense masked message passing, with the same weights.
 
-The dense reference (:mod:`elign.model.dense_reference`) re-implements EDM's ``EGNN_dynamics_QM9._forward``
+The dense reference (:mod:`elign.testing.dense_reference`) re-implements EDM's ``EGNN_dynamics_QM9._forward``
 / ``EGNN`` / ``EquivariantBlock`` / ``GCL`` / ``EquivariantUpdate`` (ehoogeboom/e3_diffusion_for_molecules)
 literally: all B·N·N edges including self loops and padding, messages multiplied by ``edge_mask``, node
 states by ``node_mask``. It reads the weights from our module.
@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from elign.diffusion.factory import build_model
-from elign.model.dense_reference import dense_edm_forward
 from elign.model.graph import build_graph, fully_connected_edge_mask, graph_from_edge_mask
 from elign.model.presets import make_model_config
+from elign.testing.dense_reference import dense_edm_forward
 
 DT = torch.float64
 

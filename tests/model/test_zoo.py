@@ -14,19 +14,28 @@ import pytest
 import torch
 
 from elign.config import ConfigError, PretrainedSource, validate_config
-from elign.diffusion.backbone import materialize_pretrained
+from elign.diffusion.checkpoint import load_checkpoint, save_checkpoint
 from elign.diffusion.factory import load_model
 from elign.diffusion.sampler import sample_molecules
-from elign.diffusion.train import pretrain
 from elign.io.molecules import read_molecules
-from elign.model.checkpoint import load_checkpoint, save_checkpoint
 from elign.model.zoo import ShippedModelError, file_sha256, find_shipped, list_shipped, verify_weights
 from elign.report.card import ShipRequest, ship_backbone
+from elign.training.backbone import materialize_pretrained
+from elign.training.pretrain import pretrain
 
 REPO = Path(__file__).resolve().parents[2]
-TINY = {"preset": "small_cpu", "architecture": {"n_layers": 1, "hidden_nf": 16}, "diffusion_steps": 20,
-        "device": "cpu", "batch_size": 16, "max_steps": 8, "checkpoint_every": 4, "log_every": 4,
-        "eval_every": 4, "eval_molecules": 4}
+TINY = {
+    "preset": "small_cpu",
+    "architecture": {"n_layers": 1, "hidden_nf": 16},
+    "diffusion_steps": 20,
+    "device": "cpu",
+    "batch_size": 16,
+    "max_steps": 8,
+    "checkpoint_every": 4,
+    "log_every": 4,
+    "eval_every": 4,
+    "eval_molecules": 4,
+}
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
@@ -40,11 +49,17 @@ def data_dir(tiny_qm9_dir, tmp_path_factory) -> Path:
     shutil.copy(tiny_qm9_dir / "train.parquet", out / "valid.parquet")
     table = read_molecules(out / "train.parquet")
     sizes = torch.bincount(torch.as_tensor(table.num_atoms)).tolist()
-    from elign.data.elements import symbol
+    from elign.elements import symbol
 
     counts = torch.bincount(torch.as_tensor(table.atomic_numbers.astype("int64"))).tolist()
-    stats = {"splits": {"train": {"num_atoms_histogram": {str(n): c for n, c in enumerate(sizes) if c},
-                                  "atom_type_counts": {symbol(z): c for z, c in enumerate(counts) if c}}}}
+    stats = {
+        "splits": {
+            "train": {
+                "num_atoms_histogram": {str(n): c for n, c in enumerate(sizes) if c},
+                "atom_type_counts": {symbol(z): c for z, c in enumerate(counts) if c},
+            }
+        }
+    }
     (out / "stats.json").write_text(json.dumps(stats))
     return out
 
@@ -54,20 +69,42 @@ def shipped(data_dir, tmp_path_factory) -> Path:
     """A tiny backbone trained for 8 steps (evaluations at 4 and 8) and shipped as models/tiny."""
     work = tmp_path_factory.mktemp("zoo")
     out = work / "train" / "pretrained.pt"
-    pretrain(validate_config({"seed": 0, "pretrain": TINY}), read_molecules(data_dir / "train.parquet"), out,
-             None, progress=False)
+    pretrain(
+        validate_config({"seed": 0, "pretrain": TINY}),
+        read_molecules(data_dir / "train.parquet"),
+        out,
+        None,
+        progress=False,
+    )
     # from the resume file, as a run still in progress is shipped (its evaluations sit in pretrained.pt.evals/)
     shutil.copy(out, out.with_name("pretrained.pt.partial"))
-    ship_backbone(ShipRequest(out.with_name("pretrained.pt.partial"), "tiny", work / "models", data_dir,
-                              select="best", num_molecules=6, seed=99,
-                              batch_size=4, valid_molecules=16, reproduce="snakemake ...", summary="a test"))
+    ship_backbone(
+        ShipRequest(
+            out.with_name("pretrained.pt.partial"),
+            "tiny",
+            work / "models",
+            data_dir,
+            select="best",
+            num_molecules=6,
+            seed=99,
+            batch_size=4,
+            valid_molecules=16,
+            reproduce="snakemake ...",
+            summary="a test",
+        )
+    )
     return work / "models"
 
 
 def test_ship_writes_a_complete_card(shipped):
     folder = shipped / "tiny"
-    assert sorted(p.name for p in folder.iterdir()) == ["card.json", "card.md", "curves.png", "history.parquet",
-                                                        "weights.pt"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "card.json",
+        "card.md",
+        "curves.png",
+        "history.parquet",
+        "weights.pt",
+    ]
     card = json.loads((folder / "card.json").read_text())
     assert card["weights"]["sha256"] == file_sha256(folder / "weights.pt")
     assert card["weights"]["selected_step"] in (4, 8) and "molecule stability" in card["weights"]["selection"]
@@ -91,14 +128,20 @@ def test_card_states_the_learning_rate_schedule():
     assert lr_schedule_text({"lr": 5e-4}) == "constant 0.0005"
     decay = {"start_step": 60000, "end_step": 75000, "final_lr": 2.5e-5, "shape": "cosine"}
     assert lr_schedule_text({"lr": 5e-4, "lr_decay": decay}) == (
-        "0.0005 until step 60,000, then cosine decay to 2.5e-05 at step 75,000")
+        "0.0005 until step 60,000, then cosine decay to 2.5e-05 at step 75,000"
+    )
 
 
 def test_shipped_model_loads_checked_and_samples(shipped, data_dir, tmp_path):
     assert [m.name for m in list_shipped(shipped)] == ["tiny"]
     source = PretrainedSource(kind="shipped", name="tiny", models_dir=str(shipped))
-    info = materialize_pretrained(source, tmp_path / "pretrained.pt", tmp_path / "history.parquet",
-                                  tmp_path / "backbone.json", data_dir / "stats.json")
+    info = materialize_pretrained(
+        source,
+        tmp_path / "pretrained.pt",
+        tmp_path / "history.parquet",
+        tmp_path / "backbone.json",
+        data_dir / "stats.json",
+    )
     assert info["sha256"] == find_shipped("tiny", shipped).sha256
     assert json.loads((tmp_path / "backbone.json").read_text())["card"]["metrics"]["seed"] == 99
     model = load_model(tmp_path / "pretrained.pt")
@@ -140,8 +183,9 @@ def test_source_errors_name_the_problem(shipped, data_dir, tmp_path):
     stats["splits"]["train"]["atom_type_counts"]["S"] = 3
     (tmp_path / "stats.json").write_text(json.dumps(stats))
     with pytest.raises(ConfigError, match=r"the data has \['S'\]"):
-        materialize_pretrained(PretrainedSource(kind="shipped", name="tiny", models_dir=str(shipped)), *outs,
-                               stats=tmp_path / "stats.json")
+        materialize_pretrained(
+            PretrainedSource(kind="shipped", name="tiny", models_dir=str(shipped)), *outs, stats=tmp_path / "stats.json"
+        )
     assert not any(p.exists() for p in outs)  # every check runs before anything is written
 
 
@@ -156,13 +200,32 @@ def test_source_config_is_checked():
 
 
 def test_cli_lists_and_reports_unknown_names(shipped, data_dir, tmp_path):
-    listing = subprocess.run([sys.executable, "-m", "elign.cli.main", "models", "--models-dir", str(shipped)],
-                             capture_output=True, text=True, cwd=REPO)
+    listing = subprocess.run(
+        [sys.executable, "-m", "elign.cli.main", "models", "--models-dir", str(shipped)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert listing.returncode == 0 and "| tiny | small_cpu |" in listing.stdout
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"pretrain:\n  source: {{kind: shipped, name: nope, models_dir: {shipped}}}\n")
-    run = subprocess.run([sys.executable, "-m", "elign.cli.main", "pretrain", "--config", str(cfg), "--data-dir",
-                          str(data_dir), "--out", str(tmp_path / "p.pt")], capture_output=True, text=True, cwd=REPO)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "elign.cli.main",
+            "pretrain",
+            "--config",
+            str(cfg),
+            "--data-dir",
+            str(data_dir),
+            "--out",
+            str(tmp_path / "p.pt"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert run.returncode == 2 and "Traceback" not in run.stderr
     assert "no shipped backbone 'nope'" in run.stderr
 

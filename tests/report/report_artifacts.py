@@ -30,7 +30,7 @@ def _embedded(smiles: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 def sample_table(seed: int = 0):
     """The samples table of one model: len(SMILES) embedded molecules + 1 scrambled (invalid) one."""
-    from elign.data.table import MoleculeTable
+    from elign.io.table import MoleculeTable
 
     rng = np.random.default_rng(seed)
     zs, xs = zip(*(_embedded(s, seed + i) for i, s in enumerate(SMILES)))
@@ -38,14 +38,24 @@ def sample_table(seed: int = 0):
     zs.append(np.array([6, 6, 8, 1]))
     xs.append(rng.normal(scale=0.4, size=(4, 3)))  # atoms on top of each other: not a valid molecule
     n = len(zs)
-    cols = {"status": np.array(["ok"] * n, dtype=object), "reason": np.array([""] * n, dtype=object),
-            "sample_seconds": np.full(n, 0.01), "batch": np.zeros(n, dtype=np.int64)}
-    return MoleculeTable(np.arange(n), [len(z) for z in zs], np.concatenate(zs), np.concatenate(xs),
-                         np.array([None] * n, dtype=object), cols)
+    cols = {
+        "status": np.array(["ok"] * n, dtype=object),
+        "reason": np.array([""] * n, dtype=object),
+        "sample_seconds": np.full(n, 0.01),
+        "batch": np.zeros(n, dtype=np.int64),
+    }
+    return MoleculeTable(
+        np.arange(n),
+        [len(z) for z in zs],
+        np.concatenate(zs),
+        np.concatenate(xs),
+        np.array([None] * n, dtype=object),
+        cols,
+    )
 
 
 def metrics_frame(table, shift_ev_per_ang: float, seed: int, mlff_failed: int = 1) -> pd.DataFrame:
-    """The evaluate stage's per-molecule frame (real stability/chemistry, synthetic MLFF numbers)."""
+    """The evaluate stage's per-molecule frame (real stability/chemistry, synthetic MLFF and relaxation numbers)."""
     from elign.metrics.evaluate import evaluate_table
 
     rng = np.random.default_rng(seed)
@@ -58,6 +68,14 @@ def metrics_frame(table, shift_ev_per_ang: float, seed: int, mlff_failed: int = 
     frame["formation_energy_per_atom_ev"] = np.where(ok, rng.normal(-3.0, 0.2, n), np.nan)
     frame["force_rms_ev_per_ang"] = np.where(ok, np.abs(rng.normal(1.0 + shift_ev_per_ang, 0.2, n)), np.nan)
     frame["force_max_ev_per_ang"] = frame["force_rms_ev_per_ang"] * 2
+    frame["relax_status"] = frame["mlff_status"]
+    frame["relax_reason"] = ""
+    frame["relaxation_energy_kcal_mol"] = np.where(ok, 300 * frame["force_rms_ev_per_ang"], np.nan)
+    frame["relax_heavy_rmsd_ang"] = np.where(ok, 0.2 * frame["force_rms_ev_per_ang"], np.nan)
+    frame["relax_steps"] = np.where(ok, 60, 0)
+    frame["relax_converged"] = ok.to_numpy()
+    frame["relax_fmax_ev_per_ang"] = np.where(ok, 0.04, np.nan)
+    frame["relaxed_energy_ev"] = frame["energy_ev"] - frame["relaxation_energy_kcal_mol"] / 23.06
     return frame
 
 
@@ -68,28 +86,48 @@ def dft_rows(table, shift_ev_per_ang: float, seed: int, all_failed: bool = False
     for i in range(6):
         rec = table.molecule(i)
         ok = not all_failed and i < 5
-        rows.append({
-            "selection_index": i, "target_num_atoms": len(rec.atomic_numbers), "mol_id": rec.mol_id,
-            "num_atoms": len(rec.atomic_numbers), "atomic_numbers": rec.atomic_numbers,
-            "positions_ang": rec.positions_ang, "status": "ok" if ok else "scf_not_converged",
-            "reason": "" if ok else "SCF did not converge in 100 cycles", "method": "RKS", "spin": 0,
-            "s2": None, "scf_converged": ok, "cycles": 12, "num_basis": 40,
-            "energy_ha": -150.0 if ok else np.nan, "energy_ev": -4081.7 if ok else np.nan,
-            "formation_energy_per_atom_ev": rng.normal(-2.5, 0.1) if ok else np.nan,
-            "forces_ev_per_ang": rng.normal(size=(len(rec.atomic_numbers), 3)) if ok else None,
-            "force_rms_ev_per_ang": abs(rng.normal(0.5 + shift_ev_per_ang, 0.1)) if ok else np.nan,
-            "force_max_ev_per_ang": 1.0 if ok else np.nan, "seconds": 3.0,
-        })
+        rows.append(
+            {
+                "selection_index": i,
+                "target_num_atoms": len(rec.atomic_numbers),
+                "mol_id": rec.mol_id,
+                "num_atoms": len(rec.atomic_numbers),
+                "atomic_numbers": rec.atomic_numbers,
+                "positions_ang": rec.positions_ang,
+                "status": "ok" if ok else "scf_not_converged",
+                "reason": "" if ok else "SCF did not converge in 100 cycles",
+                "method": "RKS",
+                "spin": 0,
+                "s2": None,
+                "scf_converged": ok,
+                "cycles": 12,
+                "num_basis": 40,
+                "energy_ha": -150.0 if ok else np.nan,
+                "energy_ev": -4081.7 if ok else np.nan,
+                "formation_energy_per_atom_ev": rng.normal(-2.5, 0.1) if ok else np.nan,
+                "forces_ev_per_ang": rng.normal(size=(len(rec.atomic_numbers), 3)) if ok else None,
+                "force_rms_ev_per_ang": abs(rng.normal(0.5 + shift_ev_per_ang, 0.1)) if ok else np.nan,
+                "force_max_ev_per_ang": 1.0 if ok else np.nan,
+                "seconds": 3.0,
+            }
+        )
     return rows
 
 
 def write_histories(root: Path) -> tuple[Path, Path]:
-    from elign.diffusion import train_state
     from elign.rl import trainer_state
+    from elign.training import pretrain_state as train_state
 
     steps = np.arange(1, 51)
-    pre = {"step": steps.tolist(), "epoch": (steps // 10).tolist(), "loss": (1.0 / np.sqrt(steps)).tolist(),
-           "grad_norm": [1.0] * 50, "clipped": [False] * 50, "lr": [1e-4] * 50, "seconds": (steps * 0.1).tolist()}
+    pre = {
+        "step": steps.tolist(),
+        "epoch": (steps // 10).tolist(),
+        "loss": (1.0 / np.sqrt(steps)).tolist(),
+        "grad_norm": [1.0] * 50,
+        "clipped": [False] * 50,
+        "lr": [1e-4] * 50,
+        "seconds": (steps * 0.1).tolist(),
+    }
     train_state.write_history(root / "history.parquet", pre)
     iters = 5
     fin = {c: [0.0] * iters for c in trainer_state.HISTORY_COLUMNS}
@@ -105,11 +143,24 @@ def write_histories(root: Path) -> tuple[Path, Path]:
 
 
 def timing_json(path: Path) -> Path:
-    entry = {"seconds_per_molecule": 0.02, "seconds_per_step": 0.001, "reps_s": [0.19, 0.2, 0.21],
-             "molecules": 10, "steps_timed": 20, "diffusion_steps": 1000}
-    data = {"models": {"pretrained": entry, "aligned": {**entry, "seconds_per_molecule": 0.021},
-                       "guided": {**entry, "seconds_per_molecule": 0.06, "reps_s": [0.6, 0.6, 0.61]}},
-            "ratio_vs_pretrained": {"aligned": 1.05, "guided": 3.0}, "device": "cpu", "threads": 1}
+    entry = {
+        "seconds_per_molecule": 0.02,
+        "seconds_per_step": 0.001,
+        "reps_s": [0.19, 0.2, 0.21],
+        "molecules": 10,
+        "steps_timed": 20,
+        "diffusion_steps": 1000,
+    }
+    data = {
+        "models": {
+            "pretrained": entry,
+            "aligned": {**entry, "seconds_per_molecule": 0.021},
+            "guided": {**entry, "seconds_per_molecule": 0.06, "reps_s": [0.6, 0.6, 0.61]},
+        },
+        "ratio_vs_pretrained": {"aligned": 1.05, "guided": 3.0},
+        "device": "cpu",
+        "threads": 1,
+    }
     path.write_text(json.dumps(data))
     return path
 
@@ -137,3 +188,27 @@ def write_artifacts(root: Path, guided_dft_all_failed: bool = True) -> dict:
     out["pretrain_history"], out["finetune_history"] = write_histories(root)
     out["timing"] = timing_json(root / "sampling.json")
     return out
+
+
+def cli_args(artifacts: dict, out_dir, statistics=None) -> list[str]:
+    """``elign report`` arguments naming every artifact (and the statistics CSV when given)."""
+    args = []
+    for flag, key in (
+        ("--metrics", "metrics"),
+        ("--dft", "dft"),
+        ("--samples", "samples"),
+        ("--sample-summary", "sample_summaries"),
+    ):
+        for name, path in artifacts[key].items():
+            args += [flag, f"{name}={path}"]
+    args += [
+        "--pretrain-history",
+        str(artifacts["pretrain_history"]),
+        "--finetune-history",
+        str(artifacts["finetune_history"]),
+        "--timing",
+        str(artifacts["timing"]),
+    ]
+    if statistics is not None:
+        args += ["--statistics", str(statistics)]
+    return args + ["--out-dir", str(out_dir)]

@@ -7,44 +7,23 @@ import re
 
 import pandas as pd
 import pytest
+from report_artifacts import MODELS
+from report_artifacts import cli_args as _cli_args
 
 from elign.cli.main import main
 from elign.config import ReportConfig
 from elign.report import FIGURES, ReportPaths, build_report
 from elign.report.molecules import pick_examples
-from report_artifacts import MODELS
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def _cli_args(artifacts: dict, out_dir, statistics=None) -> list[str]:
-    args = []
-    for flag, key in (("--metrics", "metrics"), ("--dft", "dft"), ("--samples", "samples"),
-                      ("--sample-summary", "sample_summaries")):
-        for name, path in artifacts[key].items():
-            args += [flag, f"{name}={path}"]
-    args += ["--pretrain-history", str(artifacts["pretrain_history"]),
-             "--finetune-history", str(artifacts["finetune_history"]), "--timing", str(artifacts["timing"])]
-    if statistics is not None:
-        args += ["--statistics", str(statistics)]
-    return args + ["--out-dir", str(out_dir)]
-
-
-@pytest.fixture(scope="module")
-def report_dir(artifacts, tmp_path_factory):
-    """The stats stage then the report stage, through the command line, as the workflow runs them."""
-    out = tmp_path_factory.mktemp("report")
-    metrics_dft = [x for flag, key in (("--metrics", "metrics"), ("--dft", "dft"))
-                   for name, path in artifacts[key].items() if name != "reference" for x in (flag, f"{name}={path}")]
-    cfg = '{"seed": 1, "report": {"n_bootstrap": 500, "example_molecules": 6}}'
-    assert main(["stats", "--config-json", cfg, *metrics_dft, "--out", str(out / "statistics.csv")]) == 0
-    assert main(["report", "--config-json", cfg, *_cli_args(artifacts, out, out / "statistics.csv")]) == 0
-    return out
-
-
 def expected_files() -> list[str]:
-    return ([f.file for f in FIGURES] + [f"molecules_{m}.png" for m in MODELS]
-            + ["metrics_table.csv", "metrics_table.md", "report.md", "index.html"])
+    return (
+        [f.file for f in FIGURES]
+        + [f"molecules_{m}.png" for m in MODELS]
+        + ["headline.csv", "metrics_table.csv", "metrics_table.md", "report.md", "index.html"]
+    )
 
 
 def test_every_file_is_written(report_dir):
@@ -59,8 +38,10 @@ def test_every_file_is_written(report_dir):
 def test_index_html_holds_both_tables_and_every_image(report_dir):
     page = (report_dir / "index.html").read_text()
     assert 'id="metrics-table"' in page and 'id="statistics-table"' in page
-    for name in ("reference", *MODELS):
-        assert f"<td>{name}</td>" in page
+    metrics = page[page.index('id="metrics-table"') :]
+    metrics = metrics[: metrics.index("</table>")]
+    for name in ("reference", *MODELS):  # one column per set
+        assert f"<th>{name}</th>" in metrics
     assert "aligned vs pretrained" in page and "guided vs pretrained" in page
     pngs = [n for n in expected_files() if n.endswith(".png")]
     embedded = re.findall(r'<figure id="([^"]+)"><h3>[^<]*</h3><img src="data:image/png;base64,([^"]+)"', page)
@@ -73,7 +54,8 @@ def test_index_html_holds_both_tables_and_every_image(report_dir):
 def test_report_md_has_the_tables_and_links_every_figure(report_dir):
     md = (report_dir / "report.md").read_text()
     assert md.startswith("# elign report")
-    assert "## Metrics" in md and "## Statistics" in md and "aligned vs pretrained" in md
+    assert md.index("## Headline") < md.index("## Metrics") < md.index("## Statistics")
+    assert "aligned vs pretrained" in md
     for name in expected_files():
         if name.endswith(".png"):
             assert f"]({name})" in md, name
@@ -111,8 +93,11 @@ def test_examples_put_valid_molecules_first():
 
 
 def test_images_can_be_linked_instead_of_embedded(artifacts, tmp_path):
-    paths = ReportPaths(out_dir=str(tmp_path), metrics=dict(artifacts["metrics"]),
-                        samples={"aligned": str(artifacts["samples"]["aligned"])})
+    paths = ReportPaths(
+        out_dir=str(tmp_path),
+        metrics=dict(artifacts["metrics"]),
+        samples={"aligned": str(artifacts["samples"]["aligned"])},
+    )
     build_report(paths, ReportConfig(embed_images=False, example_molecules=2), title="linked")
     page = (tmp_path / "index.html").read_text()
     assert "data:image/png" not in page
@@ -123,11 +108,28 @@ def test_backbone_section_puts_the_card_beside_this_runs_samples(artifacts, tmp_
     import json
 
     backbone = tmp_path / "backbone.json"
-    backbone.write_text(json.dumps({
-        "kind": "shipped", "name": "qm9-small", "sha256": "ab" * 32, "weights": "models/qm9-small/weights.pt",
-        "card": {"metrics": {"num_molecules": 1000, "seed": 7, "atom_stability": 0.96, "molecule_stability": 0.55,
-                             "validity": 0.81, "uniqueness": 0.97, "novelty": 0.6},
-                 "training": {"steps": 90000, "epochs": 57.6, "train_seconds": 36000.0}}}))
+    backbone.write_text(
+        json.dumps(
+            {
+                "kind": "shipped",
+                "name": "qm9-small",
+                "sha256": "ab" * 32,
+                "weights": "models/qm9-small/weights.pt",
+                "card": {
+                    "metrics": {
+                        "num_molecules": 1000,
+                        "seed": 7,
+                        "atom_stability": 0.96,
+                        "molecule_stability": 0.55,
+                        "validity": 0.81,
+                        "uniqueness": 0.97,
+                        "novelty": 0.6,
+                    },
+                    "training": {"steps": 90000, "epochs": 57.6, "train_seconds": 36000.0},
+                },
+            }
+        )
+    )
     out = tmp_path / "report"
     assert main(["report", *_cli_args(artifacts, out), "--backbone", str(backbone)]) == 0
     md = (out / "report.md").read_text()
@@ -144,9 +146,16 @@ def test_pretrain_figure_shows_in_training_stability_beside_the_loss(tmp_path):
     from elign.report.plots import plot_pretrain_loss
 
     steps = [100, 200, 300, 400]
-    history = pd.DataFrame({"step": steps, "loss": [0.2, 0.1, 0.08, 0.07],
-                            "eval_molecules": [None, 32, None, 32], "eval_atom_stability": [None, 0.4, None, 0.6],
-                            "eval_molecule_stability": [None, 0.0, None, 0.1], "eval_validity": [None, 0.2, None, 0.3]})
+    history = pd.DataFrame(
+        {
+            "step": steps,
+            "loss": [0.2, 0.1, 0.08, 0.07],
+            "eval_molecules": [None, 32, None, 32],
+            "eval_atom_stability": [None, 0.4, None, 0.6],
+            "eval_molecule_stability": [None, 0.0, None, 0.1],
+            "eval_validity": [None, 0.2, None, 0.3],
+        }
+    )
     assert plot_pretrain_loss(history, tmp_path / "two.png", 50) == []
     assert plot_pretrain_loss(history.iloc[:, :2], tmp_path / "one.png", 50) == []
     two, one = Image.open(tmp_path / "two.png").size, Image.open(tmp_path / "one.png").size

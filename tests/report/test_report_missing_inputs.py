@@ -18,16 +18,22 @@ def _caption(result, file: str) -> str:
 
 
 def _all_files_exist(out, models=()):
-    for name in [f.file for f in FIGURES] + [f"molecules_{m}.png" for m in models] + \
-            ["metrics_table.csv", "metrics_table.md", "report.md", "index.html"]:
+    for name in (
+        [f.file for f in FIGURES]
+        + [f"molecules_{m}.png" for m in models]
+        + ["metrics_table.csv", "metrics_table.md", "report.md", "index.html"]
+    ):
         assert (out / name).stat().st_size > 0, name
 
 
 def test_nothing_but_metrics(artifacts, tmp_path):
     out = tmp_path / "out"
-    paths = ReportPaths(out_dir=str(out), metrics={"pretrained": str(artifacts["metrics"]["pretrained"])},
-                        samples={"aligned": str(tmp_path / "missing_samples.parquet")},
-                        timing=str(tmp_path / "missing_timing.json"))
+    paths = ReportPaths(
+        out_dir=str(out),
+        metrics={"pretrained": str(artifacts["metrics"]["pretrained"])},
+        samples={"aligned": str(tmp_path / "missing_samples.parquet")},
+        timing=str(tmp_path / "missing_timing.json"),
+    )
     result = build_report(paths, CFG)
     _all_files_exist(out, ["aligned"])
     notes = "\n".join(result.notes)
@@ -57,11 +63,15 @@ def test_empty_tables_and_all_failed_models(artifacts, tmp_path):
     pd.read_parquet(artifacts["pretrain_history"]).iloc[:0].to_parquet(tmp_path / "h.parquet")
     pd.read_parquet(artifacts["finetune_history"]).iloc[:0].to_parquet(tmp_path / "f.parquet")
     (tmp_path / "stats.csv").write_text("metric,model\n")
-    paths = ReportPaths(out_dir=str(tmp_path / "out"), metrics={"aligned": str(tmp_path / "empty.parquet")},
-                        dft={"aligned": str(tmp_path / "empty_dft.parquet"), "guided": str(artifacts["dft"]["guided"])},
-                        samples={"aligned": str(artifacts["samples"]["aligned"])},
-                        statistics=str(tmp_path / "stats.csv"),
-                        pretrain_history=str(tmp_path / "h.parquet"), finetune_history=str(tmp_path / "f.parquet"))
+    paths = ReportPaths(
+        out_dir=str(tmp_path / "out"),
+        metrics={"aligned": str(tmp_path / "empty.parquet")},
+        dft={"aligned": str(tmp_path / "empty_dft.parquet"), "guided": str(artifacts["dft"]["guided"])},
+        samples={"aligned": str(artifacts["samples"]["aligned"])},
+        statistics=str(tmp_path / "stats.csv"),
+        pretrain_history=str(tmp_path / "h.parquet"),
+        finetune_history=str(tmp_path / "f.parquet"),
+    )
     result = build_report(paths, CFG)
     _all_files_exist(tmp_path / "out", ["aligned"])
     dft = _caption(result, "dft_force_rms.png")
@@ -72,8 +82,14 @@ def test_empty_tables_and_all_failed_models(artifacts, tmp_path):
 
 def test_unreadable_input_is_a_note(tmp_path):
     (tmp_path / "broken.parquet").write_text("not parquet")
-    result = build_report(ReportPaths(out_dir=str(tmp_path / "out"), metrics={"x": str(tmp_path / "broken.parquet")},
-                                      pretrain_history=str(tmp_path / "broken.parquet")), CFG)
+    result = build_report(
+        ReportPaths(
+            out_dir=str(tmp_path / "out"),
+            metrics={"x": str(tmp_path / "broken.parquet")},
+            pretrain_history=str(tmp_path / "broken.parquet"),
+        ),
+        CFG,
+    )
     assert any(n.startswith("metrics of x: unreadable") for n in result.notes)
     assert any(n.startswith("pretraining history: unreadable") for n in result.notes)
     _all_files_exist(tmp_path / "out")
@@ -91,9 +107,21 @@ def test_a_failing_figure_becomes_a_placeholder_and_a_note(artifacts, tmp_path, 
 
 
 def test_cli_with_missing_optional_inputs(artifacts, tmp_path):
-    rc = main(["report", "--metrics", f"pretrained={artifacts['metrics']['pretrained']}",
-               "--timing", str(tmp_path / "none.json"), "--statistics", str(tmp_path / "none.csv"),
-               "--out-dir", str(tmp_path / "out"), "--config-json", '{"report": {"example_molecules": 0}}'])
+    rc = main(
+        [
+            "report",
+            "--metrics",
+            f"pretrained={artifacts['metrics']['pretrained']}",
+            "--timing",
+            str(tmp_path / "none.json"),
+            "--statistics",
+            str(tmp_path / "none.csv"),
+            "--out-dir",
+            str(tmp_path / "out"),
+            "--config-json",
+            '{"report": {"example_molecules": 0}}',
+        ]
+    )
     assert rc == 0
     _all_files_exist(tmp_path / "out")
 

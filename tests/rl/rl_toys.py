@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from elign.diffusion.checkpoint import save_checkpoint
 from elign.diffusion.factory import build_model, model_config_of
 from elign.mlff.base import MLFFBackend
-from elign.model.checkpoint import save_checkpoint
 from elign.model.presets import make_model_config
 
 QM9_Z = (1, 6, 7, 8, 9)
@@ -22,8 +22,14 @@ class HarmonicBackend(MLFFBackend):
 
     name = "harmonic"
 
-    def __init__(self, k: float = 0.5, unknown: tuple[int, ...] = (), shift: tuple[float, float, float] = (0, 0, 0),
-                 fail_above: int | None = None, **options):
+    def __init__(
+        self,
+        k: float = 0.5,
+        unknown: tuple[int, ...] = (),
+        shift: tuple[float, float, float] = (0, 0, 0),
+        fail_above: int | None = None,
+        **options,
+    ):
         super().__init__(**{"dtype": "float64", **options})
         self.k, self.shift, self.fail_above = float(k), torch.tensor(shift, dtype=torch.float64), fail_above
         self._elements = frozenset(z for z in QM9_Z if z not in unknown)
@@ -41,7 +47,7 @@ class HarmonicBackend(MLFFBackend):
         mask = (atomic_numbers > 0)[..., None].to(positions_ang.dtype)
         x = positions_ang * mask
         c = self.shift.to(x.dtype)
-        energy = 0.5 * self.k * (x ** 2).sum(dim=(1, 2)) - (x * c).sum(dim=(1, 2))
+        energy = 0.5 * self.k * (x**2).sum(dim=(1, 2)) - (x * c).sum(dim=(1, 2))
         if self.fail_above is not None:
             energy = torch.where(mask.sum(dim=(1, 2)) > self.fail_above, float("nan"), energy)
         return energy, (-self.k * x + c) * mask
@@ -63,18 +69,33 @@ def molecule_batch(*mols: tuple[list[int], np.ndarray]) -> tuple[np.ndarray, np.
     n = max(len(z) for z, _ in mols)
     zs, xs = np.zeros((len(mols), n), dtype=np.int64), np.zeros((len(mols), n, 3))
     for i, (z, x) in enumerate(mols):
-        zs[i, :len(z)], xs[i, :len(z)] = z, x
+        zs[i, : len(z)], xs[i, : len(z)] = z, x
     return zs, xs
 
 
-METHANE = ([6, 1, 1, 1, 1], np.array([[0.0, 0.0, 0.0], [0.629, 0.629, 0.629], [-0.629, -0.629, 0.629],
-                                      [-0.629, 0.629, -0.629], [0.629, -0.629, -0.629]]))
+METHANE = (
+    [6, 1, 1, 1, 1],
+    np.array(
+        [
+            [0.0, 0.0, 0.0],
+            [0.629, 0.629, 0.629],
+            [-0.629, -0.629, 0.629],
+            [-0.629, 0.629, -0.629],
+            [0.629, -0.629, -0.629],
+        ]
+    ),
+)
 _D = 1.09
 CH5 = ([6, 1, 1, 1, 1, 1], np.array([[0, 0, 0], [_D, 0, 0], [-_D, 0, 0], [0, _D, 0], [0, -_D, 0], [0, 0, _D]], float))
 
 
-def fake_rollouts(numbers: np.ndarray, x_ang: np.ndarray, group: list[int], x0_ang: np.ndarray | None = None,
-                  x0_numbers: np.ndarray | None = None):
+def fake_rollouts(
+    numbers: np.ndarray,
+    x_ang: np.ndarray,
+    group: list[int],
+    x0_ang: np.ndarray | None = None,
+    x0_numbers: np.ndarray | None = None,
+):
     """A Rollouts holding only what the rewards read: final molecules (B, N) / (B, N, 3) Å and, optionally,
     the clean predictions at S steps (B, S, N, 3) with their atomic numbers (B, S, N) (0 = padding)."""
     from elign.rl.rollout import Prompt, Rollouts
@@ -89,9 +110,18 @@ def fake_rollouts(numbers: np.ndarray, x_ang: np.ndarray, group: list[int], x0_a
     mask = torch.as_tensor(numbers > 0, dtype=torch.float64)[..., None]
     zeros = torch.zeros((b, s, n, 9), dtype=torch.float64)
     return Rollouts(
-        [Prompt(int(m)) for m in mask.sum(1)[:, 0].long()], torch.as_tensor(group), mask,
-        torch.arange(s, 0, -1), torch.zeros((b, s + 1, n, 9), dtype=torch.float64), zeros,
-        torch.ones(s, dtype=torch.float64), torch.zeros((b, s), dtype=torch.float64),
-        torch.as_tensor(x0_ang, dtype=torch.float64), torch.as_tensor(x0_types, dtype=torch.long),
-        torch.as_tensor(x_ang, dtype=torch.float64), torch.as_tensor(numbers, dtype=torch.long),
-        torch.ones(b, dtype=torch.bool), type_numbers)
+        [Prompt(int(m)) for m in mask.sum(1)[:, 0].long()],
+        torch.as_tensor(group),
+        mask,
+        torch.arange(s, 0, -1),
+        torch.zeros((b, s + 1, n, 9), dtype=torch.float64),
+        zeros,
+        torch.ones(s, dtype=torch.float64),
+        torch.zeros((b, s), dtype=torch.float64),
+        torch.as_tensor(x0_ang, dtype=torch.float64),
+        torch.as_tensor(x0_types, dtype=torch.long),
+        torch.as_tensor(x_ang, dtype=torch.float64),
+        torch.as_tensor(numbers, dtype=torch.long),
+        torch.ones(b, dtype=torch.bool),
+        type_numbers,
+    )

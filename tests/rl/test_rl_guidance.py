@@ -44,7 +44,7 @@ def test_guided_mean_is_mu_plus_scale_sigma2_force(state):
     mask = st.node_mask
     force = -k * x0[..., :3] * mask  # the uniform shift c is a pure translation: its CoM is removed
     expected = st.mu.clone()
-    expected[..., :3] += scale * st.sigma ** 2 * force
+    expected[..., :3] += scale * st.sigma**2 * force
     assert torch.allclose(new_mu, expected, rtol=0, atol=1e-12)
     assert torch.equal(new_mu[..., 3:], st.mu[..., 3:])
     assert torch.allclose((new_mu - st.mu)[..., :3].sum(dim=1), torch.zeros(2, 3, dtype=torch.float64), atol=1e-12)
@@ -98,7 +98,7 @@ def test_window_guides_only_steps_with_t_at_most_max_t(state):
 
 
 def test_active_fraction_counts_the_steps_in_the_window():
-    hook = (lambda max_t: MLFFGuidance(HarmonicBackend(0.7), 1.0, max_t=max_t))
+    hook = lambda max_t: MLFFGuidance(HarmonicBackend(0.7), 1.0, max_t=max_t)
     assert hook(None).active_fraction(1000) == 1.0
     assert hook(0.2).active_fraction(1000) == pytest.approx(0.2)  # t = 1/1000 ... 200/1000
     assert hook(0.2).active_fraction(12) == pytest.approx(2 / 12)  # t = 1/12, 2/12 (3/12 = 0.25 is outside)
@@ -110,10 +110,26 @@ def test_sample_cli_guidance(tmp_path, monkeypatch):
 
     def run(name, *extra, max_t=None):
         cfg["sample"]["guidance_max_t"] = max_t
-        assert main(["sample", "--config-json", json.dumps(cfg), "--model", str(model), "--out",
-                     str(tmp_path / f"{name}.parquet"), "--no-progress", *extra]) == 0
-        return (read_molecules(tmp_path / f"{name}.parquet").positions_ang,
-                json.loads((tmp_path / f"{name}.summary.json").read_text()))
+        assert (
+            main(
+                [
+                    "sample",
+                    "--config-json",
+                    json.dumps(cfg),
+                    "--model",
+                    str(model),
+                    "--out",
+                    str(tmp_path / f"{name}.parquet"),
+                    "--no-progress",
+                    *extra,
+                ]
+            )
+            == 0
+        )
+        return (
+            read_molecules(tmp_path / f"{name}.parquet").positions_ang,
+            json.loads((tmp_path / f"{name}.summary.json").read_text()),
+        )
 
     plain, s_plain = run("plain")
     zero, s_zero = run("zero", "--guidance", "mlff", "--guidance-scale", "0")  # ANI-2x from the config
@@ -121,7 +137,7 @@ def test_sample_cli_guidance(tmp_path, monkeypatch):
     _, s_window = run("window", "--guidance", "mlff", "--guidance-scale", "0", max_t=0.2)
     assert s_window["guidance_steps"] == 2 and s_window["guidance_max_t"] == 0.2  # t = 2/12, 1/12 of 12 steps
     # a random tiny model spreads its atoms beyond ANI's cutoff (zero forces): steer with a toy field
-    monkeypatch.setattr("elign.rl.rewards.backend_from_config", lambda cfg: HarmonicBackend(0.5))
+    monkeypatch.setattr("elign.mlff.registry.backend_from_config", lambda cfg: HarmonicBackend(0.5))
     guided, s_guided = run("guided", "--guidance", "mlff", "--guidance-scale", "1.5")
     assert s_plain["guidance"] == "none" and s_plain["guidance_seconds"] == 0.0
     assert np.array_equal(zero, plain)  # scale 0: the hook changes nothing, the noise stream is the same

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from elign.diffusion.optim import make_optimizer
 from elign.rl.objective import kl_to_reference, ppo_kl_loss
 from elign.rl.rollout import make_prompts, rollout
 from elign.rl.trainer import chunk_loss
+from elign.training.optim import make_optimizer
 
 EPS = 0.2
 
@@ -21,9 +21,17 @@ def _loss_grad(log_ratio, adv, kl_weight=0.0):
     m = len(log_ratio)
     mask = torch.ones((m, 2, 1), dtype=torch.float64)
     mu = torch.zeros((m, 2, 9), dtype=torch.float64)
-    loss, stats = ppo_kl_loss(logp, torch.zeros(m, dtype=torch.float64), torch.tensor(adv, dtype=torch.float64),
-                              mu, mu, torch.ones(m, 1, 1, dtype=torch.float64), mask, clip_range=EPS,
-                              kl_weight=kl_weight)
+    loss, stats = ppo_kl_loss(
+        logp,
+        torch.zeros(m, dtype=torch.float64),
+        torch.tensor(adv, dtype=torch.float64),
+        mu,
+        mu,
+        torch.ones(m, 1, 1, dtype=torch.float64),
+        mask,
+        clip_range=EPS,
+        kl_weight=kl_weight,
+    )
     loss.backward()
     return loss, logp.grad, stats
 
@@ -31,9 +39,12 @@ def _loss_grad(log_ratio, adv, kl_weight=0.0):
 def test_clipping_stops_the_gradient_on_the_clipped_side():
     up, down, inside = np.log(1.5), np.log(0.5), np.log(1.1)
     cases = [  # (log ratio, advantage, gradient is zero?)
-        (up, 1.0, True), (down, -1.0, True),     # clipped branch is the minimum: no gradient
-        (up, -1.0, False), (down, 1.0, False),   # the pessimistic unclipped branch keeps its gradient
-        (inside, 1.0, False), (inside, -2.0, False),
+        (up, 1.0, True),
+        (down, -1.0, True),  # clipped branch is the minimum: no gradient
+        (up, -1.0, False),
+        (down, 1.0, False),  # the pessimistic unclipped branch keeps its gradient
+        (inside, 1.0, False),
+        (inside, -2.0, False),
     ]
     loss, grad, stats = _loss_grad([c[0] for c in cases], [c[1] for c in cases])
     m = len(cases)
@@ -81,16 +92,16 @@ def test_ratio_is_one_and_kl_zero_before_the_first_update_then_kl_grows(tiny64, 
     rows, steps = _all_pairs(rollouts)
     adv = torch.linspace(-1, 1, len(rows), dtype=torch.float64)
     for chunk in (slice(0, 25), slice(25, None)):  # chunks of another size and padding than the rollout
-        loss, stats = chunk_loss(policy, tiny64, rollouts, rows[chunk], steps[chunk], adv[chunk], len(rows),
-                                 clip_range=2e-3, kl_weight=0.04)
+        loss, stats = chunk_loss(
+            policy, tiny64, rollouts, rows[chunk], steps[chunk], adv[chunk], len(rows), clip_range=2e-3, kl_weight=0.04
+        )
         assert abs(stats.ratio_min - 1) < 1e-9 and abs(stats.ratio_max - 1) < 1e-9  # recomputed = recorded
         assert stats.kl_ref_sum == 0.0 and stats.clipped == 0
         loss.backward()
     optimizer = make_optimizer(policy, 1e-3, 0.0)
     optimizer.step()
     with torch.no_grad():
-        _, after = chunk_loss(policy, tiny64, rollouts, rows, steps, adv, len(rows), clip_range=2e-3,
-                              kl_weight=0.04)
+        _, after = chunk_loss(policy, tiny64, rollouts, rows, steps, adv, len(rows), clip_range=2e-3, kl_weight=0.04)
     assert after.kl_ref_sum > 0 and after.summary()["kl_ref"] > 0
     assert after.ratio_max > 1 + 1e-6 or after.ratio_min < 1 - 1e-6
     assert after.approx_kl_sum > 0

@@ -39,7 +39,7 @@ def test_force_reward_sign_and_units_with_ani(shared_dir):
     result = ani.evaluate(zs, xs)
     reward = force_reward(result.forces_ev_per_ang, result.num_atoms)
     f = result.forces_ev_per_ang
-    assert np.allclose(reward, -np.sqrt((f ** 2).sum(-1).sum(-1) / 5))  # −RMS over atoms of |F_i|, eV/Å
+    assert np.allclose(reward, -np.sqrt((f**2).sum(-1).sum(-1) / 5))  # −RMS over atoms of |F_i|, eV/Å
     assert reward[1] < reward[0] < 0  # larger forces -> lower reward
     assert 1.0 < -reward[1] < 20.0 and -reward[0] < 0.5  # eV/Å scale (Hartree/bohr would be ~50x smaller)
 
@@ -52,9 +52,9 @@ def test_force_reward_and_energy_returns_by_hand(tiny64):
     rw = compute_rewards(ro, trained, HarmonicBackend(k), energy_every=2)
     x, mask = ro.final_x_ang.numpy(), ro.node_mask[..., 0].numpy()
     n = mask.sum(1)
-    rms = np.sqrt(k ** 2 * (x ** 2).sum(-1).sum(-1) / n)  # |F_i| = k |x_i|
+    rms = np.sqrt(k**2 * (x**2).sum(-1).sum(-1) / n)  # |F_i| = k |x_i|
     assert np.allclose(rw.force_rms, rms) and np.allclose(rw.force_reward, -rms)
-    e_form = lambda pos: 0.5 * k * (pos ** 2).sum(-1).sum(-1) / n  # eV/atom; reference energies are 0
+    e_form = lambda pos: 0.5 * k * (pos**2).sum(-1).sum(-1) / n  # eV/atom; reference energies are 0
     assert np.allclose(rw.formation_final, e_form(x))
     x0 = ro.x0_ang.numpy()
     g_step0, g_step3 = e_form(x0[:, 0]) - e_form(x), e_form(x0[:, 3]) - e_form(x)  # G_t = Ψ_0 − Ψ_t
@@ -68,20 +68,23 @@ def test_unscorable_molecules_are_excluded_not_zeroed():
     mols = [(z, x + rng.normal(0, 0.3, x.shape)) for _ in range(4)]
     mols[2] = ([9, 1, 1, 1, 1], mols[2][1])  # fluorine: unknown to this backend
     zs, xs = molecule_batch(*mols)
-    rw = compute_rewards(fake_rollouts(zs, xs, [0, 0, 0, 0]), np.zeros((4, 1), int),
-                         HarmonicBackend(unknown=(9,)), energy_every=1)
+    rw = compute_rewards(
+        fake_rollouts(zs, xs, [0, 0, 0, 0]), np.zeros((4, 1), int), HarmonicBackend(unknown=(9,)), energy_every=1
+    )
     assert np.isnan(rw.force_reward[2]) and np.isnan(rw.energy_return[2]).all() and np.isnan(rw.force_rms[2])
     assert np.isfinite(np.delete(rw.force_reward, 2)).all()
     assert rw.counts["mlff_failures"] == 1 and rw.counts["force_excluded"] == 1
-    adv = compute_advantages(rw.force_reward, rw.energy_return, np.zeros(4, int), weight_force=1.0,
-                             weight_energy=0.0, clip=5.0)
+    adv = compute_advantages(
+        rw.force_reward, rw.energy_return, np.zeros(4, int), weight_force=1.0, weight_energy=0.0, clip=5.0
+    )
     scored = np.delete(rw.force_reward, 2)
     expected = (scored - scored.mean()) / scored.std(ddof=1)  # statistics over the 3 scorable members only
     assert np.allclose(np.delete(adv.force, 2), expected)
     assert adv.force[2] == 0 and not adv.in_loss[2].any() and adv.in_loss[[0, 1, 3]].all()
     zeroed = np.where(np.isnan(rw.force_reward), 0.0, rw.force_reward)  # what "zeroing" would have given
-    wrong = compute_advantages(zeroed, rw.energy_return, np.zeros(4, int), weight_force=1.0, weight_energy=0.0,
-                               clip=5.0)
+    wrong = compute_advantages(
+        zeroed, rw.energy_return, np.zeros(4, int), weight_force=1.0, weight_energy=0.0, clip=5.0
+    )
     assert not np.allclose(np.delete(wrong.force, 2), expected)
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from elign.diffusion.sampler import draw_noise, make_node_mask, reverse_step
-from elign.rl.rollout import choose_trained_steps, make_prompts, policy_step, rollout, step_times
+from elign.rl.rollout import choose_trained_steps, make_prompts, rollout, step_times
 
 SIZES, K, PREFIX = [4, 6], 3, 8
 
@@ -50,8 +50,9 @@ def test_recorded_step_quantities(groups, tiny64):
     k = 3
     z_t, z_s, mu = ro.z[:, k], ro.z[:, k + 1], ro.mu_old[:, k]
     # log p_old is the reverse-step density of the recorded z_s under the recorded mean and sigma
-    assert torch.allclose(ro.logp_old[:, k], tiny64.reverse_step_log_prob(z_s, mu, ro.sigma[k], ro.node_mask),
-                          rtol=0, atol=1e-9)
+    assert torch.allclose(
+        ro.logp_old[:, k], tiny64.reverse_step_log_prob(z_s, mu, ro.sigma[k], ro.node_mask), rtol=0, atol=1e-9
+    )
     # mu_old and x0 prediction are what the model gives at (z_t, t)
     s, t = step_times(tiny64, ro.t_int[k], ro.num_rollouts, z_t.dtype, z_t.device)
     with torch.no_grad():
@@ -67,16 +68,18 @@ def test_recorded_step_quantities(groups, tiny64):
     assert ro.type_numbers.tolist() == [1, 6, 7, 8, 9]
 
 
-def test_policy_step_is_the_samplers_reverse_step(tiny64):
+def test_rollout_step_is_the_samplers_reverse_step(tiny64):
     mask = make_node_mask([3, 5], torch.device("cpu"), torch.float64)
     graph = tiny64.make_graph(mask)
     z = draw_noise(tiny64, mask, torch.Generator().manual_seed(0), torch.float64)
     s, t = step_times(tiny64, 9, 2, torch.float64, z.device)
     assert torch.equal(t, torch.full((2, 1), 9 / tiny64.T, dtype=torch.float64))
     with torch.no_grad():
-        ours = policy_step(tiny64, z, s, t, mask, graph, torch.Generator().manual_seed(3))
+        ours = reverse_step(tiny64, z, s, t, mask, graph, torch.Generator().manual_seed(3), context=None)
         theirs = reverse_step(tiny64, z, s, t, mask, graph, torch.Generator().manual_seed(3))
-    assert torch.equal(ours[0], theirs.z_s) and torch.equal(ours[1], theirs.mu)
+        eps = tiny64.phi(z, t, mask, graph=graph)
+    assert torch.equal(ours.z_s, theirs.z_s) and torch.equal(ours.mu, theirs.mu)
+    assert torch.equal(ours.eps, eps)  # the ε̂ the rollout decodes ẑ_{0|t} from
 
 
 def test_trained_steps_are_shared_within_groups():

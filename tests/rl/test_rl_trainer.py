@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,16 +14,32 @@ from rl_toys import HarmonicBackend, save_tiny
 
 from elign.cli.main import main
 from elign.config import ConfigError, validate_config
+from elign.diffusion.checkpoint import load_checkpoint
 from elign.diffusion.factory import load_model
-from elign.model.checkpoint import load_checkpoint
 from elign.rl.trainer import finetune
-from elign.rl.trainer_state import HISTORY_COLUMNS, partial_path
+from elign.rl.trainer_state import HISTORY_COLUMNS
+from elign.testing.resume import assert_same_training_state, killed_at_marker
+from elign.training.checkpointing import partial_path
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-RUN = {"iterations": 4, "checkpoint_every": 2, "prompts_per_iteration": 2, "rollouts_per_prompt": 3,
-       "sizes": [4, 6], "shared_prefix_steps": 12, "train_steps_per_rollout": 5, "energy_every": 2,
-       "minibatch_steps": 4, "update_epochs": 2, "lr": 1e-3, "ema_decay": 0.5, "device": "cpu"}
+RUN = {
+    "iterations": 4,
+    "checkpoint_every": 2,
+    "prompts_per_iteration": 2,
+    "rollouts_per_prompt": 3,
+    "sizes": [4, 6],
+    "shared_prefix_steps": 12,
+    "train_steps_per_rollout": 5,
+    "energy_every": 2,
+    "minibatch_steps": 4,
+    "update_epochs": 2,
+    "lr": 1e-3,
+    "ema_decay": 0.5,
+    "eval_every": 2,
+    "eval_molecules": 3,
+    "device": "cpu",
+}
 
 
 def _config(**over):
@@ -42,32 +54,26 @@ def tiny_ckpt(tmp_path_factory):
 @pytest.fixture(scope="module")
 def uninterrupted(tiny_ckpt, tmp_path_factory):
     out = tmp_path_factory.mktemp("ft_once") / "aligned.pt"
-    return finetune(_config(), tiny_ckpt, out, out.with_name("history.parquet"), backend=HarmonicBackend(),
-                    progress=False)
+    return finetune(
+        _config(), tiny_ckpt, out, out.with_name("history.parquet"), backend=HarmonicBackend(), progress=False
+    )
 
 
 def _assert_same_state(a: Path, b: Path) -> None:
-    ca, cb = load_checkpoint(a), load_checkpoint(b)
-    for key in ("state_dict", "ema_state_dict"):
-        assert ca[key].keys() == cb[key].keys()
-        for name in ca[key]:
-            assert torch.equal(ca[key][name], cb[key][name]), f"{key}.{name} differs"
-    oa, ob = ca["extra"]["optimizer"]["state"], cb["extra"]["optimizer"]["state"]
-    for i in oa:
-        for k in oa[i]:
-            assert torch.equal(oa[i][k], ob[i][k]), f"optimizer state {i}.{k} differs"
-    ha, hb = ca["extra"]["history"], cb["extra"]["history"]
+    ea, eb = assert_same_training_state(a, b)
+    ha, hb = ea["history"], eb["history"]
     for col in HISTORY_COLUMNS:
-        if not col.endswith("seconds"):
-            assert np.array_equal(ha[col], hb[col], equal_nan=True), col
+        if not col.endswith("seconds"):  # None (no evaluation on that row) compares as NaN
+            assert np.array_equal(np.array(ha[col], float), np.array(hb[col], float), equal_nan=True), col
 
 
 def test_history_and_output_checkpoint(uninterrupted, tiny_ckpt):
     df = pq.read_table(uninterrupted.history).to_pandas()
     assert list(df.columns) == list(HISTORY_COLUMNS) and df["iteration"].tolist() == [1, 2, 3, 4]
     assert (df["num_rollouts"] == 6).all() and (df["trained_pairs"] == 30).all()
-    assert np.isfinite(df[["force_rms_mean_ev_per_ang", "formation_energy_mean_ev_per_atom", "kl_ref",
-                           "loss", "grad_norm"]].to_numpy()).all()
+    assert np.isfinite(
+        df[["force_rms_mean_ev_per_ang", "formation_energy_mean_ev_per_atom", "kl_ref", "loss", "grad_norm"]].to_numpy()
+    ).all()
     assert (df["force_rms_mean_ev_per_ang"] > 0).all() and (df["mlff_failures"] == 0).all()
     assert (df["kl_ref"] > 0).all()  # the second epoch of each iteration sees an updated policy
     assert (df["clip_fraction"] > 0).all()
@@ -81,9 +87,32 @@ def test_history_and_output_checkpoint(uninterrupted, tiny_ckpt):
     assert any(not torch.equal(a, b.to(a.dtype)) for a, b in zip(aligned.parameters(), pre.parameters()))
 
 
+def test_rollout_quality_and_evaluations_are_recorded(uninterrupted, tiny_ckpt, tmp_path):
+    df = pq.read_table(uninterrupted.history).to_pandas()
+    for col in ("rollout_molecule_stability", "rollout_validity"):
+        assert df[col].between(0, 1).all(), col
+    assert df["eval_molecules"].tolist()[1::2] == [3, 3] and df["eval_molecules"].isna().tolist()[::2] == [True, True]
+    evaluated = df.iloc[1::2]
+    for col in ("eval_atom_stability", "eval_molecule_stability", "eval_validity"):
+        assert evaluated[col].between(0, 1).all(), col
+    assert (evaluated["eval_seconds"] > 0).all()
+    # the evaluations sample with their own generators: the trajectory is the same without them
+    plain = finetune(
+        _config(eval_every=None), tiny_ckpt, tmp_path / "plain.pt", None, backend=HarmonicBackend(), progress=False
+    )
+    assert_same_training_state(uninterrupted.out, plain.out)
+    assert load_checkpoint(plain.out)["extra"]["history"]["eval_molecules"] == [None] * 4
+
+
 def test_ratio_is_one_on_the_first_pass(tiny_ckpt, tmp_path):
-    result = finetune(_config(iterations=1, update_epochs=1), tiny_ckpt, tmp_path / "a.pt", None,
-                      backend=HarmonicBackend(), progress=False)
+    result = finetune(
+        _config(iterations=1, update_epochs=1),
+        tiny_ckpt,
+        tmp_path / "a.pt",
+        None,
+        backend=HarmonicBackend(),
+        progress=False,
+    )
     row = result.last  # float32: the recomputation may differ from the rollout by round-off only
     assert abs(row["ratio_min"] - 1) < 1e-5 and abs(row["ratio_max"] - 1) < 1e-5
     assert row["kl_ref"] == 0.0 and row["clip_fraction"] == 0.0 and row["approx_kl_old"] < 1e-10
@@ -110,19 +139,9 @@ finetune(validate_config(json.loads(sys.argv[1])), sys.argv[2], sys.argv[4], Non
 def test_resume_after_sigkill_is_identical(uninterrupted, tiny_ckpt, tmp_path):
     out, marker = tmp_path / "aligned.pt", tmp_path / "at_3"
     cfg = {"seed": 3, "finetune": RUN}
-    proc = subprocess.Popen([sys.executable, "-c", _KILLED_RUN, json.dumps(cfg), str(tiny_ckpt), str(marker),
-                             str(out), str(HERE)], cwd=REPO)
-    try:
-        deadline = time.monotonic() + 120
-        while not marker.exists():
-            assert proc.poll() is None, "finetune subprocess died"
-            assert time.monotonic() < deadline, "finetune subprocess did not reach iteration 3"
-            time.sleep(0.05)
+    argv = [sys.executable, "-c", _KILLED_RUN, json.dumps(cfg), str(tiny_ckpt), str(marker), str(out), str(HERE)]
+    with killed_at_marker(argv, marker, "finetune subprocess", REPO):  # reached iteration 3
         assert load_checkpoint(partial_path(out))["extra"]["iteration"] == 2
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait()
     assert not out.exists()
     result = finetune(_config(), tiny_ckpt, out, None, backend=HarmonicBackend(), progress=False)
     assert result.resumed_from == 2 and result.iteration == 4
@@ -139,9 +158,17 @@ def test_finetune_cli_end_to_end(tiny_qm9_dir, tmp_path, capsys):
     stats = tmp_path / "stats.json"
     stats.write_text(json.dumps({"splits": {"train": {"num_atoms_histogram": hist}}}))
     model = save_tiny(tmp_path / "pretrained.pt", dtype=torch.float32)
-    cfg = {"finetune": {"iterations": 2, "prompts_per_iteration": 2, "rollouts_per_prompt": 2,
-                        "shared_prefix_steps": 14, "train_steps_per_rollout": 3, "device": "cpu",
-                        "mlff": {"device": "cpu"}}}
+    cfg = {
+        "finetune": {
+            "iterations": 2,
+            "prompts_per_iteration": 2,
+            "rollouts_per_prompt": 2,
+            "shared_prefix_steps": 14,
+            "train_steps_per_rollout": 3,
+            "device": "cpu",
+            "mlff": {"device": "cpu"},
+        }
+    }
     out, history = tmp_path / "aligned.pt", tmp_path / "finetune_history.parquet"
     args = ["finetune", "--config-json", json.dumps(cfg), "--model", str(model), "--no-progress"]
     assert main(args + ["--out", str(out), "--history", str(history), "--stats", str(stats)]) == 0

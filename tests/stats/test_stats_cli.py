@@ -14,20 +14,44 @@ from elign.dft.results import write_results
 def _metrics(path, n, shift, seed):
     rng = np.random.default_rng(seed)
     valid = rng.random(n) < 0.7
-    pd.DataFrame({"mol_id": np.arange(n), "num_atoms": 9, "sample_status": "ok", "num_stable_atoms": 9,
-                  "molecule_stable": valid, "valid": valid, "smiles": ["CCO" if v else None for v in valid],
-                  "invalid_reason": None, "novel": False, "mlff_status": ["ok"] * (n - 1) + ["error"],
-                  "mlff_reason": "", "energy_ev": -4000.0,
-                  "formation_energy_per_atom_ev": rng.normal(-3, 0.1, n),
-                  "force_rms_ev_per_ang": np.abs(rng.normal(1 + shift, 0.1, n)),
-                  "force_max_ev_per_ang": 2.0}).to_parquet(path)
+    pd.DataFrame(
+        {
+            "mol_id": np.arange(n),
+            "num_atoms": 9,
+            "sample_status": "ok",
+            "num_stable_atoms": 9,
+            "molecule_stable": valid,
+            "valid": valid,
+            "smiles": ["CCO" if v else None for v in valid],
+            "invalid_reason": None,
+            "novel": False,
+            "mlff_status": ["ok"] * (n - 1) + ["error"],
+            "mlff_reason": "",
+            "energy_ev": -4000.0,
+            "formation_energy_per_atom_ev": rng.normal(-3, 0.1, n),
+            "force_rms_ev_per_ang": np.abs(rng.normal(1 + shift, 0.1, n)),
+            "force_max_ev_per_ang": 2.0,
+        }
+    ).to_parquet(path)
 
 
 def _dft(path, n_ok, n_failed):
-    rows = [{"selection_index": i, "target_num_atoms": 3, "mol_id": i, "num_atoms": 3, "atomic_numbers": [8, 1, 1],
-             "positions_ang": [[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]], "status": "ok" if i < n_ok else "timeout",
-             "reason": "", "energy_ev": -2000.0, "formation_energy_per_atom_ev": -1.0 - 0.01 * i if i < n_ok else None,
-             "force_rms_ev_per_ang": 0.1 + 0.01 * i if i < n_ok else None} for i in range(n_ok + n_failed)]
+    rows = [
+        {
+            "selection_index": i,
+            "target_num_atoms": 3,
+            "mol_id": i,
+            "num_atoms": 3,
+            "atomic_numbers": [8, 1, 1],
+            "positions_ang": [[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]],
+            "status": "ok" if i < n_ok else "timeout",
+            "reason": "",
+            "energy_ev": -2000.0,
+            "formation_energy_per_atom_ev": -1.0 - 0.01 * i if i < n_ok else None,
+            "force_rms_ev_per_ang": 0.1 + 0.01 * i if i < n_ok else None,
+        }
+        for i in range(n_ok + n_failed)
+    ]
     write_results(path, rows)
 
 
@@ -38,9 +62,23 @@ def test_stats_cli_writes_csv_and_markdown(tmp_path):
     _dft(tmp_path / "a.dft.parquet", 3, 2)
     out = tmp_path / "report" / "statistics.csv"
     cfg = json.dumps({"seed": 3, "report": {"n_bootstrap": 500, "confidence": 0.9, "baseline_model": "pretrained"}})
-    rc = main(["stats", "--config-json", cfg, "--metrics", f"pretrained={tmp_path / 'p.parquet'}",
-               "--metrics", f"aligned={tmp_path / 'a.parquet'}", "--dft", f"pretrained={tmp_path / 'p.dft.parquet'}",
-               "--dft", f"aligned={tmp_path / 'a.dft.parquet'}", "--out", str(out)])
+    rc = main(
+        [
+            "stats",
+            "--config-json",
+            cfg,
+            "--metrics",
+            f"pretrained={tmp_path / 'p.parquet'}",
+            "--metrics",
+            f"aligned={tmp_path / 'a.parquet'}",
+            "--dft",
+            f"pretrained={tmp_path / 'p.dft.parquet'}",
+            "--dft",
+            f"aligned={tmp_path / 'a.dft.parquet'}",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     table = pd.read_csv(out)
     assert set(table.model) == {"aligned"}

@@ -8,8 +8,14 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from elign.stats.inference import (bootstrap_diff_ci, bootstrap_mean_ci, drop_failed, mann_whitney_test,
-                                   welch_test)
+from elign.stats.inference import (
+    bootstrap_diff_ci,
+    bootstrap_mean_ci,
+    drop_failed,
+    mann_whitney_test,
+    ratio_inference,
+    welch_test,
+)
 
 
 def _coverage(draw, true_value: float, reps: int, n_resamples: int, seed: int) -> float:
@@ -106,3 +112,36 @@ def test_too_few_values_give_nan_not_an_error():
     assert all(math.isnan(v) for v in bootstrap_diff_ci(np.array([]), np.ones(5), 200, 0.95, rng))
     assert math.isnan(welch_test(np.array([1.0]), np.ones(5)).p_value)
     assert math.isnan(mann_whitney_test(np.array([]), np.ones(5)).p_value)
+
+
+def test_ratio_inference_is_the_paired_t_test_of_log_times():
+    rng = np.random.default_rng(5)
+    base = rng.uniform(1.0, 2.0, 8)
+    model = base * 1.3 * np.exp(rng.normal(0, 0.05, 8))  # 30 % slower, 5 % noise per repeat
+    r = ratio_inference(model / base, 0.95)
+    ref = stats.ttest_rel(np.log(model), np.log(base))
+    assert r.p_value == pytest.approx(ref.pvalue) and r.n == 8
+    assert r.ratio == pytest.approx(np.exp(np.mean(np.log(model / base))))
+    assert r.ci_low < 1.3 < r.ci_high and r.ci_low > 1.0
+    same = ratio_inference(np.exp(rng.normal(0, 0.05, 8)), 0.95)
+    assert same.ci_low < 1.0 < same.ci_high and same.p_value > 0.05
+
+
+def test_ratio_interval_covers_at_about_the_nominal_rate():
+    rng = np.random.default_rng(6)
+    hits = sum(
+        lo <= 1.2 <= hi
+        for lo, hi in (
+            (r.ci_low, r.ci_high)
+            for r in (ratio_inference(1.2 * np.exp(rng.normal(0, 0.1, 5)), 0.95) for _ in range(2000))
+        )
+    )
+    assert 0.93 <= hits / 2000 <= 0.97
+
+
+def test_ratio_inference_edge_cases():
+    assert math.isnan(ratio_inference([1.1], 0.95).ratio)
+    assert math.isnan(ratio_inference([1.1, np.nan, -1.0], 0.95).p_value)  # one usable ratio
+    const = ratio_inference([2.0, 2.0, 2.0], 0.95)
+    assert (const.ratio, const.ci_low, const.ci_high, const.p_value) == pytest.approx((2.0, 2.0, 2.0, 0.0))
+    assert ratio_inference([1.0, 1.0], 0.95).p_value == 1.0

@@ -9,7 +9,14 @@ import pandas as pd
 import pytest
 
 from elign.metrics.evaluate import summarize
-from elign.stats.compare import METRICS, BootstrapSettings, markdown_table, statistics_table, valid_and_unique
+from elign.stats.compare import (
+    METRICS,
+    BootstrapSettings,
+    markdown_table,
+    statistics_table,
+    unique_among_valid,
+    valid_and_unique,
+)
 
 BS = BootstrapSettings(n_resamples=1000, confidence=0.95, seed=11)
 
@@ -21,30 +28,51 @@ def _metrics(n: int, force_shift: float, valid_p: float, seed: int, mlff_failed:
     num_atoms = rng.integers(5, 20, n)
     status = np.array(["ok"] * (n - mlff_failed) + ["nan"] * mlff_failed, dtype=object)
     force = np.abs(rng.normal(1.0 + force_shift, 0.2, n))
-    return pd.DataFrame({
-        "mol_id": np.arange(n), "num_atoms": num_atoms, "sample_status": "ok",
-        "num_stable_atoms": np.where(valid, num_atoms, num_atoms - 1), "molecule_stable": valid,
-        "valid": valid, "smiles": [f"C{'C' * (i % 7)}O" if v else None for i, v in enumerate(valid)],
-        "invalid_reason": [None if v else "valence" for v in valid], "novel": valid,
-        "mlff_status": status, "mlff_reason": "", "energy_ev": rng.normal(-4000, 10, n),
-        "formation_energy_per_atom_ev": np.where(status == "ok", rng.normal(-3, 0.1, n), np.nan),
-        "force_rms_ev_per_ang": np.where(status == "ok", force, np.nan), "force_max_ev_per_ang": 2 * force,
-    })
+    return pd.DataFrame(
+        {
+            "mol_id": np.arange(n),
+            "num_atoms": num_atoms,
+            "sample_status": "ok",
+            "num_stable_atoms": np.where(valid, num_atoms, num_atoms - 1),
+            "molecule_stable": valid,
+            "valid": valid,
+            "smiles": [f"C{'C' * (i % 7)}O" if v else None for i, v in enumerate(valid)],
+            "invalid_reason": [None if v else "valence" for v in valid],
+            "novel": valid,
+            "mlff_status": status,
+            "mlff_reason": "",
+            "energy_ev": rng.normal(-4000, 10, n),
+            "formation_energy_per_atom_ev": np.where(status == "ok", rng.normal(-3, 0.1, n), np.nan),
+            "force_rms_ev_per_ang": np.where(status == "ok", force, np.nan),
+            "force_max_ev_per_ang": 2 * force,
+            "relax_status": status,
+            "relaxation_energy_kcal_mol": np.where(status == "ok", 100 * force, np.nan),
+            "relax_heavy_rmsd_ang": np.where(status == "ok", 0.3 * force, np.nan),
+            "relax_converged": status == "ok",
+            "relax_steps": 50,
+        }
+    )
 
 
 def _dft(n: int, shift: float, failed: int, seed: int) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     ok = np.arange(n) < n - failed
-    return pd.DataFrame({"status": np.where(ok, "ok", "scf_not_converged"),
-                         "force_rms_ev_per_ang": np.where(ok, np.abs(rng.normal(0.5 + shift, 0.1, n)), np.nan),
-                         "formation_energy_per_atom_ev": np.where(ok, rng.normal(-2.5, 0.05, n), np.nan)})
+    return pd.DataFrame(
+        {
+            "status": np.where(ok, "ok", "scf_not_converged"),
+            "force_rms_ev_per_ang": np.where(ok, np.abs(rng.normal(0.5 + shift, 0.1, n)), np.nan),
+            "formation_energy_per_atom_ev": np.where(ok, rng.normal(-2.5, 0.05, n), np.nan),
+        }
+    )
 
 
 @pytest.fixture(scope="module")
 def table() -> pd.DataFrame:
-    metrics = {"pretrained": _metrics(200, 0.0, 0.6, 0, mlff_failed=7),
-               "aligned": _metrics(150, -0.4, 0.8, 1, mlff_failed=3),
-               "guided": _metrics(150, 0.0, 0.6, 2)}
+    metrics = {
+        "pretrained": _metrics(200, 0.0, 0.6, 0, mlff_failed=7),
+        "aligned": _metrics(150, -0.4, 0.8, 1, mlff_failed=3),
+        "guided": _metrics(150, 0.0, 0.6, 2),
+    }
     dft = {"pretrained": _dft(16, 0.0, 2, 3), "aligned": _dft(16, -0.3, 1, 4), "guided": _dft(16, 0.0, 16, 5)}
     return statistics_table(metrics, dft, "pretrained", BS)
 
@@ -106,9 +134,11 @@ def test_valid_and_unique_per_molecule_matches_the_evaluate_summary():
 
 
 def test_same_seed_same_table_other_seed_other_intervals(table):
-    metrics = {"pretrained": _metrics(200, 0.0, 0.6, 0, mlff_failed=7),
-               "aligned": _metrics(150, -0.4, 0.8, 1, mlff_failed=3),
-               "guided": _metrics(150, 0.0, 0.6, 2)}
+    metrics = {
+        "pretrained": _metrics(200, 0.0, 0.6, 0, mlff_failed=7),
+        "aligned": _metrics(150, -0.4, 0.8, 1, mlff_failed=3),
+        "guided": _metrics(150, 0.0, 0.6, 2),
+    }
     dft = {"pretrained": _dft(16, 0.0, 2, 3), "aligned": _dft(16, -0.3, 1, 4), "guided": _dft(16, 0.0, 16, 5)}
     again = statistics_table(metrics, dft, "pretrained", BS)
     pd.testing.assert_frame_equal(again, table)
@@ -116,8 +146,9 @@ def test_same_seed_same_table_other_seed_other_intervals(table):
     assert not np.allclose(other.ci_low.to_numpy(float), table.ci_low.to_numpy(float), equal_nan=True)
     # a row does not depend on which other models are in the table
     only = statistics_table({k: metrics[k] for k in ("pretrained", "aligned")}, {}, "pretrained", BS)
-    pd.testing.assert_series_equal(only.set_index("metric").loc["valid"],
-                                   table[table.model == "aligned"].set_index("metric").loc["valid"])
+    pd.testing.assert_series_equal(
+        only.set_index("metric").loc["valid"], table[table.model == "aligned"].set_index("metric").loc["valid"]
+    )
 
 
 def test_missing_baseline_is_an_error():
@@ -129,3 +160,20 @@ def test_markdown_names_the_method_and_the_counts(table):
     md = markdown_table(table)
     assert "1000 resamples" in md and "percentile" in md
     assert "aligned vs pretrained" in md and "0/16 vs 14/2" in md
+
+
+def test_uniqueness_is_a_proportion_among_valid_molecules():
+    frame = _metrics(120, 0.0, 0.7, 9)
+    u = unique_among_valid(frame)
+    assert np.isnan(u[~frame.valid.to_numpy()]).all()
+    assert np.nanmean(u) == pytest.approx(summarize(frame, "x")["uniqueness"])
+
+
+def test_relaxation_and_dft_convergence_rows(table):
+    r = _row(table, "relaxation_energy_kcal_mol", "aligned")
+    assert (r.n_used, r.n_failed) == (147, 3)  # the molecules the MLFF could not relax are excluded, counted
+    assert r.mean_diff == pytest.approx(100 * _row(table, "mlff_force_rms_ev_per_ang", "aligned").mean_diff)
+    assert r.welch_p < 0.01 and r.diff_ci_high < 0
+    c = _row(table, "dft_converged", "guided")
+    assert (c.n_used, c.n_failed, c["mean"], c.mean_baseline) == (16, 0, 0.0, 14 / 16)
+    assert _row(table, "dft_converged", "aligned")["mean"] == 15 / 16

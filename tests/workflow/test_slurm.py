@@ -32,8 +32,7 @@ TREE = ("Snakefile", "workflow", "config", "envs")
 # Test-cluster knobs on top of the profile: the cluster has no slurmdbd, so job status comes from squeue
 # (its MinJobAge of an hour keeps finished jobs listed); first status poll after 2 s instead of 40 s;
 # two jobs at a time, as `--cores 2` does for the local smoke run on a 2-core machine.
-SLURM_ARGS = ("--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2",
-              "--jobs", "2")
+SLURM_ARGS = ("--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2", "--jobs", "2")
 RUN_TIMEOUT_S = 1800
 
 
@@ -71,7 +70,7 @@ def _snakemake_jobs(log: str) -> dict[int, tuple[str, bool]]:
 def _rule_of_comment(comment: str) -> str:
     """The executor puts `rule_<rule>` or `rule_<rule>_wildcards_<values>` in each job's Slurm comment."""
     assert comment.startswith("rule_"), comment
-    return comment[len("rule_"):].split("_wildcards_")[0]
+    return comment[len("rule_") :].split("_wildcards_")[0]
 
 
 def test_smoke_run_on_slurm(slurm_cluster, tmp_path, repo_root, record_property):
@@ -83,10 +82,22 @@ def test_smoke_run_on_slurm(slurm_cluster, tmp_path, repo_root, record_property)
     env.setdefault("TORCHANI_DATA_DIR", str(repo_root.parent / "shared/mlff/torchani"))
     began = time.monotonic()
     proc = subprocess.run(
-        [str(Path(sys.executable).parent / "snakemake"), "--executor", "slurm",
-         "--workflow-profile", "workflow/profiles/slurm", "--configfile", "config/experiments/smoke.yaml",
-         *SLURM_ARGS],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+        [
+            str(Path(sys.executable).parent / "snakemake"),
+            "--executor",
+            "slurm",
+            "--workflow-profile",
+            "workflow/profiles/slurm",
+            "--configfile",
+            "config/experiments/smoke.yaml",
+            *SLURM_ARGS,
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+    )
     seconds = time.monotonic() - began
     record_property("slurm_start_s", round(slurm_cluster.start_seconds, 1))
     record_property("slurm_smoke_run_s", round(seconds, 1))
@@ -95,8 +106,9 @@ def test_smoke_run_on_slurm(slurm_cluster, tmp_path, repo_root, record_property)
 
     def context() -> str:
         slurm_logs = sorted((tmp_path / ".snakemake/slurm_logs").rglob("*.log"))
-        tails = "\n".join(f"--- {p}\n" + "\n".join(p.read_text(errors="replace").splitlines()[-15:])
-                          for p in slurm_logs[-5:])
+        tails = "\n".join(
+            f"--- {p}\n" + "\n".join(p.read_text(errors="replace").splitlines()[-15:]) for p in slurm_logs[-5:]
+        )
         return f"{log[-6000:]}\n{slurm_cluster.logs()}\n{tails}"
 
     assert proc.returncode == 0, context()
@@ -113,7 +125,8 @@ def test_smoke_run_on_slurm(slurm_cluster, tmp_path, repo_root, record_property)
     assert remote, f"no job went to Slurm:\n{context()}"
     assert set(submitted) == set(remote), (
         f"non-local jobs without an sbatch: {sorted(set(remote) - set(submitted))}; "
-        f"local jobs submitted: {sorted(set(submitted) & set(local))}\n{context()}")
+        f"local jobs submitted: {sorted(set(submitted) & set(local))}\n{context()}"
+    )
 
     # Slurm's own record of the run: the controller's job table, its log, and the job-completion file.
     queue = {j["JobId"]: j for j in slurm_cluster.queue() if j["Name"] == run_id}

@@ -19,8 +19,14 @@ TREE = ("Snakefile", "workflow", "config", "envs", "models")  # models/: the shi
 def _snakemake(cwd: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     env.setdefault("TORCHANI_DATA_DIR", str(Path(__file__).resolve().parents[2].parent / "shared/mlff/torchani"))
-    return subprocess.run([str(Path(sys.executable).parent / "snakemake"), *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "snakemake"), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture()
@@ -129,8 +135,18 @@ def test_smoke_run_end_to_end_and_reruns(fresh):
     assert ft.returncode == 0, ft.stdout + ft.stderr
     planned = _planned_jobs(ft.stdout)
     rules = {rule for rule, _ in planned}
-    assert rules == {"finetune", "sample", "evaluate", "time_sampling", "dft", "dft_gather", "summarize_metrics",
-                     "statistics", "report", "all"}, rules
+    assert rules == {
+        "finetune",
+        "sample",
+        "evaluate",
+        "time_sampling",
+        "dft",
+        "dft_gather",
+        "summarize_metrics",
+        "statistics",
+        "report",
+        "all",
+    }, rules
     assert {w for r, w in planned if r in ("sample", "dft_gather")} == {"dataset=qm9_smoke, model=aligned"}
     assert {w for r, w in planned if r == "evaluate"} == {"dataset=qm9_smoke, name=aligned"}
     # --forcerun finetune: the same set, without a config change.
@@ -151,7 +167,7 @@ def _smoke_finetune_with_xtb_reward(root: Path, args: tuple[str, ...]) -> None:
     tblite's 300 K: the smoke run smears at 3000 K so that rewards (and an update) come out."""
     import pandas as pd
 
-    from elign.model.checkpoint import load_checkpoint
+    from elign.diffusion.checkpoint import load_checkpoint
 
     (root / "xtb_smoke.yaml").write_text("finetune:\n  mlff: {electronic_temperature_k: 3000.0, workers: 1}\n")
     target = "results/models/qm9_smoke/aligned.pt"
@@ -171,8 +187,17 @@ def _smoke_finetune_with_xtb_reward(root: Path, args: tuple[str, ...]) -> None:
 def test_pretrain_launches_torchrun_with_the_jobs_gpus(fresh):
     """pretrain.gpus > 1 is the job's gpu resource (Slurm --gpus) and one torchrun process per GPU."""
     (fresh / "gpus.yaml").write_text("pretrain:\n  source: {kind: train}\n  gpus: 4\n  device: cuda\n")
-    proc = _snakemake(fresh, "results/models/qm9/pretrained.pt", "-n", "-p", "--cores", "1",
-                      "--configfile", "config/config.yaml", "gpus.yaml")
+    proc = _snakemake(
+        fresh,
+        "results/models/qm9/pretrained.pt",
+        "-n",
+        "-p",
+        "--cores",
+        "1",
+        "--configfile",
+        "config/config.yaml",
+        "gpus.yaml",
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "torchrun --standalone --nproc_per_node 4 -m elign.cli.main pretrain" in proc.stdout
     assert "gpu=4" in proc.stdout

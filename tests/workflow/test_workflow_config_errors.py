@@ -25,15 +25,24 @@ def fresh(tmp_path_factory, repo_root) -> Path:
 
 def dry_run(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    return subprocess.run([str(Path(sys.executable).parent / "snakemake"), "-n", "--cores", "1", *args], cwd=cwd,
-                          env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "snakemake"), "-n", "--cores", "1", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
-@pytest.mark.parametrize("content, expected", [
-    ("data:\n  files:\n    valid_fraction: 0.6\n    test_fraction: 0.5\n", "leaves no molecules to train on"),
-    ("seed: '0'\n", "seed: '0' is not of the type the schema allows"),
-    ("pretrain:\n  atom_decoder: [H, Xx]\n", "unknown element symbol 'Xx'"),
-])
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        ("data:\n  files:\n    valid_fraction: 0.6\n    test_fraction: 0.5\n", "leaves no molecules to train on"),
+        ("seed: '0'\n", "seed: '0' is not of the type the schema allows"),
+        ("pretrain:\n  atom_decoder: [H, Xx]\n", "unknown element symbol 'Xx'"),
+    ],
+)
 def test_bad_value_names_its_file(fresh, content, expected):
     (fresh / "override.yaml").write_text(content)
     proc = dry_run(fresh, "--configfile", "override.yaml")

@@ -3,7 +3,6 @@ import json
 
 from elign.config import ConfigError, read_yaml, validate_config
 
-
 SCHEMA = "../schemas/config.schema.yaml"  # relative to this file
 
 
@@ -40,6 +39,28 @@ def stage_config(*keys):
         else:
             out[section] = config[section]
     return json.dumps(out, sort_keys=True)
+
+
+ENV = "../../envs/elign.yaml"  # the pipeline's environment (relative to the rule files)
+UMA_ENV = "../../envs/uma.yaml"  # fairchem's UMA needs e3nn >= 0.5, which mace-torch's pin excludes
+
+
+def mlff_env(mlff):
+    """Conda env for the jobs that score molecules with the MLFF config ``mlff`` (e.g. the finetune section's
+    mlff): UMA's own env when its backend is uma, else the pipeline's."""
+    return UMA_ENV if str(mlff["backend"]).lower() == "uma" else ENV
+
+
+def named_inputs(*flags):
+    """A ``params`` function: ``--FLAG NAME=PATH`` for each (flag, names, input key), one per input file of that
+    key, in order (names[i] labels input[key][i]); e.g. ("metrics", MODELS, "metrics")."""
+
+    def args(wildcards, input):
+        return " ".join(
+            f"--{flag} {name}={path}" for flag, names, key in flags for name, path in zip(names, getattr(input, key))
+        )
+
+    return args
 
 
 def pretrain_launcher(wildcards, resources):
@@ -95,6 +116,8 @@ def evaluate_input(wildcards):
 
 
 def evaluate_limit(wildcards):
+    """``--max-molecules N`` for the reference row: a seeded random N of the split (seed +
+    evaluate.reference_seed_offset, in the rule's params), not its first N rows; nothing for the models' samples."""
     limit = config["evaluate"]["reference_max_molecules"]
     return f"--max-molecules {limit}" if wildcards.name == REFERENCE and limit else ""
 

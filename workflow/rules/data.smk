@@ -7,17 +7,17 @@ rule prepare_data:
         valid="results/data/{dataset}/valid.parquet",
         test="results/data/{dataset}/test.parquet",
         stats="results/data/{dataset}/stats.json",
-    params:
-        config=stage_config("data"),
     log:
         "logs/prepare/{dataset}.log",
     benchmark:
         "benchmarks/prepare/{dataset}.tsv"
     conda:
-        "../../envs/data.yaml"
+        "../../envs/elign.yaml"
     threads: 1
     resources:
         mem_mb=8000,
         runtime=30,
+    params:
+        config=stage_config("data"),
     shell:
         "elign prepare --config-json {params.config:q} --out-dir $(dirname {output.train}) > {log} 2>&1"

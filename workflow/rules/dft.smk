@@ -9,19 +9,19 @@ rule dft:
         stats="results/data/{dataset}/stats.json",
     output:
         "results/dft/{dataset}/{model}/shard_{shard}.parquet",
-    params:
-        config=stage_config("dft"),
-        shards=len(DFT_SHARDS),
     log:
         "logs/dft/{dataset}/{model}/shard_{shard}.log",
     benchmark:
         "benchmarks/dft/{dataset}/{model}/shard_{shard}.tsv"
     conda:
-        "../../envs/model.yaml"
+        "../../envs/elign.yaml"
     threads: 1  # shards in parallel beat threads within one SCF on a few cores
     resources:
         mem_mb=8000,
         runtime=180,
+    params:
+        config=stage_config("dft"),
+        shards=len(DFT_SHARDS),
     shell:
         "elign dft --config-json {params.config:q} --samples {input.samples} --metrics {input.metrics}"
         " --stats {input.stats} --shard {wildcards.shard} --of {params.shards} --threads {threads}"
@@ -37,8 +37,8 @@ rule dft_gather:
         summary="results/dft/{dataset}/{model}.summary.json",
     log:
         "logs/dft/{dataset}/{model}/gather.log",
-    conda:
-        "../../envs/model.yaml"
     localrule: True
+    conda:
+        "../../envs/elign.yaml"
     shell:
         "elign dft-gather --shards {input} --out {output.parquet} --summary {output.summary} > {log} 2>&1"

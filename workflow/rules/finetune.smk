@@ -6,19 +6,19 @@ rule finetune:
     output:
         model="results/models/{dataset}/aligned.pt",
         history="results/models/{dataset}/finetune_history.parquet",
-    params:
-        config=stage_config("finetune", "sample.use_ema"),
     log:
         "logs/finetune/{dataset}.log",
     benchmark:
         "benchmarks/finetune/{dataset}.tsv"
-    conda:
-        "../../envs/model.yaml"
-    threads: 1  # rollouts of a small network: one thread is fastest on a shared machine (see README)
     priority: 10  # on the critical path: it goes before sampling and DFT of the pretrained model
+    conda:
+        mlff_env(config["finetune"]["mlff"])
+    threads: 1  # rollouts of a small network: one thread is fastest on a shared machine (see README)
     resources:
         mem_mb=8000,
         runtime=240,
+    params:
+        config=stage_config("finetune", "sample.use_ema"),
     shell:
         "elign finetune --config-json {params.config:q} --model {input.model} --stats {input.stats}"
         " --out {output.model} --history {output.history} --threads {threads} --no-progress > {log} 2>&1"

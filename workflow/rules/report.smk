@@ -10,23 +10,20 @@ rule statistics:
     output:
         csv=report("results/report/{dataset}/statistics.csv", category="Tables", caption="../report/statistics.rst"),
         markdown="results/report/{dataset}/statistics.md",
-    params:
-        config=stage_config("report"),
-        named=lambda wildcards, input: " ".join(
-            [f"--metrics {m}={p}" for m, p in zip(MODELS, input.metrics)]
-            + [f"--dft {m}={p}" for m, p in zip(MODELS, input.dft)]
-        ),
     log:
         "logs/report/{dataset}/statistics.log",
     benchmark:
         "benchmarks/report/{dataset}/statistics.tsv"
-    conda:
-        "../../envs/data.yaml"
     localrule: True  # light: tables and figures on the submitting machine, not a cluster job
+    conda:
+        "../../envs/elign.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
+    params:
+        config=stage_config("report"),
+        named=named_inputs(("metrics", MODELS, "metrics"), ("dft", MODELS, "dft")),
     shell:
         "elign stats --config-json {params.config:q} {params.named}"
         " --out {output.csv} --markdown {output.markdown} > {log} 2>&1"
@@ -51,6 +48,7 @@ rule report:
             "results/report/{dataset}/metrics_table.csv", category="Tables", caption="../report/metrics_table.rst"
         ),
         metrics_md="results/report/{dataset}/metrics_table.md",
+        headline=report("results/report/{dataset}/headline.csv", category="Tables", caption="../report/headline.rst"),
         pretrain_loss=report(
             "results/report/{dataset}/pretrain_loss.png",
             category="Training",
@@ -76,6 +74,13 @@ rule report:
             subcategory="MLFF",
             caption="../report/mlff_distributions.rst",
             labels={"figure": "formation energy per atom"},
+        ),
+        mlff_relax=report(
+            "results/report/{dataset}/mlff_relaxation_energy.png",
+            category="Energies and forces",
+            subcategory="MLFF",
+            caption="../report/mlff_relaxation.rst",
+            labels={"figure": "relaxation energy"},
         ),
         dft_force=report(
             "results/report/{dataset}/dft_force_rms.png",
@@ -112,25 +117,25 @@ rule report:
             )
             for model in MODELS
         ],
-    params:
-        config=stage_config("report"),
-        named=lambda wildcards, input: " ".join(
-            [f"--metrics {n}={p}" for n, p in zip(EVAL_NAMES, input.metrics)]
-            + [f"--dft {m}={p}" for m, p in zip(MODELS, input.dft)]
-            + [f"--samples {m}={p}" for m, p in zip(MODELS, input.samples)]
-            + [f"--sample-summary {m}={p}" for m, p in zip(MODELS, input.sample_summaries)]
-        ),
     log:
         "logs/report/{dataset}/report.log",
     benchmark:
         "benchmarks/report/{dataset}/report.tsv"
-    conda:
-        "../../envs/data.yaml"
     localrule: True  # light: tables and figures on the submitting machine, not a cluster job
+    conda:
+        "../../envs/elign.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
+    params:
+        config=stage_config("report"),
+        named=named_inputs(
+            ("metrics", EVAL_NAMES, "metrics"),
+            ("dft", MODELS, "dft"),
+            ("samples", MODELS, "samples"),
+            ("sample-summary", MODELS, "sample_summaries"),
+        ),
     shell:
         "elign report --config-json {params.config:q} {params.named} --statistics {input.statistics}"
         " --pretrain-history {input.pretrain_history} --finetune-history {input.finetune_history}"

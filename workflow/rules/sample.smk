@@ -1,7 +1,5 @@
 rule sample:
     """Sample molecules from a model: Parquet (one row per molecule, with a status) + SDF + XYZ."""
-    wildcard_constraints:
-        model="pretrained|aligned",
     input:
         model="results/models/{dataset}/{model}.pt",
         stats="results/data/{dataset}/stats.json",
@@ -10,19 +8,21 @@ rule sample:
         sdf="results/samples/{dataset}/{model}.sdf",
         xyz="results/samples/{dataset}/{model}.xyz",
         summary="results/samples/{dataset}/{model}.summary.json",
-    params:
-        config=stage_config("sample"),
     log:
         "logs/sample/{dataset}/{model}.log",
     benchmark:
         "benchmarks/sample/{dataset}/{model}.tsv"
-    conda:
-        "../../envs/model.yaml"
-    threads: 1  # intra-op threads barely help this small network and oversubscribe a busy machine
+    wildcard_constraints:
+        model="pretrained|aligned",
     priority: 5
+    conda:
+        "../../envs/elign.yaml"
+    threads: 1  # intra-op threads barely help this small network and oversubscribe a busy machine
     resources:
         mem_mb=8000,
         runtime=120,
+    params:
+        config=stage_config("sample"),
     shell:
         "elign sample --config-json {params.config:q} --model {input.model} --stats {input.stats}"
         " --out {output.parquet} --sdf {output.sdf} --xyz {output.xyz} --summary {output.summary}"
@@ -39,18 +39,18 @@ rule sample_guided:
         sdf="results/samples/{dataset}/guided.sdf",
         xyz="results/samples/{dataset}/guided.xyz",
         summary="results/samples/{dataset}/guided.summary.json",
-    params:
-        config=stage_config("sample"),
     log:
         "logs/sample/{dataset}/guided.log",
     benchmark:
         "benchmarks/sample/{dataset}/guided.tsv"
     conda:
-        "../../envs/model.yaml"
+        mlff_env(config["sample"]["guidance_mlff"])
     threads: 1
     resources:
         mem_mb=8000,
         runtime=240,
+    params:
+        config=stage_config("sample"),
     shell:
         "elign sample --config-json {params.config:q} --model {input.model} --stats {input.stats} --guidance mlff"
         " --out {output.parquet} --sdf {output.sdf} --xyz {output.xyz} --summary {output.summary}"
@@ -68,16 +68,16 @@ rule time_sampling:
         stats="results/data/{dataset}/stats.json",
     output:
         "results/timing/{dataset}/sampling.json",
-    params:
-        config=stage_config("sample"),
     log:
         "logs/timing/{dataset}.log",
     conda:
-        "../../envs/model.yaml"
+        mlff_env(config["sample"]["guidance_mlff"])
     threads: workflow.cores
     resources:
         mem_mb=8000,
         runtime=60,
+    params:
+        config=stage_config("sample"),
     shell:
         "elign time-sampling --config-json {params.config:q} --stats {input.stats} --threads 1"
         " --model pretrained={input.pretrained} --model aligned={input.aligned}"

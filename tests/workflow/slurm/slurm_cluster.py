@@ -40,8 +40,7 @@ import tempfile
 import time
 from pathlib import Path
 
-PROGRAMS = ("munged", "slurmctld", "slurmd", "slurmstepd", "sbatch", "squeue", "sinfo", "scontrol", "srun",
-            "scancel")
+PROGRAMS = ("munged", "slurmctld", "slurmd", "slurmstepd", "sbatch", "squeue", "sinfo", "scontrol", "srun", "scancel")
 NODE = "elign-node"
 PARTITION = "debug"
 # What the node advertises (config_overrides): enough for the per-rule requests of workflow/profiles/slurm.
@@ -104,8 +103,7 @@ class SlurmCluster:
         return env
 
     def run(self, *args: str, timeout: float = 30, check: bool = True) -> subprocess.CompletedProcess:
-        return subprocess.run(list(args), env=self.env, capture_output=True, text=True, timeout=timeout,
-                              check=check)
+        return subprocess.run(list(args), env=self.env, capture_output=True, text=True, timeout=timeout, check=check)
 
     def job_records(self) -> list[dict[str, str]]:
         """jobcomp/filetxt lines as dicts (JobId, Name, JobState, NodeList, ExitCode, ...)."""
@@ -196,25 +194,30 @@ PartitionName={PARTITION} Nodes={NODE} Default=YES MaxTime=INFINITE State=UP
 """)
         real_srun = shutil.which("srun", path=_search_path())
         shim = self.root / "bin/srun"
-        shim.write_text(f'#!/bin/sh\n# SLURM_CONF for the job step\'s nested srun (see slurm_cluster.py)\n'
-                        f'SLURM_CONF="{self.conf}" exec "{real_srun}" "$@"\n')
+        shim.write_text(
+            f"#!/bin/sh\n# SLURM_CONF for the job step's nested srun (see slurm_cluster.py)\n"
+            f'SLURM_CONF="{self.conf}" exec "{real_srun}" "$@"\n'
+        )
         shim.chmod(0o755)
         # Read only by the cgroup plugins, which this configuration does not load; here for completeness.
         (self.root / "etc/cgroup.conf").write_text("CgroupPlugin=autodetect\nIgnoreSystemd=yes\n")
 
     def _spawn(self, name: str, args: list[str], log: Path) -> None:
         out = open(log.with_suffix(".out"), "ab")
-        self._procs[name] = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=self.env,
-                                             cwd=self.root, start_new_session=True)
+        self._procs[name] = subprocess.Popen(
+            args, stdout=out, stderr=subprocess.STDOUT, env=self.env, cwd=self.root, start_new_session=True
+        )
         out.close()
 
     def _alive(self, name: str) -> None:
         proc = self._procs[name]
         if proc.poll() is not None:
-            raise SlurmUnavailable(f"{name} exited with status {proc.returncode}\n{self.logs()}\n"
-                                   f"--- {name}.out ---\n{_tail((self.root / 'log' / name).with_suffix('.out'))}")
+            raise SlurmUnavailable(
+                f"{name} exited with status {proc.returncode}\n{self.logs()}\n"
+                f"--- {name}.out ---\n{_tail((self.root / 'log' / name).with_suffix('.out'))}"
+            )
 
-    def start(self, timeout: float = 60) -> "SlurmCluster":
+    def start(self, timeout: float = 60) -> SlurmCluster:
         missing = missing_programs()
         if missing:
             raise SlurmUnavailable(f"not installed: {', '.join(missing)} (apt-get install slurm-wlm munge)")
@@ -224,14 +227,28 @@ PartitionName={PARTITION} Nodes={NODE} Default=YES MaxTime=INFINITE State=UP
         self._write_config()
         path = _search_path()
         which = lambda p: shutil.which(p, path=path)  # noqa: E731
-        self._spawn("munged", [which("munged"), "--foreground", "--force",
-                               f"--socket={self.munge_socket}", f"--key-file={self.root}/munge/munge.key",
-                               f"--log-file={self.munge_log}", f"--pid-file={self.root}/munge/munged.pid",
-                               f"--seed-file={self.root}/munge/munged.seed"], self.munge_log)
+        self._spawn(
+            "munged",
+            [
+                which("munged"),
+                "--foreground",
+                "--force",
+                f"--socket={self.munge_socket}",
+                f"--key-file={self.root}/munge/munge.key",
+                f"--log-file={self.munge_log}",
+                f"--pid-file={self.root}/munge/munged.pid",
+                f"--seed-file={self.root}/munge/munged.seed",
+            ],
+            self.munge_log,
+        )
         self._wait(lambda: self.munge_socket.exists(), "munged socket", 15, "munged")
         self._spawn("slurmctld", [which("slurmctld"), "-D", "-f", str(self.conf)], self.ctld_log)
-        self._wait(lambda: self.run("scontrol", "ping", check=False).stdout.count("UP") > 0,
-                   "slurmctld to answer `scontrol ping`", timeout, "slurmctld")
+        self._wait(
+            lambda: self.run("scontrol", "ping", check=False).stdout.count("UP") > 0,
+            "slurmctld to answer `scontrol ping`",
+            timeout,
+            "slurmctld",
+        )
         self._spawn("slurmd", [which("slurmd"), "-D", "-f", str(self.conf), "-N", NODE], self.slurmd_log)
         self._wait(self._node_idle, f"node {NODE} to be idle", timeout, "slurmd")
         self.start_seconds = time.monotonic() - began
@@ -258,13 +275,16 @@ PartitionName={PARTITION} Nodes={NODE} Default=YES MaxTime=INFINITE State=UP
         """Cancel this cluster's unfinished jobs, then stop the daemons this object started, by process id."""
         if "slurmctld" in self._procs and self._procs["slurmctld"].poll() is None:
             try:
-                ids = self.run("squeue", "-h", "-o", "%i", "-t", "PENDING,RUNNING,CONFIGURING,COMPLETING",
-                               check=False).stdout.split()
+                ids = self.run(
+                    "squeue", "-h", "-o", "%i", "-t", "PENDING,RUNNING,CONFIGURING,COMPLETING", check=False
+                ).stdout.split()
                 if ids:
                     self.run("scancel", *ids, check=False)
                     deadline = time.monotonic() + 20
-                    while time.monotonic() < deadline and self.run(
-                            "squeue", "-h", "-o", "%i", "-t", "RUNNING,COMPLETING", check=False).stdout.strip():
+                    while (
+                        time.monotonic() < deadline
+                        and self.run("squeue", "-h", "-o", "%i", "-t", "RUNNING,COMPLETING", check=False).stdout.strip()
+                    ):
                         time.sleep(1)
             except (subprocess.TimeoutExpired, OSError):
                 pass
@@ -279,7 +299,7 @@ PartitionName={PARTITION} Nodes={NODE} Default=YES MaxTime=INFINITE State=UP
                 proc.kill()
                 proc.wait(timeout=5)
 
-    def __enter__(self) -> "SlurmCluster":
+    def __enter__(self) -> SlurmCluster:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -289,8 +309,10 @@ PartitionName={PARTITION} Nodes={NODE} Default=YES MaxTime=INFINITE State=UP
 if __name__ == "__main__":
     folder = Path(sys.argv[1] if len(sys.argv) > 1 else "slurm-test-cluster")
     with SlurmCluster(folder) as cluster:
-        print(f"Slurm is up in {cluster.start_seconds:.1f}s.\nexport SLURM_CONF={cluster.conf}\n"
-              "Ctrl-C stops it.", flush=True)
+        print(
+            f"Slurm is up in {cluster.start_seconds:.1f}s.\nexport SLURM_CONF={cluster.conf}\nCtrl-C stops it.",
+            flush=True,
+        )
         try:
             signal.pause()
         except KeyboardInterrupt:

@@ -1,0 +1,1 @@
+"""Helpers for the test suite and benchmarks only: nothing in the pipeline imports this package."""
