@@ -29,7 +29,7 @@ def pick(path: str, metrics: str | None, num: int, seed: int):
     from elign.io.molecules import read_molecules
 
     table = read_molecules(path)
-    ok = eligible_mask(table, pd.read_parquet(metrics) if metrics else None, valid_only=metrics is not None)
+    ok = eligible_mask(table, pd.read_parquet(metrics) if metrics else None, valid_only=bool(metrics))
     rows = np.flatnonzero(ok)
     chosen = np.sort(np.random.default_rng(seed).choice(rows, size=min(num, rows.size), replace=False))
     return [table.molecule(int(i)) for i in chosen]

@@ -14,6 +14,7 @@ always complete, and never silent about what it could not show.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ import pandas as pd
 from elign.config import ReportConfig
 from elign.io.atomic import atomic_path, write_text_atomic
 from elign.report import plots
-from elign.report.headline import Headline, build_headline, headline_html, headline_markdown
+from elign.report.headline import Headline, build_headline, dft_level_text, headline_html, headline_markdown
 from elign.report.inputs import ReportData, ReportPaths, load_inputs
 from elign.report.molecules import example_grid
 from elign.report.tables import backbone_section, display_long, metric_table
@@ -157,7 +158,11 @@ def _tables(data: ReportData, out: Path, result: ReportResult) -> tuple[pd.DataF
 def _headline(data: ReportData, table: pd.DataFrame, cfg: ReportConfig, out: Path, result: ReportResult) -> Headline:
     """The headline table (its numbers also as ``headline.csv``); a failure is noted, never fatal."""
     try:
-        headline = build_headline(table, data.statistics, data.timing, cfg.baseline_model, cfg.confidence)
+        levels = {json.dumps(f.attrs.get("level"), sort_keys=True) for f in data.dft.values()}
+        level = dft_level_text(data.dft[next(iter(data.dft))].attrs.get("level")) if len(levels) == 1 else None
+        if len(levels) > 1:
+            result.notes.append(f"the DFT results disagree on the level: {sorted(levels)}")
+        headline = build_headline(table, data.statistics, data.timing, cfg.baseline_model, cfg.confidence, level)
     except Exception as exc:
         log.exception("headline table failed")
         result.notes.append(f"headline table failed: {type(exc).__name__}: {exc}")

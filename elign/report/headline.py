@@ -66,6 +66,7 @@ class Headline:
     baseline: str
     confidence: float
     long: pd.DataFrame = field(default_factory=pd.DataFrame)  # the numbers: one row per (set, metric)
+    dft_level: str | None = None  # the DFT stage's level in words (dft_level_text), None = not recorded
 
 
 def num(value, digits: int = 3) -> str:
@@ -153,8 +154,25 @@ def _cell(value: float, cmp: dict | None, col: Column) -> Cell:
     return cell
 
 
+def dft_level_text(level: dict | None) -> str | None:
+    """The DFT level of a results file's provenance (:meth:`elign.dft.level.DftLevel.describe`) in words."""
+    if not level:
+        return None
+    fitting = ", density fitting" if level.get("density_fit") else ""
+    return (
+        f"{level.get('functional')} / {level.get('basis')} ({level.get('basis_convention')} basis convention"
+        f"{fitting}, grid {level.get('grid_level')}), SCF at most {level.get('max_cycles')} DIIS + "
+        f"{level.get('newton_cycles')} Newton cycles"
+    )
+
+
 def build_headline(
-    table: pd.DataFrame, statistics: pd.DataFrame | None, timing: dict | None, baseline: str, confidence: float
+    table: pd.DataFrame,
+    statistics: pd.DataFrame | None,
+    timing: dict | None,
+    baseline: str,
+    confidence: float,
+    dft_level: str | None = None,
 ) -> Headline:
     """The headline from the metric table (one row per set), the statistics table and the timing JSON."""
     stats = _stat_rows(statistics, baseline)
@@ -170,7 +188,7 @@ def build_headline(
             row.append(_cell(value, cmp, col))
             long.append({"set": name, "metric": col.key, "unit": col.unit, "value": value, **(cmp or NO_COMPARISON)})
         cells.append(row)
-    return Headline(names, cells, baseline, confidence, pd.DataFrame(long))
+    return Headline(names, cells, baseline, confidence, pd.DataFrame(long), dft_level)
 
 
 def caption(h: Headline) -> str:
@@ -183,7 +201,7 @@ def caption(h: Headline) -> str:
         "paired t test on log times]. MLFF columns: mean over the molecules the force field could score or "
         "relax; relaxation energy = E(sample) − E(relaxed), FIRE with a step cap (a lower bound where it did "
         "not converge). DFT columns: the DFT subset; energies and forces over converged rows. "
-        "reference = the data split."
+        f"DFT level: {h.dft_level or 'not recorded'}. reference = the data split."
     )
 
 

@@ -71,9 +71,13 @@ def _read_json(path: str) -> dict:
 
 
 def _read_dft(path: str) -> pd.DataFrame:
+    """The rows; ``attrs["level"]``: the DFT level of its provenance (a dict, or None)."""
     from elign.dft.results import read_results
 
-    return read_results(path)[0]
+    frame, meta = read_results(path)
+    level = meta.get("level")
+    frame.attrs["level"] = json.loads(level) if isinstance(level, str) else level
+    return frame
 
 
 def _read_samples(path: str):

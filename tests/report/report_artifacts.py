@@ -165,6 +165,20 @@ def timing_json(path: Path) -> Path:
     return path
 
 
+DFT_LEVEL = {
+    "functional": "b3lypg",
+    "basis": "6-31g(d)",
+    "basis_convention": "gaussian",
+    "density_fit": True,
+    "grid_level": 3,
+    "conv_tol": 1e-9,
+    "max_cycles": 40,
+    "newton_cycles": 10,
+    "charge": 0,
+    "device": "cpu",
+}
+
+
 def write_artifacts(root: Path, guided_dft_all_failed: bool = True) -> dict:
     """Every report input under ``root``; returns the paths by kind (dicts by name, like the CLI)."""
     from elign.dft.results import write_results
@@ -182,7 +196,11 @@ def write_artifacts(root: Path, guided_dft_all_failed: bool = True) -> dict:
         out["metrics"][model] = root / f"{model}.parquet"
         metrics_frame(table, shift, k).to_parquet(out["metrics"][model], index=False)
         out["dft"][model] = root / f"{model}.dft.parquet"
-        write_results(out["dft"][model], dft_rows(table, shift, k, guided_dft_all_failed and model == "guided"))
+        write_results(
+            out["dft"][model],
+            dft_rows(table, shift, k, guided_dft_all_failed and model == "guided"),
+            {"level": json.dumps(DFT_LEVEL, sort_keys=True)},  # as elign dft writes it
+        )
         out["sample_summaries"][model] = root / f"{model}.summary.json"
         out["sample_summaries"][model].write_text(json.dumps({"num_molecules": len(table), "sample_seconds": 1.0}))
     out["pretrain_history"], out["finetune_history"] = write_histories(root)

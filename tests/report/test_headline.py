@@ -58,6 +58,13 @@ def test_headline_is_the_first_table_with_a_row_per_set(report_dir):
         assert all(("Δ" in c or "×" in c) for c in rows[name])
 
 
+def test_the_dft_level_is_named_under_the_headline(report_dir):
+    """A cheaper DFT level than QM9's is acceptable only where the report names it."""
+    level = "b3lypg / 6-31g(d) (gaussian basis convention, density fitting, grid 3), SCF at most 40 DIIS + 10 Newton"
+    for page in ("index.html", "report.md"):
+        assert f"DFT level: {level}" in (report_dir / page).read_text(), page
+
+
 def test_headline_numbers_are_the_metric_and_statistics_tables(report_dir, artifacts):
     from elign.metrics.evaluate import summarize
 
