@@ -10,6 +10,7 @@ All files are published together: a failure leaves a previous version of the fol
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -194,9 +195,21 @@ def ship_backbone(req: ShipRequest) -> dict[str, Any]:
         plot_pretrain_loss(history, c, dpi=110)
         card = build_card(req, ckpt, w, step, how, metrics, valid)
         card["weights"]["file"] = "weights.pt"
+        card = json_safe(card)
         cj.write_text(json_text(card))
         cm.write_text(card_markdown(card))
     return card
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float (an unknown time, say) as None: strict JSON has no NaN."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def lr_schedule_text(pc: dict) -> str:

@@ -122,6 +122,19 @@ def test_ship_writes_a_complete_card(shipped):
     assert all(v.dtype == torch.float32 for k, v in weights["state_dict"].items() if k != "schedule.gamma")
 
 
+def test_card_json_is_strict_json():
+    from elign.report.card import json_safe
+
+    card = {"training": {"segments": [{"wall_seconds": float("nan"), "train_seconds": 1.5}]}, "x": [float("inf")]}
+    assert json_safe(card) == {"training": {"segments": [{"wall_seconds": None, "train_seconds": 1.5}]}, "x": [None]}
+
+    def refuse(constant: str):
+        raise AssertionError(f"non-standard JSON constant {constant}")
+
+    for card_file in sorted((REPO / "models").glob("*/card.json")):  # every shipped card parses strictly
+        json.loads(card_file.read_text(), parse_constant=refuse)
+
+
 def test_card_states_the_learning_rate_schedule():
     from elign.report.card import lr_schedule_text
 
