@@ -64,8 +64,3 @@ def pin_cpu_numerics(environ: MutableMapping[str, str] | None = None) -> dict[st
     changes = {k: v for k, v in AVX2_ENVIRONMENT.items() if k not in env}
     env.update(changes)
     return changes
-
-
-def describe() -> dict[str, str | None]:
-    """The numerics settings in effect (for provenance): the mode and each variable's value."""
-    return {MODE_VARIABLE: os.environ.get(MODE_VARIABLE, "avx2"), **{k: os.environ.get(k) for k in AVX2_ENVIRONMENT}}
