@@ -472,6 +472,12 @@ class DftConfig(Section):
     """PySCF single point + analytic gradient of a paired subset of samples (QM9's level by default)."""
 
     molecules_per_model: int = Field(16, ge=1, description="k molecules per model, same size mix across models")
+    guided_molecules: int | None = Field(
+        None,
+        ge=1,
+        description="molecules of the MLFF-guided baseline (null = molecules_per_model); its sizes are the first "
+        "ones of the other models' (the same seeded draw, cut short), so its molecules stay paired with theirs",
+    )
     valid_only: bool = Field(True, description="pick only RDKit-valid, sample-ok molecules")
     shards: int = Field(4, ge=1, description="jobs per model (Snakemake scatter); a rerun reuses finished shards")
     functional: str = Field("b3lypg", description="PySCF xc; b3lypg = Gaussian's B3LYP (QM9's level)")

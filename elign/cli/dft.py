@@ -37,6 +37,13 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--out", required=True, help="shard Parquet, e.g. results/dft/qm9/pretrained/shard_0.parquet")
     p.add_argument("--atom-cache", default="resources/dft_atoms", help="folder of isolated-atom energy JSON files")
     p.add_argument(
+        "--molecules",
+        type=int,
+        default=None,
+        help="molecules of this model (default: dft.molecules_per_model; the rule passes dft.guided_molecules "
+        "for the guided baseline). Sizes are a prefix of the same seeded draw, so the molecules stay paired",
+    )
+    p.add_argument(
         "--threads",
         type=int,
         default=None,
@@ -57,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         of=args.of,
         atom_cache=args.atom_cache,
         threads=args.threads,
+        molecules=args.molecules,
     )
     print(json.dumps(run_shard(resolve_config(args), request)))
     return 0

@@ -1,10 +1,11 @@
 """The DFT stage's work: one shard of a model's paired sample subset through PySCF, and the gather.
 
-:func:`run_shard` picks ``dft.molecules_per_model`` molecules (:mod:`elign.dft.select`: same size mix for
-every model, seed = config seed + 3000), takes contiguous shard i of n, and runs each molecule through
-PySCF in a child process (:mod:`elign.dft.worker`). The SCF caps (``dft.max_cycles``, ``dft.newton_cycles``)
-bound the work; ``dft.safety_time_limit_s`` is only a wall-clock safety net. A killed shard resumes from
-``<out>.partial.jsonl`` (:mod:`elign.dft.jobs`); the shard file is written atomically at the end.
+:func:`run_shard` picks ``dft.molecules_per_model`` molecules, or the request's ``molecules``
+(:mod:`elign.dft.select`: same size mix for every model, seed = config seed + 3000), takes contiguous
+shard i of n, and runs each molecule through PySCF in a child process (:mod:`elign.dft.worker`). The SCF
+caps (``dft.max_cycles``, ``dft.newton_cycles``) bound the work; ``dft.safety_time_limit_s`` is only a
+wall-clock safety net. A killed shard resumes from ``<out>.partial.jsonl`` (:mod:`elign.dft.jobs`); the
+shard file is written atomically at the end.
 Isolated-atom energies for formation energies are cached in ``atom_cache`` (:mod:`elign.dft.atoms`).
 :func:`gather_shards` checks that the shards form one complete set and concatenates them.
 
@@ -25,8 +26,9 @@ log = logging.getLogger("elign.dft")
 
 @dataclass(frozen=True)
 class ShardRequest:
-    """One ``elign dft`` job: inputs, shard i of ``of`` (None = ``dft.shards``), output and threads
-    (None = ``dft.threads``, else all CPUs this process may use)."""
+    """One ``elign dft`` job: inputs, shard i of ``of`` (None = ``dft.shards``), output, threads
+    (None = ``dft.threads``, else all CPUs this process may use) and the model's number of molecules
+    (None = ``dft.molecules_per_model``)."""
 
     samples: str
     out: str
@@ -36,6 +38,7 @@ class ShardRequest:
     of: int | None = None
     atom_cache: str = "resources/dft_atoms"
     threads: int | None = None
+    molecules: int | None = None
 
 
 def _threads(cfg_threads: int | None) -> int:
@@ -103,8 +106,11 @@ def run_shard(cfg: ElignConfig, req: ShardRequest) -> dict[str, int]:
             raise ConfigError(str(exc)) from None
     samples, metrics, histogram = _read_inputs(req, dft)
     seed = cfg.seed + SELECTION_SEED_OFFSET
+    k = dft.molecules_per_model if req.molecules is None else req.molecules
+    if k < 1:
+        raise ConfigError(f"--molecules {k}: need at least 1")
     try:
-        selection = select_molecules(samples, metrics, dft.molecules_per_model, seed, dft.valid_only, histogram)
+        selection = select_molecules(samples, metrics, k, seed, dft.valid_only, histogram)
     except ValueError as exc:
         raise ConfigError(f"{req.samples}: {exc}") from None
     jobs = _jobs(samples, selection.shard(req.shard, n_shards))

@@ -181,3 +181,17 @@ def test_an_empty_shard_still_writes_its_file(tmp_path, sample_files):
     assert code == 0
     frame, meta = read_results(out)
     assert len(frame) == 0 and meta["of"] == "5"
+
+
+def test_molecules_option_takes_the_first_targets(tmp_path, sample_files):
+    """--molecules k' (the guided baseline's dft.guided_molecules) runs the first k' of the paired selection."""
+    samples, metrics, _ = sample_files
+    out = tmp_path / "guided.parquet"
+    args = ["dft", "--config-json", json.dumps(CHEAP), "--samples", str(samples), "--metrics", str(metrics)]
+    args += ["--of", "1", "--molecules", "2", "--out", str(out), "--atom-cache", str(tmp_path / "atoms")]
+    assert main(args) == 0
+    frame, _ = read_results(out)
+    assert frame["selection_index"].tolist() == [0, 1]
+    full = tmp_path / "full.parquet"
+    assert _run_shard(samples, metrics, full, 0, tmp_path / "atoms") == 0  # shard 0 of 2 = the first 2 of 4
+    np.testing.assert_array_equal(frame["target_num_atoms"], read_results(full)[0]["target_num_atoms"])

@@ -103,3 +103,13 @@ def test_shards_are_contiguous_and_cover_the_selection():
     assert np.concatenate([p.selection_index for p in parts]).tolist() == list(range(10))
     with pytest.raises(ValueError):
         sel.shard(4, 4)
+
+
+def test_fewer_molecules_take_the_first_targets_so_they_stay_paired(two_models):
+    """dft.guided_molecules: a model given k' < k molecules gets the first k' of the k-molecule targets."""
+    (a, ma), (b, mb) = two_models
+    full, short = select_molecules(a, ma, 24, seed=5), select_molecules(b, mb, 10, seed=5)
+    np.testing.assert_array_equal(short.target_num_atoms, full.target_num_atoms[:10])
+    np.testing.assert_array_equal(
+        target_sizes({5: 1, 9: 3, 14: 2}, 10, 0), target_sizes({5: 1, 9: 3, 14: 2}, 24, 0)[:10]
+    )

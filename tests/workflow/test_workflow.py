@@ -203,3 +203,17 @@ def test_pretrain_launches_torchrun_with_the_jobs_gpus(fresh):
     assert "gpu=4" in proc.stdout
     single = _snakemake(fresh, "-n", "-p", "--cores", "1", "results/models/qm9/pretrained.pt")
     assert "torchrun" not in single.stdout and "elign pretrain --config-json" in single.stdout
+
+
+def test_guided_dft_molecules_are_passed_only_for_the_guided_model(fresh):
+    """dft.guided_molecules reaches the guided model's DFT shards as --molecules and no other model's."""
+    (fresh / "few.yaml").write_text("dft:\n  guided_molecules: 3\n")
+    targets = [f"results/dft/qm9/{m}/shard_0.parquet" for m in ("pretrained", "guided")]
+    proc = _snakemake(fresh, *targets, "-n", "-p", "--cores", "1", "--configfile", "config/config.yaml", "few.yaml")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    commands = [line for line in proc.stdout.splitlines() if "elign dft --" in line]
+    guided = [c for c in commands if "guided.parquet" in c]
+    others = [c for c in commands if "pretrained.parquet" in c]
+    assert guided and others
+    assert all("--molecules 3 " in c for c in guided)
+    assert not any("--molecules" in c for c in others)

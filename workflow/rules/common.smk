@@ -125,6 +125,13 @@ def evaluate_limit(wildcards):
 DFT_SHARDS = list(range(config["dft"]["shards"]))
 
 
+def dft_molecules(wildcards):
+    """``--molecules N`` for the guided baseline when dft.guided_molecules is set (its params, so a change reruns
+    it); nothing for the other models (dft.molecules_per_model)."""
+    n = config["dft"]["guided_molecules"]
+    return f"--molecules {n}" if wildcards.model == "guided" and n else ""
+
+
 def final_targets():
     samples = [f"results/samples/{DATASET}/{model}.{ext}" for model in MODELS for ext in ("parquet", "sdf", "xyz")]
     metrics = [f"results/metrics/{DATASET}/summary.csv", f"results/timing/{DATASET}/sampling.json"]

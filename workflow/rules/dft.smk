@@ -22,9 +22,10 @@ rule dft:
     params:
         config=stage_config("dft"),
         shards=len(DFT_SHARDS),
+        molecules=dft_molecules,
     shell:
         "elign dft --config-json {params.config:q} --samples {input.samples} --metrics {input.metrics}"
-        " --stats {input.stats} --shard {wildcards.shard} --of {params.shards} --threads {threads}"
+        " --stats {input.stats} --shard {wildcards.shard} --of {params.shards} {params.molecules} --threads {threads}"
         " --out {output} > {log} 2>&1"
 
 

@@ -1,0 +1,170 @@
+"""FED-GRPO over several seeds and settings: how much of an effect is the method, how much is the seed?
+
+For every (setting, seed) it runs ``elign finetune`` from a pretrained checkpoint (the default config, the
+setting's overrides of the ``finetune`` section and ``seed``), samples the aligned model with the default
+run's sampling seed (so every aligned model sees the same noise: only FED-GRPO's seed differs) and scores
+the samples with ``elign evaluate``. It prints one row per run against the pretrained model's metrics:
+MLFF force RMS (mean, Welch p), molecule and atom stability, validity, uniqueness, and each run's FED-GRPO wall time,
+then the mean and spread over seeds for each setting. Runs go ``--jobs`` at a time, one thread each.
+
+    .venv/bin/python bench/finetune_seeds.py --pretrained results/models/qm9/pretrained.pt \\
+        --pretrained-metrics results/metrics/qm9/pretrained.parquet --seeds 0 1 2 \\
+        [--setting lr=4e-5 --setting shared_prefix_steps=800] [--molecules 128] [--jobs 2]
+
+A setting is comma-separated ``key=value`` overrides of ``finetune`` (numbers as JSON, other values as YAML), e.g.
+``lr=4e-5,update_epochs=1``; none means the default config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_ANI = REPO.parent / "shared" / "mlff" / "torchani"
+sys.path.insert(0, str(REPO))
+
+from elign.stats.inference import drop_failed, welch_test  # noqa: E402
+
+
+def parse_setting(text: str) -> dict:
+    """``lr=4e-5,update_epochs=1`` -> {"lr": 4e-05, "update_epochs": 1} (numbers as JSON, anything else as YAML)."""
+    out = {}
+    for item in filter(None, text.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--setting {text!r}: expected key=value[,key=value...]")
+        try:
+            out[key.strip()] = json.loads(value)  # numbers as JSON: YAML 1.1 reads 6e-5 as a string
+        except json.JSONDecodeError:
+            out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def elign(*args: str) -> None:
+    """Run the CLI with one thread; stop with its stderr when it fails."""
+    exe = Path(sys.executable).with_name("elign")
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    if SHARED_ANI.is_dir():  # as the Makefile: offline ANI weights where this workplace keeps them
+        env.setdefault("TORCHANI_DATA_DIR", str(SHARED_ANI))
+    proc = subprocess.run([str(exe), *args, "--threads", "1"], cwd=REPO, env=env, capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(f"elign {args[0]} failed:\n{proc.stderr[-3000:]}")
+
+
+def run_one(args, label: str, overrides: dict, seed: int) -> dict:
+    work = args.work / f"{label.replace('=', '-').replace(',', '_') or 'default'}" / f"seed{seed}"
+    work.mkdir(parents=True, exist_ok=True)
+    base = ["--config", "config/config.yaml"]
+    aligned, samples, metrics = work / "aligned.pt", work / "samples.parquet", work / "metrics.parquet"
+    t0 = time.perf_counter()
+    if not aligned.exists():
+        cfg = {"seed": seed, "finetune": overrides}
+        elign(
+            "finetune",
+            *base,
+            "--config-json",
+            json.dumps(cfg),
+            "--model",
+            str(args.pretrained),
+            "--stats",
+            str(args.stats),
+            "--out",
+            str(aligned),
+            "--no-progress",
+        )
+    finetune_s = time.perf_counter() - t0
+    if not metrics.exists():
+        sample_cfg = {"seed": args.sample_seed, "sample": {"num_molecules": args.molecules}}
+        elign(
+            "sample",
+            *base,
+            "--config-json",
+            json.dumps(sample_cfg),
+            "--model",
+            str(aligned),
+            "--stats",
+            str(args.stats),
+            "--out",
+            str(samples),
+            "--no-progress",
+        )
+        eval_cfg = {"seed": args.sample_seed, "evaluate": {"relax": {"enabled": args.relax}}}
+        elign(
+            "evaluate",
+            *base,
+            "--config-json",
+            json.dumps(eval_cfg),
+            "--input",
+            str(samples),
+            "--name",
+            "aligned",
+            "--train",
+            str(args.train),
+            "--out",
+            str(metrics),
+            "--summary",
+            str(work / "summary.json"),
+        )
+    row = summarize(pd.read_parquet(metrics), args.baseline)
+    row.update(setting=label or "default", seed=seed, finetune_wall_s=round(finetune_s, 1))
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def summarize(frame: pd.DataFrame, baseline: pd.DataFrame | None) -> dict:
+    """Force RMS (mean over scored molecules, Welch p against the baseline), stability, validity, uniqueness."""
+    rms = drop_failed(frame["force_rms_ev_per_ang"])
+    valid_smiles = frame.loc[frame["valid"].astype(bool), "smiles"]
+    row = {
+        "n": len(frame),
+        "force_rms": rms.mean,
+        "mol_stable": float(frame["molecule_stable"].mean()),
+        "atom_stable": float(frame["num_stable_atoms"].sum() / frame["num_atoms"].sum()),
+        "valid": float(frame["valid"].mean()),
+        "unique_of_valid": valid_smiles.nunique() / max(len(valid_smiles), 1),
+    }
+    if baseline is not None:
+        row["force_rms_p"] = welch_test(drop_failed(baseline["force_rms_ev_per_ang"]).values, rms.values).p_value
+    return row
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pretrained", type=Path, required=True)
+    ap.add_argument("--pretrained-metrics", type=Path, help="per-molecule metrics of the pretrained samples")
+    ap.add_argument("--stats", type=Path, default=REPO / "results/data/qm9/stats.json")
+    ap.add_argument("--train", type=Path, default=REPO / "results/data/qm9/train.parquet")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--setting", action="append", default=None, help="finetune overrides, e.g. lr=4e-5")
+    ap.add_argument("--molecules", type=int, default=128, help="samples per aligned model")
+    ap.add_argument("--sample-seed", type=int, default=0, help="master seed of sampling and evaluation")
+    ap.add_argument("--relax", action="store_true", help="also the MLFF relaxation (slower)")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--work", type=Path, default=REPO / "results/bench/finetune_seeds")
+    args = ap.parse_args(argv)
+    args.baseline = pd.read_parquet(args.pretrained_metrics) if args.pretrained_metrics else None
+    settings = args.setting or [""]
+    if args.baseline is not None:
+        print(json.dumps({"setting": "pretrained", **summarize(args.baseline, None)}), flush=True)
+    jobs = [(s, parse_setting(s), seed) for s in settings for seed in args.seeds]
+    with ThreadPoolExecutor(args.jobs) as pool:
+        rows = list(pool.map(lambda j: run_one(args, *j), jobs))
+    table = pd.DataFrame(rows)
+    cols = ["force_rms", "mol_stable", "atom_stable", "valid", "unique_of_valid"]
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    spread = table.groupby("setting")[cols].agg(["mean", "std", "min", "max"])
+    print(spread.T.to_string(float_format=lambda v: f"{v:.4g}"))
+
+
+if __name__ == "__main__":
+    main()
