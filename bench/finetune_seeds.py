@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -33,7 +34,17 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_ANI = REPO.parent / "shared" / "mlff" / "torchani"
 sys.path.insert(0, str(REPO))
 
+from elign.metrics.evaluate import summarize  # noqa: E402
 from elign.stats.inference import drop_failed, welch_test  # noqa: E402
+
+SUMMARY_KEYS = {  # short column name -> key of the evaluate stage's summary
+    "n": "num_molecules",
+    "force_rms": "force_rms_ev_per_ang_mean",
+    "mol_stable": "molecule_stability",
+    "atom_stable": "atom_stability",
+    "valid": "validity",
+    "unique_of_valid": "uniqueness",
+}
 
 
 def parse_setting(text: str) -> dict:
@@ -66,8 +77,9 @@ def run_one(args, label: str, overrides: dict, seed: int) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     base = ["--config", "config/config.yaml"]
     aligned, samples, metrics = work / "aligned.pt", work / "samples.parquet", work / "metrics.parquet"
-    t0 = time.perf_counter()
+    finetune_s = math.nan  # an aligned model left by an earlier run is reused: no time of its own
     if not aligned.exists():
+        t0 = time.perf_counter()
         cfg = {"seed": seed, "finetune": overrides}
         elign(
             "finetune",
@@ -82,7 +94,7 @@ def run_one(args, label: str, overrides: dict, seed: int) -> dict:
             str(aligned),
             "--no-progress",
         )
-    finetune_s = time.perf_counter() - t0
+        finetune_s = time.perf_counter() - t0
     if not metrics.exists():
         sample_cfg = {"seed": args.sample_seed, "sample": {"num_molecules": args.molecules}}
         elign(
@@ -115,26 +127,20 @@ def run_one(args, label: str, overrides: dict, seed: int) -> dict:
             "--summary",
             str(work / "summary.json"),
         )
-    row = summarize(pd.read_parquet(metrics), args.baseline)
+    row = summary_row(pd.read_parquet(metrics), args.baseline)
     row.update(setting=label or "default", seed=seed, finetune_wall_s=round(finetune_s, 1))
     print(json.dumps(row), flush=True)
     return row
 
 
-def summarize(frame: pd.DataFrame, baseline: pd.DataFrame | None) -> dict:
-    """Force RMS (mean over scored molecules, Welch p against the baseline), stability, validity, uniqueness."""
-    rms = drop_failed(frame["force_rms_ev_per_ang"])
-    valid_smiles = frame.loc[frame["valid"].astype(bool), "smiles"]
-    row = {
-        "n": len(frame),
-        "force_rms": rms.mean,
-        "mol_stable": float(frame["molecule_stable"].mean()),
-        "atom_stable": float(frame["num_stable_atoms"].sum() / frame["num_atoms"].sum()),
-        "valid": float(frame["valid"].mean()),
-        "unique_of_valid": valid_smiles.nunique() / max(len(valid_smiles), 1),
-    }
+def summary_row(frame: pd.DataFrame, baseline: pd.DataFrame | None) -> dict:
+    """The evaluate stage's summary of a metrics table (:func:`elign.metrics.evaluate.summarize`), short names,
+    and the Welch p of its MLFF force RMS against the baseline's."""
+    summary = summarize(frame, "aligned")
+    row = {short: summary[key] for short, key in SUMMARY_KEYS.items()}
     if baseline is not None:
-        row["force_rms_p"] = welch_test(drop_failed(baseline["force_rms_ev_per_ang"]).values, rms.values).p_value
+        rms, base = drop_failed(frame["force_rms_ev_per_ang"]), drop_failed(baseline["force_rms_ev_per_ang"])
+        row["force_rms_p"] = welch_test(base.values, rms.values).p_value
     return row
 
 
@@ -155,7 +161,7 @@ def main(argv=None) -> None:
     args.baseline = pd.read_parquet(args.pretrained_metrics) if args.pretrained_metrics else None
     settings = args.setting or [""]
     if args.baseline is not None:
-        print(json.dumps({"setting": "pretrained", **summarize(args.baseline, None)}), flush=True)
+        print(json.dumps({"setting": "pretrained", **summary_row(args.baseline, None)}), flush=True)
     jobs = [(s, parse_setting(s), seed) for s in settings for seed in args.seeds]
     with ThreadPoolExecutor(args.jobs) as pool:
         rows = list(pool.map(lambda j: run_one(args, *j), jobs))

@@ -4,8 +4,8 @@
 # holds; only `device` changes, which is a resumable key) for MINUTES minutes, then return the new resume
 # file and history in $OUT. To train longer than the shipped recipe (decay 55,000 -> 67,000): copy stable.pt
 # (step 55,000, before the decay) to pretrained.pt.partial and move lr_decay and max_steps later in
-# config/experiments/backbone_qm9_small.yaml (a decay may start at or after the resumed step). The segment (GPU name, threads, wall time, code sha) is recorded in the checkpoint
-# and so in the model card.
+# config/experiments/backbone_qm9_small.yaml (a decay may start at or after the resumed step). The segment
+# (GPU name, threads, wall time, code sha) is recorded in the checkpoint and so in the model card.
 #
 # Here, before the call (the train split travels as a compact array, not the 83 MB Parquet):
 #   .venv/bin/python bench/train_compact.py export results/data/qm9 .gpu/train_compact.npz

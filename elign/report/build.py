@@ -159,9 +159,9 @@ def _headline(data: ReportData, table: pd.DataFrame, cfg: ReportConfig, out: Pat
     """The headline table (its numbers also as ``headline.csv``); a failure is noted, never fatal."""
     try:
         levels = {json.dumps(f.attrs.get("level"), sort_keys=True) for f in data.dft.values()}
-        level = dft_level_text(data.dft[next(iter(data.dft))].attrs.get("level")) if len(levels) == 1 else None
         if len(levels) > 1:
             result.notes.append(f"the DFT results disagree on the level: {sorted(levels)}")
+        level = dft_level_text(json.loads(levels.pop())) if len(levels) == 1 else None
         headline = build_headline(table, data.statistics, data.timing, cfg.baseline_model, cfg.confidence, level)
     except Exception as exc:
         log.exception("headline table failed")

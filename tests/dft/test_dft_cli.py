@@ -195,3 +195,12 @@ def test_molecules_option_takes_the_first_targets(tmp_path, sample_files):
     full = tmp_path / "full.parquet"
     assert _run_shard(samples, metrics, full, 0, tmp_path / "atoms") == 0  # shard 0 of 2 = the first 2 of 4
     np.testing.assert_array_equal(frame["target_num_atoms"], read_results(full)[0]["target_num_atoms"])
+
+
+def test_molecules_below_one_is_one_clear_error(tmp_path, sample_files, capsys):
+    samples, metrics, _ = sample_files
+    args = ["dft", "--config-json", json.dumps(CHEAP), "--samples", str(samples), "--metrics", str(metrics)]
+    code = main([*args, "--molecules", "0", "--out", str(tmp_path / "x.parquet"), "--atom-cache", str(tmp_path)])
+    assert code == 2
+    assert "--molecules 0: need at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "x.parquet").exists()
