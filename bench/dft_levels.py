@@ -1,11 +1,13 @@
 """Choose the default run's DFT level by measurement: converged fraction and cost per molecule.
 
-For each level (``functional/basis``, the DFT stage's conventions: Gaussian's 6-31G family, density fitting,
-grid 3) and each molecule of the input tables, :func:`elign.dft.pyscf_runner.single_point` runs in this
-process with the SCF caps given (no wall-clock limit here: the point is to see what the caps alone bound).
-Reported per level and input: molecules, converged fraction, SCF cycles (median, max), wall and CPU seconds
-per molecule (median, max, and the total), and the basis size. A table of generated samples (``elign
-sample``) is what the default run's DFT sees; a QM9 split (minima) shows the level's floor.
+For each level (``functional/basis``, the DFT stage's conventions: Gaussian's 6-31G family, density fitting),
+each PySCF grid level of ``--grids`` and each molecule of the input tables,
+:func:`elign.dft.pyscf_runner.single_point` runs in this process with the SCF caps given (no wall-clock limit
+here: the point is to see what the caps alone bound). Reported per level and input: molecules, converged
+fraction, SCF cycles (median, max), wall and CPU seconds per molecule (median, max, and the total), the basis
+size, and for every grid after the first the largest energy and force-component difference to the first
+grid on the same molecules. A table of generated samples (``elign sample``) is what the default run's DFT
+sees; a QM9 split (minima) shows the level's floor.
 
     .venv/bin/python bench/dft_levels.py --input results/samples/qm9/pretrained.parquet \\
         --metrics results/metrics/qm9/pretrained.parquet --num 12 --levels "b3lypg/6-31g(2df,p)" "b3lypg/6-31g(d)"
@@ -50,6 +52,8 @@ def run_level(molecules, level) -> dict:
                 "num_basis": row["num_basis"],
                 "wall_s": time.perf_counter() - wall,
                 "cpu_s": time.process_time() - cpu,
+                "energy_ev": row["energy_ev"],
+                "forces_ev_per_ang": row["forces_ev_per_ang"],
             }
         )
     return summarize(rows)
@@ -75,6 +79,29 @@ def summarize(rows: list[dict]) -> dict:
     }
 
 
+def grid_error(res: dict, reference: dict) -> str:
+    """Largest |energy| (meV) and |force component| (eV/Å) difference to the reference grid, same molecules."""
+    de, df = [], []
+    for a, b in zip(res["rows"], reference["rows"]):
+        if a["status"] == b["status"] == "ok":
+            de.append(abs(a["energy_ev"] - b["energy_ev"]) * 1e3)
+            df.append(float(np.abs(np.asarray(a["forces_ev_per_ang"]) - np.asarray(b["forces_ev_per_ang"])).max()))
+    if not de:
+        return "; no molecule converged on both grids"
+    return f"; vs the first grid on {len(de)} molecules: max |dE| {max(de):.3f} meV, max |dF| {max(df):.2e} eV/A"
+
+
+def report(name: str, res: dict, reference: dict | None) -> None:
+    print(
+        f"{name}: {res['converged']}/{res['molecules']} converged {res['statuses']}, cycles "
+        f"median {res['cycles_median']} max {res['cycles_max']}, wall s/mol median "
+        f"{res['wall_s_median']:.1f} max {res['wall_s_max']:.1f} total {res['wall_s_total']:.0f}, cpu "
+        f"s/mol median {res['cpu_s_median']:.1f} total {res['cpu_s_total']:.0f}, basis "
+        f"{res['num_basis_median']:.0f}" + (grid_error(res, reference) if reference else ""),
+        flush=True,
+    )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--input", nargs="+", required=True, help="molecule Parquet files (samples or a QM9 split)")
@@ -90,6 +117,7 @@ def main() -> None:
     p.add_argument("--max-cycles", type=int, default=40)
     p.add_argument("--newton-cycles", type=int, default=10)
     p.add_argument("--conv-tol", type=float, default=1e-9)
+    p.add_argument("--grids", type=int, nargs="+", default=[3], help="PySCF grid levels (the first is the reference)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", help="write every row here")
     args = p.parse_args()
@@ -106,23 +134,20 @@ def main() -> None:
     for path, met in zip(args.input, metrics):
         molecules = pick(path, met, args.num, args.seed)
         for spec in args.levels:
-            functional, basis = spec.split("/", 1)
-            level = replace(
-                DftLevel(functional=functional, basis=basis),
-                conv_tol=args.conv_tol,
-                max_cycles=args.max_cycles,
-                newton_cycles=args.newton_cycles,
-            )
-            res = run_level(molecules, level)
-            results[f"{path} @ {spec}"] = res
-            print(
-                f"{path} @ {spec}: {res['converged']}/{res['molecules']} converged {res['statuses']}, cycles "
-                f"median {res['cycles_median']} max {res['cycles_max']}, wall s/mol median "
-                f"{res['wall_s_median']:.1f} max {res['wall_s_max']:.1f} total {res['wall_s_total']:.0f}, cpu "
-                f"s/mol median {res['cpu_s_median']:.1f} total {res['cpu_s_total']:.0f}, basis "
-                f"{res['num_basis_median']:.0f}",
-                flush=True,
-            )
+            reference = None
+            for grid in args.grids:
+                functional, basis = spec.split("/", 1)
+                level = replace(
+                    DftLevel(functional=functional, basis=basis),
+                    grid_level=grid,
+                    conv_tol=args.conv_tol,
+                    max_cycles=args.max_cycles,
+                    newton_cycles=args.newton_cycles,
+                )
+                res = run_level(molecules, level)
+                results[f"{path} @ {spec} grid {grid}"] = res
+                report(f"{path} @ {spec} grid {grid}", res, reference)
+                reference = reference or res
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(results, fh, indent=1)

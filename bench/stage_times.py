@@ -22,6 +22,9 @@ def read_benchmarks(root: Path) -> pd.DataFrame:
         frame = pd.read_csv(path, sep="\t")
         if frame.empty:
             continue
+        missing = {"s", "cpu_time", "max_rss"} - set(frame.columns)
+        if missing:
+            raise SystemExit(f"{path}: not a Snakemake benchmark file (no column {', '.join(sorted(missing))})")
         last = frame.iloc[-1]  # a job benchmarked with repeats keeps one line per repeat
         job = path.relative_to(root).with_suffix("")
         rows.append(
