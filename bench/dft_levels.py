@@ -134,9 +134,9 @@ def main() -> None:
     for path, met in zip(args.input, metrics):
         molecules = pick(path, met, args.num, args.seed)
         for spec in args.levels:
-            reference = None
+            functional, basis = spec.split("/", 1)
+            reference = None  # the first grid's results: the others are compared with it
             for grid in args.grids:
-                functional, basis = spec.split("/", 1)
                 level = replace(
                     DftLevel(functional=functional, basis=basis),
                     grid_level=grid,
@@ -147,7 +147,8 @@ def main() -> None:
                 res = run_level(molecules, level)
                 results[f"{path} @ {spec} grid {grid}"] = res
                 report(f"{path} @ {spec} grid {grid}", res, reference)
-                reference = reference or res
+                if reference is None:
+                    reference = res
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(results, fh, indent=1)
