@@ -87,6 +87,23 @@ def test_history_and_output_checkpoint(uninterrupted, tiny_ckpt):
     assert any(not torch.equal(a, b.to(a.dtype)) for a, b in zip(aligned.parameters(), pre.parameters()))
 
 
+def test_aligned_weights_are_an_ema_that_leaves_the_trajectory_alone(uninterrupted, tiny_ckpt, tmp_path):
+    """``ema_decay`` averages the policy for aligned.pt; the rollouts and updates use the raw policy, so the raw
+    weights equal those of a run without EMA, and the sampled (default) weights are the average."""
+    plain = finetune(
+        _config(ema_decay=0.0), tiny_ckpt, tmp_path / "plain.pt", None, backend=HarmonicBackend(), progress=False
+    )
+    with_ema = load_checkpoint(uninterrupted.out)
+    assert load_checkpoint(plain.out).get("ema_state_dict") is None and with_ema["ema_state_dict"] is not None
+    raw, no_ema = load_model(uninterrupted.out, use_ema=False), load_model(plain.out)
+    for a, b in zip(raw.state_dict().values(), no_ema.state_dict().values()):
+        assert torch.equal(a, b)
+    averaged, pre = load_model(uninterrupted.out), load_model(tiny_ckpt)
+    moved = [(r - p.to(r.dtype)).norm() for r, p in zip(raw.parameters(), pre.parameters())]
+    lag = [(e - r).norm() for e, r in zip(averaged.parameters(), raw.parameters())]
+    assert sum(float(m) for m in moved) > 0 and sum(float(g) for g in lag) > 0  # the average lags the policy
+
+
 def test_rollout_quality_and_evaluations_are_recorded(uninterrupted, tiny_ckpt, tmp_path):
     df = pq.read_table(uninterrupted.history).to_pandas()
     for col in ("rollout_molecule_stability", "rollout_validity"):
