@@ -9,7 +9,7 @@ then the mean and spread over seeds for each setting. Runs go ``--jobs`` at a ti
 
     .venv/bin/python bench/finetune_seeds.py --pretrained results/models/qm9/pretrained.pt \\
         --pretrained-metrics results/metrics/qm9/pretrained.parquet --seeds 0 1 2 \\
-        [--setting lr=4e-5 --setting shared_prefix_steps=800] [--molecules 128] [--jobs 2]
+        [--setting lr=4e-5 --setting shared_prefix_steps=800] [--molecules 128] [--jobs 2] [--paired]
 
 A setting is comma-separated ``key=value`` overrides of ``finetune`` (numbers as JSON, other values as YAML), e.g.
 ``lr=4e-5,update_epochs=1``; none means the default config.
@@ -36,6 +36,7 @@ sys.path.insert(0, str(REPO))
 
 from elign.metrics.evaluate import summarize  # noqa: E402
 from elign.stats.inference import drop_failed, welch_test  # noqa: E402
+from elign.stats.paired import paired_differences, paired_t_test  # noqa: E402
 
 SUMMARY_KEYS = {  # short column name -> key of the evaluate stage's summary
     "n": "num_molecules",
@@ -76,7 +77,7 @@ def run_one(args, label: str, overrides: dict, seed: int) -> dict:
     work = args.work / f"{label.replace('=', '-').replace(',', '_') or 'default'}" / f"seed{seed}"
     work.mkdir(parents=True, exist_ok=True)
     base = ["--config", "config/config.yaml"]
-    aligned, samples, metrics = work / "aligned.pt", work / "samples.parquet", work / "metrics.parquet"
+    aligned, metrics = work / "aligned.pt", work / "metrics.parquet"
     finetune_s = math.nan  # an aligned model left by an earlier run is reused: no time of its own
     if not aligned.exists():
         t0 = time.perf_counter()
@@ -96,51 +97,67 @@ def run_one(args, label: str, overrides: dict, seed: int) -> dict:
         )
         finetune_s = time.perf_counter() - t0
     if not metrics.exists():
-        sample_cfg = {"seed": args.sample_seed, "sample": {"num_molecules": args.molecules}}
-        elign(
-            "sample",
-            *base,
-            "--config-json",
-            json.dumps(sample_cfg),
-            "--model",
-            str(aligned),
-            "--stats",
-            str(args.stats),
-            "--out",
-            str(samples),
-            "--no-progress",
-        )
-        eval_cfg = {"seed": args.sample_seed, "evaluate": {"relax": {"enabled": args.relax}}}
-        elign(
-            "evaluate",
-            *base,
-            "--config-json",
-            json.dumps(eval_cfg),
-            "--input",
-            str(samples),
-            "--name",
-            "aligned",
-            "--train",
-            str(args.train),
-            "--out",
-            str(metrics),
-            "--summary",
-            str(work / "summary.json"),
-        )
-    row = summary_row(pd.read_parquet(metrics), args.baseline)
+        sample_and_score(args, aligned, work)
+    row = summary_row(pd.read_parquet(metrics), args.baseline, args.same_noise)
     row.update(setting=label or "default", seed=seed, finetune_wall_s=round(finetune_s, 1))
     print(json.dumps(row), flush=True)
     return row
 
 
-def summary_row(frame: pd.DataFrame, baseline: pd.DataFrame | None) -> dict:
+def sample_and_score(args, model: Path, work: Path) -> Path:
+    """Sample ``args.molecules`` molecules of ``model`` with the bench's sampling seed and score them (the MLFF,
+    stability, validity): ``work``/metrics.parquet. Every model sampled here sees the same noise, molecule by
+    molecule."""
+    base = ["--config", "config/config.yaml"]
+    samples, metrics = work / "samples.parquet", work / "metrics.parquet"
+    sample_cfg = {"seed": args.sample_seed, "sample": {"num_molecules": args.molecules}}
+    elign(
+        "sample",
+        *base,
+        "--config-json",
+        json.dumps(sample_cfg),
+        "--model",
+        str(model),
+        "--stats",
+        str(args.stats),
+        "--out",
+        str(samples),
+        "--no-progress",
+    )
+    eval_cfg = {"seed": args.sample_seed, "evaluate": {"relax": {"enabled": args.relax}}}
+    elign(
+        "evaluate",
+        *base,
+        "--config-json",
+        json.dumps(eval_cfg),
+        "--input",
+        str(samples),
+        "--name",
+        "aligned",
+        "--train",
+        str(args.train),
+        "--out",
+        str(metrics),
+        "--summary",
+        str(work / "summary.json"),
+    )
+    return metrics
+
+
+def summary_row(frame: pd.DataFrame, baseline: pd.DataFrame | None, same_noise: pd.DataFrame | None = None) -> dict:
     """The evaluate stage's summary of a metrics table (:func:`elign.metrics.evaluate.summarize`), short names,
-    and the Welch p of its MLFF force RMS against the baseline's."""
+    the Welch p of its MLFF force RMS against the baseline's and, given the pretrained model's samples of the
+    same noise (``same_noise``), the paired difference of force RMS and molecule stability with paired t p."""
     summary = summarize(frame, "aligned")
     row = {short: summary[key] for short, key in SUMMARY_KEYS.items()}
     if baseline is not None:
         rms, base = drop_failed(frame["force_rms_ev_per_ang"]), drop_failed(baseline["force_rms_ev_per_ang"])
         row["force_rms_p"] = welch_test(base.values, rms.values).p_value
+    if same_noise is not None:
+        for short, column in (("force_rms", "force_rms_ev_per_ang"), ("mol_stable", "molecule_stable")):
+            d = paired_differences(same_noise[column].astype(float), frame[column].astype(float))
+            row[f"{short}_paired_diff"] = float(d.mean())
+            row[f"{short}_paired_p"] = paired_t_test(d).p_value
     return row
 
 
@@ -157,8 +174,23 @@ def main(argv=None) -> None:
     ap.add_argument("--relax", action="store_true", help="also the MLFF relaxation (slower)")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--work", type=Path, default=REPO / "results/bench/finetune_seeds")
+    ap.add_argument(
+        "--paired",
+        action="store_true",
+        help="also sample the pretrained model with the bench's noise (once, kept in WORK/pretrained-<n>) and give "
+        "paired differences and p-values (elign.stats.paired)",
+    )
     args = ap.parse_args(argv)
     args.baseline = pd.read_parquet(args.pretrained_metrics) if args.pretrained_metrics else None
+    args.same_noise = None
+    if args.paired:
+        work = args.work / f"pretrained-{args.molecules}-seed{args.sample_seed}"
+        work.mkdir(parents=True, exist_ok=True)
+        metrics = work / "metrics.parquet"
+        if not metrics.exists():
+            sample_and_score(args, args.pretrained, work)
+        args.same_noise = pd.read_parquet(metrics)
+        print(json.dumps({"setting": "pretrained, same noise", **summary_row(args.same_noise, None)}), flush=True)
     settings = args.setting or [""]
     if args.baseline is not None:
         print(json.dumps({"setting": "pretrained", **summary_row(args.baseline, None)}), flush=True)
@@ -167,6 +199,7 @@ def main(argv=None) -> None:
         rows = list(pool.map(lambda j: run_one(args, *j), jobs))
     table = pd.DataFrame(rows)
     cols = ["force_rms", "mol_stable", "atom_stable", "valid", "unique_of_valid"]
+    cols += [c for c in ("force_rms_paired_diff", "mol_stable_paired_diff") if c in table]
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     spread = table.groupby("setting")[cols].agg(["mean", "std", "min", "max"])
     print(spread.T.to_string(float_format=lambda v: f"{v:.4g}"))

@@ -336,6 +336,12 @@ class FinetuneConfig(Section):
         "histogram", description="prompt sizes: drawn from the training histogram, one size, or a list"
     )
     shared_prefix_steps: int = Field(700, ge=0, description="reverse steps shared by a group (paper: 600-700 of 1000)")
+    reference_prefix: bool = Field(
+        False,
+        description="the aligned model runs the frozen reference network on the shared-prefix steps, where "
+        "FED-GRPO gives no training signal, and the fine-tuned one on the branched steps (same sampling cost); "
+        "false = the fine-tuned network at every step (the paper)",
+    )
     train_steps_per_rollout: int | None = Field(
         32, ge=1, description="branched steps trained per update, a random subset; null = all of them"
     )
@@ -354,6 +360,11 @@ class FinetuneConfig(Section):
     stable_only: bool = Field(False, description="gate: only chemically stable molecules get the force reward")
     invalid_penalty: float | None = Field(
         None, description="explicit penalty (reward units) for an RDKit-invalid molecule; null = none"
+    )
+    unstable_penalty: float | None = Field(
+        None,
+        ge=0,
+        description="explicit penalty (reward units, eV/A) for a final molecule that is not EDM-stable; null = none",
     )
     checkpoint_every: int = Field(1, ge=1, description="atomic checkpoint every N iterations (resume after a kill)")
     eval_every: int | None = Field(

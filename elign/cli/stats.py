@@ -46,6 +46,14 @@ def add_parser(sub, name: str) -> None:
         metavar="MODEL=PATH",
         help="DFT results Parquet of a model (dft-gather); repeat per model",
     )
+    p.add_argument(
+        "--samples",
+        action="append",
+        type=named_path,
+        metavar="MODEL=PATH",
+        help="sample summary JSON of a model (sample stage): a model sampled with the baseline's seed, batch size "
+        "and molecule count gets paired tests too; repeat per model",
+    )
     p.add_argument("--out", required=True, help="statistics CSV, e.g. results/report/qm9/statistics.csv")
     p.add_argument("--markdown", default=None, help="also a Markdown table (default: <out stem>.md)")
     p.set_defaults(run=run)
@@ -74,6 +82,37 @@ def read_dft_frames(paths: dict[str, str]):
     return frames
 
 
+def read_sample_summaries(paths: dict[str, str]) -> dict[str, dict]:
+    import json
+
+    out = {}
+    for name, path in paths.items():
+        try:
+            out[name] = json.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise FileNotFoundError(f"sample summary not found: {path} (from --samples {name}=...)") from None
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"--samples {name}={path}: not JSON ({exc})") from None
+        if not isinstance(out[name], dict):
+            raise ConfigError(f"--samples {name}={path}: expected a JSON object")
+    return out
+
+
+def paired_models(metrics: dict, summaries: dict[str, dict], baseline: str) -> list[str]:
+    """The models whose evaluate rows share the baseline's sampling noise row by row (logged, with why not)."""
+    from elign.stats.paired import paired_design
+
+    out = []
+    for name, frame in metrics.items():
+        if name == baseline or baseline not in metrics:
+            continue
+        ok, why = paired_design(summaries.get(baseline), summaries.get(name), metrics[baseline], frame)
+        log.info("%s vs %s: %s (%s)", name, baseline, "paired" if ok else "unpaired", why)
+        if ok:
+            out.append(name)
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     from elign.io.atomic import atomic_path, write_text_atomic
     from elign.stats import BootstrapSettings, markdown_table, statistics_table
@@ -86,7 +125,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("nothing to compare: pass --metrics NAME=PATH and/or --dft MODEL=PATH")
     bs = BootstrapSettings(rc.n_bootstrap, rc.confidence, rc.ci_method, cfg.seed + rc.seed_offset)
     try:
-        table = statistics_table(metrics, dft, rc.baseline_model, bs)
+        summaries = read_sample_summaries(named_paths(args.samples, "--samples"))
+        paired = paired_models(metrics, summaries, rc.baseline_model)
+        table = statistics_table(metrics, dft, rc.baseline_model, bs, paired_models=paired)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     with atomic_path(args.out) as tmp:

@@ -130,6 +130,25 @@ class EnVariationalDiffusion(DiffusionLossMixin, nn.Module):
             config.noise_schedule, config.timesteps, config.noise_precision, table=gamma_table
         )
         self._check_norm_values()
+        self.prefix_dynamics: EGNNDynamics | None = None  # a time gate (set_time_gate); None = one network
+        self.gate_t: float | None = None
+
+    def set_time_gate(self, prefix_dynamics: EGNNDynamics, gate_t: float) -> None:
+        """Use the frozen ``prefix_dynamics`` for every t > ``gate_t`` and ``dynamics`` for t <= gate_t.
+
+        FED-GRPO trains the network only on the branched steps of its rollouts (t <= (T − shared prefix)/T);
+        a fine-tuned network also changes on the earlier steps, where it got no training signal, through its
+        shared weights. A gated model keeps the reference network there (finetune.reference_prefix). Either
+        way one network runs per step, so a gated model samples at the same cost. Equivariance holds: both
+        networks are E(3)-equivariant.
+        """
+        if not 0.0 <= gate_t < 1.0:
+            raise ValueError(f"time gate must be in [0, 1), got {gate_t}")
+        if prefix_dynamics.config != self.dynamics.config:
+            raise ValueError("the prefix network must have the dynamics' architecture")
+        for p in prefix_dynamics.parameters():
+            p.requires_grad_(False)
+        self.prefix_dynamics, self.gate_t = prefix_dynamics.eval(), float(gate_t)
 
     # ----------------------------------------------------------------------------- schedule maths
     def _check_norm_values(self, num_stdevs: int = 8) -> None:
@@ -224,8 +243,18 @@ class EnVariationalDiffusion(DiffusionLossMixin, nn.Module):
         context: torch.Tensor | None = None,
         graph: MolGraph | None = None,
     ) -> torch.Tensor:
-        """ε̂ = φ(z_t, t): (B, N, 3 + F), t (B, 1) or scalar in [0, 1]."""
-        return self.dynamics(t, z, node_mask, edge_mask=edge_mask, context=context, graph=graph)
+        """ε̂ = φ(z_t, t): (B, N, 3 + F), t (B, 1) or scalar in [0, 1]. With a time gate, rows with t > gate_t
+        use the prefix network (both networks run only when one batch holds both kinds of row)."""
+        if self.prefix_dynamics is None:
+            return self.dynamics(t, z, node_mask, edge_mask=edge_mask, context=context, graph=graph)
+        early = torch.as_tensor(t, device=z.device) > self.gate_t
+        if not bool(early.any()):
+            return self.dynamics(t, z, node_mask, edge_mask=edge_mask, context=context, graph=graph)
+        out = self.prefix_dynamics(t, z, node_mask, edge_mask=edge_mask, context=context, graph=graph)
+        if bool(early.all()):
+            return out
+        late = self.dynamics(t, z, node_mask, edge_mask=edge_mask, context=context, graph=graph)
+        return torch.where(early.reshape(-1, 1, 1), out, late)
 
     def compute_x_pred(self, eps: torch.Tensor, z_t: torch.Tensor, gamma_t: torch.Tensor) -> torch.Tensor:
         """Clean-data prediction ẑ_0 = (z_t − σ_t ε̂) / α_t (model units)."""

@@ -17,11 +17,12 @@ from elign.model.dynamics import DynamicsConfig, EGNNDynamics
 from elign.model.presets import MODEL_CONFIG_FORMAT
 
 _TOP_KEYS = {"format", "atom_decoder", "include_charges", "dynamics", "diffusion"}
+_OPTIONAL_KEYS = {"time_gate"}  # {"t_above": float}: a second, frozen network for t > t_above (set_time_gate)
 
 
 def build_model(model_config: Mapping[str, Any], dtype: torch.dtype | None = None) -> EnVariationalDiffusion:
     """Fresh (randomly initialised, EDM init) model from a model-config dict; float32 unless ``dtype``."""
-    unknown = sorted(set(model_config) - _TOP_KEYS)
+    unknown = sorted(set(model_config) - _TOP_KEYS - _OPTIONAL_KEYS)
     missing = sorted(_TOP_KEYS - set(model_config) - {"format"})
     if unknown or missing:
         raise ValueError(f"model config: unknown keys {unknown}, missing keys {missing}")
@@ -38,6 +39,11 @@ def build_model(model_config: Mapping[str, Any], dtype: torch.dtype | None = Non
         )
     diff = DiffusionConfig.from_dict(model_config["diffusion"])
     model = EnVariationalDiffusion(EGNNDynamics(dyn), len(decoder), charges, diff, atom_decoder=decoder)
+    gate = model_config.get("time_gate")
+    if gate is not None:
+        if not isinstance(gate, Mapping) or set(gate) != {"t_above"}:
+            raise ValueError(f"model config: time_gate must be {{'t_above': float}}, got {gate!r}")
+        model.set_time_gate(EGNNDynamics(dyn), float(gate["t_above"]))
     return model.to(dtype) if dtype is not None else model
 
 
@@ -49,6 +55,7 @@ def model_config_of(model: EnVariationalDiffusion) -> dict[str, Any]:
         "include_charges": model.include_charges,
         "dynamics": model.dynamics.config.to_dict(),
         "diffusion": model.config.to_dict(),
+        **({"time_gate": {"t_above": model.gate_t}} if model.prefix_dynamics is not None else {}),
     }
 
 

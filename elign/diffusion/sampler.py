@@ -141,6 +141,8 @@ def compile_network(model: EnVariationalDiffusion, **kwargs) -> EnVariationalDif
     models. Round-off differs from eager, so a seed reproduces samples only within the same mode.
     """
     model.dynamics.egnn.compile(dynamic=True, **kwargs)
+    if model.prefix_dynamics is not None:
+        model.prefix_dynamics.egnn.compile(dynamic=True, **kwargs)
     return model
 
 

@@ -4,9 +4,11 @@ One row per evaluated set in the order given (the data reference first, then pre
 one column per headline metric. Each cell holds the set's value and, for every model other than the baseline
 (``report.baseline_model``, pretrained), its difference from the baseline with the confidence interval and
 p-value of the statistics table (``elign stats``: bootstrap interval of the difference of means, Welch's t
-test). Sampling cost is compared as the ratio of paired timing repeats (geometric mean, t interval and paired
-t test on log times: :func:`elign.stats.inference.ratio_inference`). A value or comparison that does not
-exist (no DFT for the reference, a metric the statistics table lacks) is "–", never made up.
+test; for a model sampled with the baseline's noise, molecule by molecule, the paired difference and paired t
+test of :mod:`elign.stats.paired`, marked ‡). Sampling cost is compared as the ratio of paired timing repeats
+(geometric mean, t interval and paired t test on log times: :func:`elign.stats.inference.ratio_inference`).
+A value or comparison that does not exist (no DFT for the reference, a metric the statistics table lacks) is
+"–", never made up.
 
 Values are the metric table's (:func:`elign.report.tables.metric_table`): proportions pooled as the evaluate
 stage defines them and means over the molecules that were scored. The statistics compare per-molecule
@@ -49,6 +51,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("sampling_seconds_per_molecule", "sampling cost", "s/molecule", None),
 )
 DASH = "–"
+PAIRED_MARK = "‡"  # a paired test (the model was sampled with the baseline's noise, molecule by molecule)
 NO_COMPARISON = {"diff": math.nan, "ci_low": math.nan, "ci_high": math.nan, "p_value": math.nan, "test": ""}
 
 
@@ -56,7 +59,7 @@ NO_COMPARISON = {"diff": math.nan, "ci_low": math.nan, "ci_high": math.nan, "p_v
 class Cell:
     value: str = DASH
     diff: str = ""  # "Δ −1.9 [−3.1, −0.7]" or "×1.05 [1.01, 1.10]"; "" for the baseline and the reference
-    p: str = ""  # "p 0.003"
+    p: str = ""  # "p 0.003"; "p 0.003 ‡" for a paired test
 
 
 @dataclass
@@ -131,6 +134,14 @@ def _compare(col: Column, name: str, stats: dict, timing: dict | None, baseline:
     if row is None:
         return dict(NO_COMPARISON)
     k = 100.0 if col.percent else 1.0
+    if _is_paired(row):  # sampled with the baseline's noise: the paired difference and test (elign.stats.paired)
+        return {
+            "diff": k * float(row["paired_diff"]),
+            "ci_low": k * float(row["paired_ci_low"]),
+            "ci_high": k * float(row["paired_ci_high"]),
+            "p_value": float(row["paired_p"]),
+            "test": f"paired t over {int(row['n_pairs'])} pairs",
+        }
     return {
         "diff": k * float(row["mean_diff"]),
         "ci_low": k * float(row["diff_ci_low"]),
@@ -138,6 +149,12 @@ def _compare(col: Column, name: str, stats: dict, timing: dict | None, baseline:
         "p_value": float(row["welch_p"]),
         "test": "Welch t",
     }
+
+
+def _is_paired(row: pd.Series) -> bool:
+    """A statistics row with paired columns (older tables have none: unpaired)."""
+    value = row.get("paired", False)
+    return bool(value) and str(value).lower() not in ("false", "nan")
 
 
 def _cell(value: float, cmp: dict | None, col: Column) -> Cell:
@@ -151,6 +168,8 @@ def _cell(value: float, cmp: dict | None, col: Column) -> Cell:
         diff = f"Δ {sign}{num(cmp['diff'], 2)} [{num(cmp['ci_low'], 2)}, {num(cmp['ci_high'], 2)}]"
     cell.diff = diff if math.isfinite(cmp["diff"]) else f"{'×' if col.stat is None else 'Δ'} {DASH}"
     cell.p = p_text(cmp["p_value"])
+    if cell.p and cmp["test"].startswith("paired t "):
+        cell.p += f" {PAIRED_MARK}"
     return cell
 
 
@@ -195,7 +214,10 @@ def caption(h: Headline) -> str:
     conf = f"{100 * h.confidence:g} %"
     return (
         f"Each model against {h.baseline}: Δ = model − {h.baseline} [{conf} bootstrap interval] and the Welch "
-        "t test p-value, from the statistics table below; proportions in %, their Δ in percentage points; "
+        f"t test p-value, from the statistics table below; {PAIRED_MARK} marks a paired comparison (a model "
+        f"sampled with {h.baseline}'s noise, molecule by molecule: mean of the per-molecule differences, pairs "
+        "resampled, paired t test; the statistics table also gives Welch's test for it); DFT subsets are "
+        "chosen per model and are never paired; proportions in %, their Δ in percentage points; "
         "atom stability is EDM's pooled fraction, its Δ that of the per-molecule fraction. Sampling cost: "
         f"seconds per molecule and × = time ratio to {h.baseline} over paired repeats [{conf} t interval, "
         "paired t test on log times]. MLFF columns: mean over the molecules the force field could score or "

@@ -191,6 +191,7 @@ def iteration_row(ro: Rollouts, rw: Rewards, adv: Advantages, upd: dict) -> dict
         "excluded": c["force_excluded"],
         "unstable_excluded": c["unstable_excluded"],
         "invalid_penalized": c["invalid_penalized"],
+        "unstable_penalized": c["unstable_penalized"],
         "nonfinite_rollouts": c["nonfinite_rollouts"],
         "energy_failures": c["energy_failures"],
         "energy_excluded_steps": c["energy_excluded_steps"],
@@ -243,7 +244,6 @@ class FinetuneTrainer:
         for p in reference.parameters():
             p.requires_grad_(False)
         self.reference = reference.eval()
-        self.model_config = model_config_of(reference)
         resume = st.find_resume(self.out)
         ckpt = resume.checkpoint if resume is not None else None
         if ckpt is not None:
@@ -254,7 +254,12 @@ class FinetuneTrainer:
             policy = copy.deepcopy(reference)
             for p in policy.parameters():
                 p.requires_grad_(True)
+            if self.fc.reference_prefix and self.fc.shared_prefix_steps > 0:
+                # the branched steps have t = (s + 1)/T <= (T - prefix)/T; half a step of margin against round-off
+                gate_t = (reference.T - self.fc.shared_prefix_steps + 0.5) / reference.T
+                policy.set_time_gate(copy.deepcopy(reference.dynamics), gate_t)
         self.policy = policy.to(self.device).eval()
+        self.model_config = model_config_of(self.policy)
         self.optimizer = make_optimizer(self.policy, self.fc.lr, self.fc.weight_decay)
         ema_weights = ckpt.get("ema_state_dict") if ckpt is not None else None
         self.ema = EMA(self.policy, self.fc.ema_decay, ema_weights) if self.fc.ema_decay > 0 else None
@@ -303,6 +308,7 @@ class FinetuneTrainer:
             energy_every=fc.energy_every,
             stable_only=fc.stable_only,
             invalid_penalty=fc.invalid_penalty,
+            unstable_penalty=fc.unstable_penalty,
         )
         adv = compute_advantages(
             rw.force_reward,

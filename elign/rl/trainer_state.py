@@ -70,6 +70,7 @@ HISTORY_TYPES: dict[str, pa.DataType] = {
     "excluded": _I,  # rollouts without a force reward (MLFF failure or stability gate)
     "unstable_excluded": _I,
     "invalid_penalized": _I,
+    "unstable_penalized": _I,
     "nonfinite_rollouts": _I,
     "energy_failures": _I,  # ẑ_{0|t} evaluations the MLFF could not score
     "energy_excluded_steps": _I,  # (rollout, trained step) pairs without an energy return

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +30,7 @@ from elign.stats.inference import (
     mann_whitney_test,
     welch_test,
 )
+from elign.stats.paired import UNPAIRED, paired_columns
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class MetricSpec:
     kind: str  # "continuous" or "binary"
     unit: str
     extract: Callable[[pd.DataFrame], np.ndarray | None]  # per-molecule values (NaN = failed); None = absent
+    pairable: bool = True  # False: a set-level property (uniqueness) with no per-molecule pairing
 
 
 def _ok_column(frame: pd.DataFrame, status: str, column: str) -> np.ndarray | None:
@@ -149,8 +151,8 @@ METRICS: tuple[MetricSpec, ...] = (
     ),
     MetricSpec("molecule_stable", "molecule stability", "metrics", "binary", "proportion", _binary("molecule_stable")),
     MetricSpec("valid", "RDKit validity", "metrics", "binary", "proportion", _binary("valid")),
-    MetricSpec("valid_and_unique", "valid and unique", "metrics", "binary", "proportion", valid_and_unique),
-    MetricSpec("uniqueness", "uniqueness among valid", "metrics", "binary", "proportion", unique_among_valid),
+    MetricSpec("valid_and_unique", "valid and unique", "metrics", "binary", "proportion", valid_and_unique, False),
+    MetricSpec("uniqueness", "uniqueness among valid", "metrics", "binary", "proportion", unique_among_valid, False),
 )
 
 COLUMNS = (
@@ -178,6 +180,7 @@ COLUMNS = (
     "welch_p",
     "mannwhitney_u",
     "mannwhitney_p",
+    *UNPAIRED,
     "n_bootstrap",
     "confidence",
     "ci_method",
@@ -230,8 +233,12 @@ def compare(
     model_values,
     bs: BootstrapSettings,
     cache: dict | None = None,
+    paired: bool = False,
 ) -> dict:
-    """One statistics row: ``model`` against ``baseline`` on one metric (values: per molecule, NaN = failed)."""
+    """One statistics row: ``model`` against ``baseline`` on one metric (values: per molecule, NaN = failed).
+
+    ``paired``: molecule i of both sets shares its sampling noise (:mod:`elign.stats.paired`), so the row also
+    gets the paired difference, its interval over resampled pairs and the paired t test."""
     base, other = drop_failed(base_values), drop_failed(model_values)
     b_lo, b_hi = _group_ci(base, spec, baseline, bs, cache)
     m_lo, m_hi = _group_ci(other, spec, model, bs)
@@ -265,6 +272,13 @@ def compare(
         "welch_p": welch.p_value,
         "mannwhitney_u": mw.statistic,
         "mannwhitney_p": mw.p_value,
+        **(
+            paired_columns(
+                base_values, model_values, bs.n_resamples, bs.confidence, bs.rng(spec.key, model, "paired"), bs.method
+            )
+            if paired and spec.pairable
+            else UNPAIRED
+        ),
         "n_bootstrap": bs.n_resamples,
         "confidence": bs.confidence,
         "ci_method": bs.method,
@@ -278,8 +292,13 @@ def statistics_table(
     baseline: str,
     bs: BootstrapSettings,
     specs: tuple[MetricSpec, ...] = METRICS,
+    paired_models: Collection[str] = (),
 ) -> pd.DataFrame:
     """Rows for every metric and every model other than ``baseline`` (in the inputs' order).
+
+    paired_models: models whose evaluate rows share the baseline's sampling noise row by row
+    (:func:`elign.stats.paired.paired_design`); their ``metrics`` rows get paired columns as well. DFT subsets
+    are chosen per model, so DFT rows are never paired.
 
     metrics / dft: per-molecule frames by name. A metric whose columns a frame lacks (e.g. no MLFF in the
     evaluate run), or whose source has no frame for the baseline or the model, gives no row.
@@ -301,7 +320,8 @@ def statistics_table(
                 continue
             values = spec.extract(frames[model])
             if values is not None:
-                rows.append(compare(spec, baseline, base_values, model, values, bs, cache))
+                paired = spec.source == "metrics" and model in paired_models
+                rows.append(compare(spec, baseline, base_values, model, values, bs, cache, paired))
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
@@ -326,6 +346,8 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
                 "difference [CI]",
                 "Welch p",
                 "Mann-Whitney p",
+                "paired difference [CI]",
+                "paired p",
                 "note",
             ]
         )
@@ -349,6 +371,11 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
             f"difference [{conf} CI]": [_mean_ci(*r) for r in col("mean_diff", "diff_ci_low", "diff_ci_high")],
             "Welch p": [_num(p, 3) for p in table["welch_p"]],
             "Mann-Whitney p": [_num(p, 3) for p in table["mannwhitney_p"]],
+            f"paired difference [{conf} CI]": [
+                f"{_mean_ci(d, lo, hi)}, {n} pairs" if paired else "–"
+                for paired, n, d, lo, hi in col("paired", "n_pairs", "paired_diff", "paired_ci_low", "paired_ci_high")
+            ],
+            "paired p": [_num(p, 3) if paired else "–" for paired, p in col("paired", "paired_p")],
             "note": table["note"].fillna(""),
         }
     )
@@ -362,7 +389,9 @@ def method_line(table: pd.DataFrame) -> str:
     return (
         f"Bootstrap: {int(r['n_bootstrap'])} resamples, {r['ci_method']} intervals at "
         f"{100 * float(r['confidence']):g} %; difference = model - baseline; n used/failed is model vs "
-        "baseline (failed molecules excluded, never imputed); Welch and Mann-Whitney tests are two-sided."
+        "baseline (failed molecules excluded, never imputed); Welch and Mann-Whitney tests are two-sided. Paired "
+        "(a model sampled with the baseline's noise, molecule by molecule): mean of the per-molecule differences, "
+        "pairs resampled, two-sided paired t test."
     )
 
 

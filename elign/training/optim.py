@@ -74,9 +74,11 @@ class EMA:
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
-        """shadow ← β·shadow + (1 − β)·θ for every parameter θ."""
+        """shadow ← β·shadow + (1 − β)·θ for every trained parameter θ (a frozen one keeps its value exactly)."""
         beta = self.decay
         for name, p in model.named_parameters():
+            if not p.requires_grad:
+                continue
             s = self.shadow[name]
             s.mul_(beta).add_(p.detach(), alpha=1.0 - beta)
 

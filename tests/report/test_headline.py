@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from report_artifacts import MODELS
 
-from elign.report.headline import COLUMNS, build_headline, num, p_text, timing_ratios
+from elign.report.headline import COLUMNS, build_headline, caption, num, p_text, timing_ratios
 from elign.report.tables import metric_table
 
 SETS = ["reference", *MODELS]
@@ -148,3 +148,24 @@ def test_compact_number_formats():
         "–",
     ]
     assert [p_text(p) for p in (0.5, 0.003, 1e-6, float("nan"))] == ["p 0.50", "p 0.003", "p < 0.0001", ""]
+
+
+def test_a_paired_statistics_row_gives_the_paired_difference_and_test_marked(artifacts):
+    """A model sampled with the baseline's noise: the headline shows the paired Δ [interval] and paired p with ‡,
+    an unpaired one Welch's; the caption says what ‡ means."""
+    from elign.stats import BootstrapSettings, statistics_table
+
+    frames = {n: pd.read_parquet(p) for n, p in artifacts["metrics"].items()}
+    models = {n: f for n, f in frames.items() if n != "reference"}
+    stats = statistics_table(models, {}, "pretrained", BootstrapSettings(n_resamples=200), paired_models=["aligned"])
+    h = build_headline(metric_table(frames, {}, None), stats, None, "pretrained", 0.95)
+    col = [c.key for c in COLUMNS].index("mlff_force_rms_ev_per_ang_mean")
+    head = h.long.set_index(["set", "metric"])
+    row = stats.set_index(["metric", "model"]).loc[("mlff_force_rms_ev_per_ang", "aligned")]
+    aligned = head.loc[("aligned", "mlff_force_rms_ev_per_ang_mean")]
+    assert aligned["p_value"] == pytest.approx(row["paired_p"]) and aligned["test"].startswith("paired t over")
+    assert (aligned["ci_low"], aligned["ci_high"]) == pytest.approx((row["paired_ci_low"], row["paired_ci_high"]))
+    assert h.cells[h.names.index("aligned")][col].p.endswith(" ‡")
+    assert head.loc[("guided", "mlff_force_rms_ev_per_ang_mean"), "test"] == "Welch t"
+    assert not h.cells[h.names.index("guided")][col].p.endswith("‡")
+    assert "‡ marks a paired comparison" in caption(h)

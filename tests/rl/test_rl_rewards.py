@@ -102,3 +102,9 @@ def test_stability_gate_and_invalid_penalty():
     assert pen.force_reward[1] == pytest.approx(plain.force_reward[1] - 2.0)
     assert pen.force_reward[[0, 2]].tolist() == plain.force_reward[[0, 2]].tolist()
     assert pen.counts["invalid_penalized"] == 1 and plain.counts["invalid_penalized"] == 0
+    # the instability penalty lowers the force reward of both unstable molecules (CH5 and the far H pair) by q,
+    # leaves methane's, and does not touch the energy channel
+    unstable = compute_rewards(ro, np.zeros((3, 1), int), backend, energy_every=1, unstable_penalty=1.5)
+    assert unstable.force_reward[1:] == pytest.approx(plain.force_reward[1:] - 1.5)
+    assert unstable.force_reward[0] == plain.force_reward[0] and unstable.counts["unstable_penalized"] == 2
+    assert np.array_equal(unstable.energy_return, plain.energy_return) and plain.counts["unstable_penalized"] == 0

@@ -195,3 +195,33 @@ def test_finetune_cli_end_to_end(tiny_qm9_dir, tmp_path, capsys):
     assert load_model(out).T == 20 and load_checkpoint(out)["extra"]["config"]["finetune"]["iterations"] == 2
     assert main(args + ["--out", str(tmp_path / "b.pt")]) == 2  # sizes = 'histogram' needs --stats
     assert "--stats" in capsys.readouterr().err and not (tmp_path / "b.pt").exists()
+
+
+def test_reference_prefix_keeps_the_reference_network_where_fedgrpo_has_no_signal(uninterrupted, tiny_ckpt, tmp_path):
+    """finetune.reference_prefix: aligned.pt runs the input network, bit for bit, on the shared-prefix steps
+    (t > (T - prefix)/T) and the trained one on the branched steps; without it, the one fine-tuned network runs
+    everywhere (the shared weights move the prefix steps too)."""
+    gated = finetune(
+        _config(reference_prefix=True), tiny_ckpt, tmp_path / "g.pt", None, backend=HarmonicBackend(), progress=False
+    )
+    pre = load_model(tiny_ckpt)
+    prefix = RUN["shared_prefix_steps"]
+    gate = (pre.T - prefix + 0.5) / pre.T
+    assert load_checkpoint(gated.out)["model_config"]["time_gate"] == {"t_above": gate}
+    z = torch.randn(2, 6, 9, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    mask = torch.ones(2, 6, 1, dtype=torch.float64)
+    z[..., :3] -= z[..., :3].mean(dim=1, keepdim=True)
+    first_branched = torch.full((2, 1), (pre.T - prefix) / pre.T, dtype=torch.float64)
+    last_shared = torch.full((2, 1), (pre.T - prefix + 1) / pre.T, dtype=torch.float64)
+
+    def eps(model, t):
+        dtype = next(model.parameters()).dtype
+        return model.phi(z.to(dtype), t.to(dtype), mask.to(dtype)).double()
+
+    for use_ema in (True, False):
+        model = load_model(gated.out, use_ema=use_ema).to(pre.schedule.gamma.dtype)
+        assert torch.equal(eps(model, last_shared), eps(pre, last_shared))
+        assert not torch.equal(eps(model, first_branched), eps(pre, first_branched))
+    ungated = load_model(uninterrupted.out).to(pre.schedule.gamma.dtype)
+    assert "time_gate" not in load_checkpoint(uninterrupted.out)["model_config"]
+    assert not torch.equal(eps(ungated, last_shared), eps(pre, last_shared))

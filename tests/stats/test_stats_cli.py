@@ -103,3 +103,29 @@ def test_stats_cli_unknown_baseline_is_one_clear_message(tmp_path, capsys):
 def test_stats_cli_missing_file_is_named(tmp_path, capsys):
     rc = main(["stats", "--metrics", f"pretrained={tmp_path / 'nope.parquet'}", "--out", str(tmp_path / "s.csv")])
     assert rc == 2 and "nope.parquet" in capsys.readouterr().err
+
+
+def test_stats_cli_pairs_a_model_sampled_with_the_baselines_noise(tmp_path, capsys):
+    """--samples: the same seed, batch size and count (and the same sizes row by row) make aligned paired; guided,
+    sampled with another seed, stays unpaired. A summary that is not JSON is one clear message."""
+    for name, shift, seed in (("pretrained", 0.0, 0), ("aligned", -0.5, 1), ("guided", -0.5, 2)):
+        _metrics(tmp_path / f"{name}.parquet", 40, shift, seed)
+        summary = {"seed": 1000 + (name == "guided"), "batch_size": 64, "num_molecules": 40}
+        (tmp_path / f"{name}.json").write_text(json.dumps(summary))
+    args = ["stats", "--out", str(tmp_path / "s.csv")]
+    for name in ("pretrained", "aligned", "guided"):
+        args += [
+            "--metrics",
+            f"{name}={tmp_path / f'{name}.parquet'}",
+            "--samples",
+            f"{name}={tmp_path / f'{name}.json'}",
+        ]
+    assert main(args) == 0
+    table = pd.read_csv(tmp_path / "s.csv").set_index(["metric", "model"])
+    assert table.loc[("mlff_force_rms_ev_per_ang", "aligned"), "paired"]
+    assert table.loc[("mlff_force_rms_ev_per_ang", "aligned"), "n_pairs"] == 39  # the failed MLFF row drops its pair
+    assert not table.loc[("mlff_force_rms_ev_per_ang", "guided"), "paired"]
+    assert "paired p" in (tmp_path / "s.md").read_text()
+    (tmp_path / "guided.json").write_text("{not json")
+    capsys.readouterr()
+    assert main(args) == 2 and "guided.json" in capsys.readouterr().err

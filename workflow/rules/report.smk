@@ -3,10 +3,12 @@
 
 
 rule statistics:
-    """Bootstrap intervals, Welch and Mann-Whitney tests of every model against the baseline, per metric."""
+    """Bootstrap intervals, Welch and Mann-Whitney tests of every model against the baseline, per metric; paired
+    tests for a model sampled with the baseline's noise (its sample summary says so)."""
     input:
         metrics=expand("results/metrics/{{dataset}}/{model}.parquet", model=MODELS),
         dft=expand("results/dft/{{dataset}}/{model}.parquet", model=MODELS),
+        samples=expand("results/samples/{{dataset}}/{model}.summary.json", model=MODELS),
     output:
         csv=report("results/report/{dataset}/statistics.csv", category="Tables", caption="../report/statistics.rst"),
         markdown="results/report/{dataset}/statistics.md",
@@ -23,7 +25,7 @@ rule statistics:
         runtime=30,
     params:
         config=stage_config("report"),
-        named=named_inputs(("metrics", MODELS, "metrics"), ("dft", MODELS, "dft")),
+        named=named_inputs(("metrics", MODELS, "metrics"), ("dft", MODELS, "dft"), ("samples", MODELS, "samples")),
     shell:
         "elign stats --config-json {params.config:q} {params.named}"
         " --out {output.csv} --markdown {output.markdown} > {log} 2>&1"
