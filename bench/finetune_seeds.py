@@ -104,7 +104,7 @@ def run_one(args, label: str, overrides: dict, seed: int) -> dict:
     return row
 
 
-def sample_and_score(args, model: Path, work: Path) -> Path:
+def sample_and_score(args, model: Path, work: Path, name: str = "aligned") -> Path:
     """Sample ``args.molecules`` molecules of ``model`` with the bench's sampling seed and score them (the MLFF,
     stability, validity): ``work``/metrics.parquet. Every model sampled here sees the same noise, molecule by
     molecule."""
@@ -133,7 +133,7 @@ def sample_and_score(args, model: Path, work: Path) -> Path:
         "--input",
         str(samples),
         "--name",
-        "aligned",
+        name,
         "--train",
         str(args.train),
         "--out",
@@ -188,7 +188,7 @@ def main(argv=None) -> None:
         work.mkdir(parents=True, exist_ok=True)
         metrics = work / "metrics.parquet"
         if not metrics.exists():
-            sample_and_score(args, args.pretrained, work)
+            sample_and_score(args, args.pretrained, work, "pretrained")
         args.same_noise = pd.read_parquet(metrics)
         print(json.dumps({"setting": "pretrained, same noise", **summary_row(args.same_noise, None)}), flush=True)
     settings = args.setting or [""]

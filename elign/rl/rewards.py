@@ -114,15 +114,14 @@ def _gate(numbers, x_ang, ok, reward, stable_only, invalid_penalty, counts, unst
         return reward
     table = final_table(numbers, x_ang, rows)
     stab = check_stability(table)
+    unstable = rows[~stab.molecule_stable]
     if stable_only:
-        unstable = rows[~stab.molecule_stable]
         reward[unstable] = np.nan
         counts["unstable_excluded"] = int(len(unstable))
     if unstable_penalty is not None:
-        unstable = rows[~stab.molecule_stable]
-        unstable = unstable[np.isfinite(reward[unstable])]
-        reward[unstable] -= float(unstable_penalty)
-        counts["unstable_penalized"] = int(len(unstable))
+        penalized = unstable[np.isfinite(reward[unstable])]
+        reward[penalized] -= float(unstable_penalty)
+        counts["unstable_penalized"] = int(len(penalized))
     if invalid_penalty is not None:
         invalid = rows[~evaluate_chemistry(table, stab.bonds).valid]
         invalid = invalid[np.isfinite(reward[invalid])]
