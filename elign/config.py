@@ -351,6 +351,15 @@ class FinetuneConfig(Section):
     advantage_clip: float = Field(5.0, gt=0, description="advantages clipped to +-this (paper: 5)")
     clip_range: float = Field(2e-3, gt=0, description="PPO ratio clip epsilon (paper: 2e-3)")
     kl_weight: float = Field(0.04, ge=0, description="weight of KL to the frozen pretrained policy (paper: 0.04)")
+    policy_features: bool = Field(
+        True,
+        description="the PPO ratio covers the atom-type and charge dimensions of each reverse step as well as "
+        "the positions (the paper); false = positions only: the reward grades the geometry, and the atom types "
+        "get no policy gradient, only the KL to the reference",
+    )
+    feature_kl_weight: float = Field(
+        1.0, ge=0, description="multiplier of kl_weight on the atom-type and charge part of the KL (1 = one KL)"
+    )
     lr: float = Field(4e-6, gt=0, description="AdamW learning rate (paper: 4e-6)")
     weight_decay: float = Field(0.0, ge=0)
     grad_clip: float = Field(1.0, gt=0, description="max gradient norm")

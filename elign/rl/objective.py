@@ -12,7 +12,9 @@ KL_ref is the exact KL(N(μ_θ, σ²) ‖ N(μ_ref, σ²)) of the two reverse st
 part of μ_θ − μ_ref is projected onto the zero-CoM subspace (a no-op up to round-off: both means are
 centred) and summed over real atoms, the features over real atoms, i.e. the same (n − 1)·3 + n·F
 dimensions as :func:`elign.diffusion.gaussian.reverse_step_log_prob`. σ is the reverse step's std, the same
-for θ and the reference (fixed schedule).
+for θ and the reference (fixed schedule). ``finetune.feature_kl_weight`` w weighs its feature part,
+KL_x + w·KL_h; ``finetune.policy_features: false`` takes the log-probs of the position part only
+(``(n − 1)·3`` dimensions), so that the reward moves geometry and the KL alone acts on the atom types.
 
 Gradient of the clipped term: zero where the clipped branch is the minimum and active, i.e. A > 0 and
 ρ > 1 + ε, or A < 0 and ρ < 1 − ε; elsewhere A·∇ρ. The log-ratio is clamped to ±20 before the exp purely
@@ -81,12 +83,20 @@ class LossStats:
 
 
 def kl_to_reference(
-    mu: torch.Tensor, mu_ref: torch.Tensor, sigma: torch.Tensor, node_mask: torch.Tensor, n_dims: int = 3
+    mu: torch.Tensor,
+    mu_ref: torch.Tensor,
+    sigma: torch.Tensor,
+    node_mask: torch.Tensor,
+    n_dims: int = 3,
+    feature_weight: float = 1.0,
 ) -> torch.Tensor:
-    """(B,) ‖μ − μ_ref‖² / (2σ²) on EDM's space (positions projected to zero CoM, padding masked)."""
+    """(B,) ‖μ − μ_ref‖² / (2σ²) on EDM's space (positions projected to zero CoM, padding masked).
+
+    feature_weight w scales the atom-type/charge part: KL_x + w·KL_h (w = 1: the KL of the whole step).
+    """
     diff = (mu - mu_ref) * node_mask
     x = geo.remove_mean_with_mask(diff[..., :n_dims], node_mask, check_mask=False)
-    diff = torch.cat([x, diff[..., n_dims:]], dim=-1)
+    diff = torch.cat([x, diff[..., n_dims:] * feature_weight**0.5], dim=-1)
     return kl_equal_sigma(diff, torch.zeros_like(diff), sigma, node_mask)
 
 
@@ -102,17 +112,18 @@ def ppo_kl_loss(
     clip_range: float,
     kl_weight: float,
     denominator: int | None = None,
+    feature_kl_weight: float = 1.0,
 ) -> tuple[torch.Tensor, LossStats]:
     """Loss of M pairs (module doc): Σ (L_clip + β·KL_ref) / denominator (default M), and its statistics.
 
     logp_new (M,) with grad; logp_old, advantage (M,) constants; mu (M, N, D) with grad; mu_ref (M, N, D)
-    constant; sigma (M, 1, 1); node_mask (M, N, 1).
+    constant; sigma (M, 1, 1); node_mask (M, N, 1). feature_kl_weight: see :func:`kl_to_reference`.
     """
     log_ratio = (logp_new - logp_old.detach()).clamp(-LOG_RATIO_CLAMP, LOG_RATIO_CLAMP)
     ratio = torch.exp(log_ratio)
     adv = advantage.detach().to(ratio.dtype)
     surrogate = -torch.minimum(ratio * adv, torch.clamp(ratio, 1.0 - clip_range, 1.0 + clip_range) * adv)
-    kl_ref = kl_to_reference(mu, mu_ref.detach(), sigma, node_mask)
+    kl_ref = kl_to_reference(mu, mu_ref.detach(), sigma, node_mask, feature_weight=feature_kl_weight)
     denom = float(denominator if denominator is not None else max(len(ratio), 1))
     loss = (surrogate + kl_weight * kl_ref).sum() / denom
     with torch.no_grad():

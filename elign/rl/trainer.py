@@ -83,20 +83,31 @@ def chunk_loss(
     denominator: int,
     clip_range: float,
     kl_weight: float,
+    *,
+    policy_features: bool = True,
+    feature_kl_weight: float = 1.0,
 ) -> tuple[torch.Tensor, LossStats]:
-    """Loss of the pairs (rows[m], steps[m]) (branched-step indices), μ_θ with grad, μ_ref without."""
+    """Loss of the pairs (rows[m], steps[m]) (branched-step indices), μ_θ with grad, μ_ref without.
+
+    policy_features False: log-probs (new and old, the old one from the recorded μ_old) of the positions only.
+    """
     n = int(ro.sizes[rows].max())
     node_mask, z_t, z_s = ro.node_mask[rows, :n], ro.z[rows, steps, :n], ro.z[rows, steps + 1, :n]
     ctx = None if ro.context is None else ro.context[rows, :n]
     s, t = step_times(policy, ro.t_int[steps], len(rows), z_t.dtype, z_t.device)
     graph = policy.make_graph(node_mask)
     mu, sigma = policy.posterior_from_eps(z_t, policy.phi(z_t, t, node_mask, context=ctx, graph=graph), s, t)
-    logp = policy.reverse_step_log_prob(z_s, mu, sigma, node_mask)
+    if policy_features:
+        logp, logp_old = policy.reverse_step_log_prob(z_s, mu, sigma, node_mask), ro.logp_old[rows, steps]
+    else:
+        x = slice(0, policy.n_dims)
+        logp = policy.reverse_step_log_prob(z_s[..., x], mu[..., x], sigma, node_mask)
+        logp_old = policy.reverse_step_log_prob(z_s[..., x], ro.mu_old[rows, steps, :n, x], sigma, node_mask)
     with torch.no_grad():
         mu_ref = reference.posterior_from_eps(z_t, reference.phi(z_t, t, node_mask, context=ctx, graph=graph), s, t)[0]
     return ppo_kl_loss(
         logp,
-        ro.logp_old[rows, steps],
+        logp_old,
         advantage,
         mu,
         mu_ref,
@@ -105,6 +116,7 @@ def chunk_loss(
         clip_range=clip_range,
         kl_weight=kl_weight,
         denominator=denominator,
+        feature_kl_weight=feature_kl_weight,
     )
 
 
@@ -128,7 +140,17 @@ def update_policy(
         for start in range(0, n_pairs, fc.minibatch_steps):
             sl = slice(start, start + fc.minibatch_steps)
             loss, part = chunk_loss(
-                policy, reference, ro, rows[sl], steps[sl], advantage[sl], n_pairs, fc.clip_range, fc.kl_weight
+                policy,
+                reference,
+                ro,
+                rows[sl],
+                steps[sl],
+                advantage[sl],
+                n_pairs,
+                fc.clip_range,
+                fc.kl_weight,
+                policy_features=fc.policy_features,
+                feature_kl_weight=fc.feature_kl_weight,
             )
             loss.backward()
             total += float(loss.detach())

@@ -105,3 +105,44 @@ def test_ratio_is_one_and_kl_zero_before_the_first_update_then_kl_grows(tiny64, 
     assert after.kl_ref_sum > 0 and after.summary()["kl_ref"] > 0
     assert after.ratio_max > 1 + 1e-6 or after.ratio_min < 1 - 1e-6
     assert after.approx_kl_sum > 0
+
+
+def test_feature_kl_weight_scales_only_the_atom_type_part():
+    mask = torch.ones((1, 3, 1), dtype=torch.float64)
+    mu = torch.zeros((1, 3, 9), dtype=torch.float64)
+    moved = mu.clone()
+    moved[0, 0, 0] = 1.0  # positions: KL_x = (4/9 + 2/9) / 2 = 1/3 at sigma 1
+    moved[0, :, 5] = 0.2  # features: KL_h = 3 * 0.04 / 2 = 0.06
+    kl_x, kl_h = 1 / 3, 0.06
+    for w in (0.0, 1.0, 25.0):
+        got = kl_to_reference(moved, mu, 1.0, mask, feature_weight=w).item()
+        assert got == pytest.approx(kl_x + w * kl_h, rel=1e-12), w
+
+
+def test_positions_only_policy_ignores_the_atom_type_channel(tiny64, rollouts):
+    """policy_features=False: the ratio is 1 before an update, and the surrogate does not see the atom-type
+    and charge part of z_s (the full policy does)."""
+    policy = copy.deepcopy(tiny64)
+    rows, steps = _all_pairs(rollouts)
+    adv = torch.linspace(-1, 1, len(rows), dtype=torch.float64)
+    kw = dict(clip_range=2e-3, kl_weight=0.0)
+    _, start = chunk_loss(policy, tiny64, rollouts, rows, steps, adv, len(rows), policy_features=False, **kw)
+    assert abs(start.ratio_min - 1) < 1e-9 and abs(start.ratio_max - 1) < 1e-9
+    optimizer = make_optimizer(policy, 1e-6, 0.0)  # small: keeps ratios off the clamp
+    chunk_loss(policy, tiny64, rollouts, rows, steps, adv, len(rows), **kw)[0].backward()
+    optimizer.step()
+    # the last state z[:, S] is z_s of the last branched step and the input of none: change its features
+    last = steps == rollouts.logp_old.shape[1] - 1
+    rows, steps, adv = rows[last], steps[last], adv[last]
+    n, ro = len(rows), rollouts
+    bent = copy.copy(rollouts)
+    bent.z = rollouts.z.clone()
+    f = tiny64.n_dims
+    bent.z[:, -1, :, f:] += 1e-5 * torch.randn_like(bent.z[:, -1, :, f:]) * rollouts.node_mask
+    with torch.no_grad():
+        pos = [chunk_loss(policy, tiny64, r, rows, steps, adv, n, policy_features=False, **kw)[1] for r in (ro, bent)]
+        full = [chunk_loss(policy, tiny64, r, rows, steps, adv, n, **kw)[1] for r in (ro, bent)]
+    assert pos[0].ratio_max > 1 + 1e-9 or pos[0].ratio_min < 1 - 1e-9  # the update moved the position means
+    assert pos[0].ratio_sum == pytest.approx(pos[1].ratio_sum, rel=1e-12)
+    assert pos[0].surrogate_sum == pytest.approx(pos[1].surrogate_sum, rel=1e-12)
+    assert abs(full[0].ratio_sum - full[1].ratio_sum) > 1e-6  # the full policy's ratio sees them
