@@ -1,11 +1,11 @@
 """When do a model's atom types settle along the reverse chain? (Chooses where FED-GRPO may act.)
 
-Samples one batch of ``--molecules`` molecules (sizes from the training histogram, the sample stage's noise
-for ``--seed``) and records, at every reverse step, the argmax of z_t's atom-type block. For a set of times t
-it prints the share of real atoms whose argmax already equals the decoded type, and the share of molecules
-whose atoms all do. A FED-GRPO window that starts after a model's types have settled
-(``finetune.shared_prefix_steps`` with ``finetune.reference_prefix: true``) can move geometry but hardly the
-atom types.
+Samples one batch of ``--molecules`` molecules (sizes from the training histogram and noise seeded as the
+sample stage seeds its first batch, with the stage's model loader) and records, at every reverse step, the
+argmax of z_t's atom-type block. For a set of times t it prints the share of real atoms whose argmax already
+equals the decoded type, and the share of molecules whose atoms all do. A FED-GRPO window that starts after a
+model's types have settled (``finetune.shared_prefix_steps`` with ``finetune.reference_prefix: true``) can
+move geometry but hardly the atom types.
 
     .venv/bin/python bench/type_settling.py --model results/models/qm9/pretrained.pt [--molecules 64] [--seed 1000]
 """
@@ -21,8 +21,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from elign.data.sizes import load_size_histogram, sizes_from_histogram  # noqa: E402
-from elign.diffusion.factory import load_model  # noqa: E402
 from elign.diffusion.sampler import StepState, batch_seed, sample_batch  # noqa: E402
+from elign.stages.sample import load_sampling_model  # noqa: E402
 
 TIMES = (1.0, 0.8, 0.6, 0.4, 0.3, 0.2, 0.15, 0.1, 0.08, 0.06, 0.05, 0.04, 0.03, 0.02, 0.01, 0.001)
 
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    model = load_model(args.model).eval()
+    model = load_sampling_model(args.model, use_ema=True, device=torch.device("cpu"))
     sizes = sizes_from_histogram(load_size_histogram(args.stats), args.molecules, args.seed)
     k0, k1 = model.n_dims, model.n_dims + model.num_classes
     argmax_by_t: dict[int, torch.Tensor] = {}
