@@ -326,6 +326,30 @@ class MLFFConfig(Section):
         return value
 
 
+class FinetuneLrSchedule(Section):
+    """FED-GRPO learning-rate schedule over optimizer steps (one per micro-batch; elign.rl.schedule).
+
+    ``cosine`` is the official Elign code's schedule (``get_cosine_schedule_with_warmup`` with a floor): a
+    linear warm-up from 0 over ``warmup_steps``, then lr·(r + (1 − r)·½(1 + cos(2π·c·p))) with
+    p = (step − warmup)/(total − warmup), r = ``min_lr_ratio``, c = ``num_cycles``. Like that code it is not
+    clamped at p = 1: past ``total_steps`` the cosine rises again.
+    """
+
+    kind: Literal["constant", "cosine"] = Field("constant", description="constant lr, or warm-up + cosine")
+    warmup_steps: int = Field(0, ge=0, description="optimizer steps of linear warm-up from 0 (cosine only)")
+    total_steps: int = Field(1, ge=1, description="optimizer steps of the cosine's first half-period (+ warm-up)")
+    min_lr_ratio: float = Field(0.0, ge=0, le=1, description="floor of the cosine, as a fraction of lr")
+    num_cycles: float = Field(0.5, gt=0, description="cosine periods over total_steps (0.5 = one decay)")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FinetuneLrSchedule:
+        if self.kind == "cosine" and self.total_steps <= self.warmup_steps:
+            raise ValueError(
+                f"lr_schedule.total_steps ({self.total_steps}) must exceed warmup_steps ({self.warmup_steps})"
+            )
+        return self
+
+
 class FinetuneConfig(Section):
     """FED-GRPO post-training (Elign, arXiv 2601.21985; DESIGN.md "Science"). Paper values in comments."""
 
@@ -361,7 +385,22 @@ class FinetuneConfig(Section):
         1.0, ge=0, description="multiplier of kl_weight on the atom-type and charge part of the KL (1 = one KL)"
     )
     lr: float = Field(4e-6, gt=0, description="AdamW learning rate (paper: 4e-6)")
-    weight_decay: float = Field(0.0, ge=0)
+    lr_schedule: FinetuneLrSchedule = Field(
+        FinetuneLrSchedule(), description="lr over optimizer steps (official config: cosine, 60 warm-up, 1500)"
+    )
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay (official config: 1e-4)")
+    amsgrad: bool = Field(True, description="AdamW's amsgrad variant (EDM's optimizer); the official code: false")
+    micro_batch_rollouts: int | None = Field(
+        None,
+        ge=1,
+        description="rollouts per optimizer step: the iteration's rollouts in order, chunked; each chunk is one "
+        "AdamW step on its mean per-pair loss (official config: 4); null = one step on all rollouts",
+    )
+    group_std: Literal["sample", "population"] = Field(
+        "sample",
+        description="group z-score denominator: sample std (ddof 1), or population std (ddof 0) + 1e-8 as in "
+        "the official code",
+    )
     grad_clip: float = Field(1.0, gt=0, description="max gradient norm")
     update_epochs: int = Field(1, ge=1, description="passes over the iteration's rollouts")
     minibatch_steps: int = Field(16, ge=1, description="trained steps per gradient accumulation chunk")
@@ -375,6 +414,17 @@ class FinetuneConfig(Section):
         ge=0,
         description="explicit penalty (reward units, eV/A) for a final molecule that is not EDM-stable; null = none",
     )
+    novelty_penalty: float | None = Field(
+        None,
+        ge=0,
+        description="penalty for a final molecule that is RDKit-invalid or whose SMILES is in the training split "
+        "(official config: 0.5); needs the training split (elign finetune --train); null = none",
+    )
+    penalties_in_energy: bool = Field(
+        False,
+        description="the terminal penalties (invalid, unstable, novelty) also enter Psi_0, so every energy return "
+        "G_t carries them (the official code adds them to every reward channel); false = force channel only",
+    )
     checkpoint_every: int = Field(1, ge=1, description="atomic checkpoint every N iterations (resume after a kill)")
     eval_every: int | None = Field(
         None,
@@ -384,6 +434,9 @@ class FinetuneConfig(Section):
         "(the rollouts' own validity and uniqueness are recorded every iteration)",
     )
     eval_molecules: int = Field(32, ge=1, description="molecules per evaluation (same sizes and noise every time)")
+    eval_relax_steps: int = Field(
+        100, ge=0, description="FIRE steps of each evaluation's MLFF relaxation (evaluate.relax's default); 0 = none"
+    )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     mlff: MLFFConfig = MLFFConfig()
 

@@ -43,8 +43,18 @@ def add_parser(sub, name: str) -> None:
         default="float32",
         help="policy precision (float64 for exact comparisons in tests)",
     )
+    p.add_argument(
+        "--train", default=None, help="training split Parquet (its SMILES; needed when finetune.novelty_penalty is set)"
+    )
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument(
+        "--max-minutes",
+        type=float,
+        default=None,
+        help="end this sitting after the first iteration past so many minutes, with a resume file "
+        "(<out>.partial); rerun the same command to go on",
+    )
     p.set_defaults(run=run)
 
 
@@ -66,6 +76,13 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--model: {exc}") from None
     histogram = stage_histogram(args.stats, "finetune.sizes") if config.finetune.sizes == "histogram" else None
     history = Path(args.history) if args.history else Path(args.out).with_name("finetune_history.parquet")
+    keys = None
+    if config.finetune.novelty_penalty is not None:
+        if args.train is None or not Path(args.train).is_file():
+            raise ConfigError(f"finetune.novelty_penalty needs the training split: --train {args.train} is not a file")
+        from elign.stages.evaluate import reference_keys
+
+        keys = reference_keys(args.train, "smiles")
     result = finetune(
         config,
         args.model,
@@ -75,7 +92,14 @@ def run(args: argparse.Namespace) -> int:
         input_checkpoint=model,
         dtype=getattr(torch, args.dtype),
         progress=not args.no_progress,
+        training_keys=keys,
+        time_limit_s=None if args.max_minutes is None else 60.0 * args.max_minutes,
     )
+    if Path(result.out) != Path(args.out):
+        log.info(
+            "finetune: stopped at iteration %d by --max-minutes; rerun the same command to go on", result.iteration
+        )
+        return 0
     last = result.last or {}
     log.info(
         "finetune done: %d iterations, %.1f s; last force RMS %.4g eV/A, KL %.3g; history %s",

@@ -31,7 +31,12 @@ Exclusions (never a made-up number; each is counted):
   the terminal reward), counted as penalised;
 * ``unstable_penalty`` = q: a scorable final molecule that is not EDM-stable (an atom with the wrong valence)
   gets R_F − q, counted as penalised. Lowering forces alone can move atoms to where valences break (on
-  ``qm9-small`` the force reward alone costs molecule stability); q keeps the valence rules in the reward.
+  ``qm9-small`` the force reward alone costs molecule stability); q keeps the valence rules in the reward;
+* ``novelty_penalty`` = u (the official code's ``filters.penalty_scale``, 0.5 in its paper config): a scorable
+  final molecule that is RDKit-invalid or whose canonical SMILES is in the training split gets R_F − u;
+* ``penalties_in_energy``: the penalties of a scorable molecule are also subtracted from its Ψ_0, so every
+  return G_t = Ψ_0 − Ψ_t carries them. The official code adds its penalties to the terminal reward of every
+  channel; with G_t a return-to-go, that is the same as lowering Ψ_0. Penalties sum when several apply.
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ from elign.metrics.stability import check_stability
 from elign.mlff.base import MLFFBackend
 from elign.rl.rollout import Rollouts
 
-__all__ = ["Rewards", "compute_rewards", "energy_slots", "returns_to_go", "force_reward", "final_table"]
+__all__ = ["Penalties", "Rewards", "compute_rewards", "energy_slots", "returns_to_go", "force_reward", "final_table"]
 
 
 @dataclass
@@ -104,30 +109,64 @@ def final_table(numbers: np.ndarray, x_ang: np.ndarray, rows: np.ndarray) -> Mol
     )
 
 
-def _gate(numbers, x_ang, ok, reward, stable_only, invalid_penalty, counts, unstable_penalty=None) -> np.ndarray:
-    """Apply the optional stability gate, instability penalty and invalidity penalty to the scorable final
-    molecules."""
-    reward = reward.copy()
-    rows = np.flatnonzero(ok)
-    counts.update(unstable_excluded=0, invalid_penalized=0, unstable_penalized=0)
-    if len(rows) == 0 or (not stable_only and invalid_penalty is None and unstable_penalty is None):
-        return reward
+@dataclass(frozen=True)
+class Penalties:
+    """The terminal gates and penalties of ``finetune`` (module doc); None = off."""
+
+    stable_only: bool = False
+    invalid_penalty: float | None = None
+    unstable_penalty: float | None = None
+    novelty_penalty: float | None = None
+    training_keys: frozenset[str] | None = None
+    in_energy: bool = False
+
+    @property
+    def active(self) -> bool:
+        return self.stable_only or any(
+            v is not None for v in (self.invalid_penalty, self.unstable_penalty, self.novelty_penalty)
+        )
+
+
+def _flags(numbers, x_ang, rows, pen: Penalties) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(unstable, invalid, seen) of the final molecules ``rows``: EDM-unstable, RDKit-invalid, and invalid or
+    in the training split (not novel). ``seen`` is all-false without a novelty penalty."""
     table = final_table(numbers, x_ang, rows)
     stab = check_stability(table)
-    unstable = rows[~stab.molecule_stable]
-    if stable_only:
+    need_chem = pen.invalid_penalty is not None or pen.novelty_penalty is not None
+    keys = pen.training_keys if pen.novelty_penalty is not None else None
+    chem = evaluate_chemistry(table, stab.bonds, keys) if need_chem else None
+    invalid = ~chem.valid if chem is not None else np.zeros(len(rows), dtype=bool)
+    seen = ~chem.novel if keys is not None else np.zeros(len(rows), dtype=bool)
+    return ~stab.molecule_stable, invalid, seen
+
+
+def _gate(numbers, x_ang, ok, reward, pen: Penalties, counts) -> tuple[np.ndarray, np.ndarray]:
+    """Apply the stability gate and the penalties to the scorable final molecules.
+
+    Returns (force reward (B,), energy penalty (B,): the sum of the penalties of each scorable molecule, which
+    ``Penalties.in_energy`` subtracts from Ψ_0; zeros otherwise)."""
+    reward, energy_penalty = reward.copy(), np.zeros(len(reward))
+    rows = np.flatnonzero(ok)
+    counts.update(unstable_excluded=0, invalid_penalized=0, unstable_penalized=0, novelty_penalized=0)
+    if len(rows) == 0 or not pen.active:
+        return reward, energy_penalty
+    unstable_f, invalid_f, seen_f = _flags(numbers, x_ang, rows, pen)
+    unstable = rows[unstable_f]
+    if pen.stable_only:
         reward[unstable] = np.nan
         counts["unstable_excluded"] = int(len(unstable))
-    if unstable_penalty is not None:
-        penalized = unstable[np.isfinite(reward[unstable])]
-        reward[penalized] -= float(unstable_penalty)
-        counts["unstable_penalized"] = int(len(penalized))
-    if invalid_penalty is not None:
-        invalid = rows[~evaluate_chemistry(table, stab.bonds).valid]
-        invalid = invalid[np.isfinite(reward[invalid])]
-        reward[invalid] -= float(invalid_penalty)
-        counts["invalid_penalized"] = int(len(invalid))
-    return reward
+    for name, value, hit in (
+        ("unstable_penalized", pen.unstable_penalty, unstable),
+        ("invalid_penalized", pen.invalid_penalty, rows[invalid_f]),
+        ("novelty_penalized", pen.novelty_penalty, rows[seen_f]),
+    ):
+        if value is None:
+            continue
+        penalized = hit[np.isfinite(reward[hit])]
+        reward[penalized] -= float(value)
+        energy_penalty[hit] += float(value)
+        counts[name] = int(len(penalized))
+    return reward, (energy_penalty if pen.in_energy else np.zeros(len(reward)))
 
 
 def _potentials(
@@ -155,14 +194,13 @@ def compute_rewards(
     backend: MLFFBackend,
     *,
     energy_every: int,
-    stable_only: bool = False,
-    invalid_penalty: float | None = None,
-    unstable_penalty: float | None = None,
+    penalties: Penalties | None = None,
 ) -> Rewards:
     """Force rewards and energy returns of one iteration's rollouts (module doc).
 
     trained: (B, S') branched-step indices trained for each rollout (ascending = sampling order).
     """
+    penalties = Penalties() if penalties is None else penalties
     t0 = time.perf_counter()
     numbers = rollouts.final_numbers.cpu().numpy().astype(np.int64)
     x_ang = rollouts.final_x_ang.double().cpu().numpy()
@@ -170,10 +208,11 @@ def compute_rewards(
     ok = final.ok & rollouts.finite.cpu().numpy()
     rms = np.where(ok, force_rms(final.forces_ev_per_ang, final.num_atoms)[0], np.nan)
     counts = {"mlff_failures": int((~ok).sum()), "nonfinite_rollouts": int((~rollouts.finite).sum())}
-    reward = _gate(numbers, x_ang, ok, -rms, stable_only, invalid_penalty, counts, unstable_penalty)
+    reward, energy_penalty = _gate(numbers, x_ang, ok, -rms, penalties, counts)
     formation = np.where(ok, final.formation_energy_per_atom_ev, np.nan)
     psi = _potentials(rollouts, trained, backend, energy_every, counts)
-    returns = returns_to_go(psi, -formation, energy_every)
+    psi_final = -formation - energy_penalty if penalties.in_energy else -formation
+    returns = returns_to_go(psi, psi_final, energy_every)
     counts["force_excluded"] = int((~np.isfinite(reward)).sum())
     counts["energy_excluded_steps"] = int((~np.isfinite(returns)).sum())
     return Rewards(rms, reward, formation, psi, returns, ok, counts, time.perf_counter() - t0)

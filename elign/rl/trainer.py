@@ -46,20 +46,22 @@ from elign.diffusion.factory import build_model, model_config_of, model_from_che
 from elign.io.provenance import provenance
 from elign.mlff.base import MLFFBackend
 from elign.mlff.registry import backend_from_config
+from elign.mlff.relax import FireSettings
 from elign.rl import trainer_state as st
 from elign.rl.advantages import Advantages, compute_advantages
 from elign.rl.objective import LossStats, ppo_kl_loss
 from elign.rl.quality import evaluation_due, rollout_quality
-from elign.rl.rewards import Rewards, compute_rewards
+from elign.rl.rewards import Penalties, Rewards, compute_rewards
 from elign.rl.rollout import Rollouts, choose_trained_steps, make_prompts, rollout, step_times
+from elign.rl.schedule import learning_rate
 from elign.training import checkpointing as ckpt_io
 from elign.training.evaluation import empty_evaluation, evaluate_weights
-from elign.training.optim import EMA, make_optimizer
+from elign.training.optim import EMA, make_optimizer, set_learning_rate
 from elign.training.pretrain import derive_seed
 
 log = logging.getLogger("elign.finetune")
 
-__all__ = ["FinetuneResult", "FinetuneTrainer", "finetune", "update_policy", "chunk_loss"]
+__all__ = ["FinetuneResult", "FinetuneTrainer", "finetune", "update_policy", "chunk_loss", "micro_batches"]
 
 
 @dataclass(frozen=True)
@@ -120,11 +122,59 @@ def chunk_loss(
     )
 
 
+def micro_batches(rows: np.ndarray, num_rollouts: int, rollouts_per_step: int | None) -> list[np.ndarray]:
+    """Indices into the pairs (whose rollout rows are ``rows``, (M,)) of each optimizer step: all pairs in one
+    step (None), or the pairs of rollouts [0, m), [m, 2m), … in row order (the official code chunks its
+    rollout batch in order, without shuffling). A chunk without any pair in the loss takes no step."""
+    if rollouts_per_step is None:
+        return [np.arange(len(rows))]
+    chunks = [
+        np.flatnonzero((rows >= lo) & (rows < lo + rollouts_per_step))
+        for lo in range(0, num_rollouts, rollouts_per_step)
+    ]
+    return [c for c in chunks if len(c)]
+
+
+def _accumulate(policy, reference, ro, rows, steps, advantage, sel: np.ndarray, fc) -> tuple[float, LossStats]:
+    """Backward the mean loss of the pairs ``sel`` in chunks of ``fc.minibatch_steps``; (loss, statistics)."""
+    total, stats = 0.0, LossStats.empty()
+    for start in range(0, len(sel), fc.minibatch_steps):
+        idx = torch.as_tensor(sel[start : start + fc.minibatch_steps], device=rows.device)
+        loss, part = chunk_loss(
+            policy,
+            reference,
+            ro,
+            rows[idx],
+            steps[idx],
+            advantage[idx],
+            len(sel),
+            fc.clip_range,
+            fc.kl_weight,
+            policy_features=fc.policy_features,
+            feature_kl_weight=fc.feature_kl_weight,
+        )
+        loss.backward()
+        total += float(loss.detach())
+        stats = stats.merge(part)
+    return total, stats
+
+
 def update_policy(
-    policy, reference, optimizer, ro: Rollouts, trained: np.ndarray, adv: Advantages, fc, ema: EMA | None = None
+    policy,
+    reference,
+    optimizer,
+    ro: Rollouts,
+    trained: np.ndarray,
+    adv: Advantages,
+    fc,
+    ema: EMA | None = None,
+    first_step: int = 0,
+    lr_at: Callable[[int], float] | None = None,
 ) -> dict[str, float]:
-    """``fc.update_epochs`` passes of gradient accumulation over the pairs in the loss, one optimizer step
-    each. Returns the merged loss statistics, mean loss and mean pre-clipping gradient norm."""
+    """``fc.update_epochs`` passes over the pairs in the loss; each pass takes one AdamW step per micro-batch
+    (:func:`micro_batches`) on the mean loss of its pairs, accumulated in chunks, after clipping the gradient
+    norm. ``lr_at(k)`` sets the rate of optimizer step k (counted from ``first_step``). Returns the merged loss
+    statistics, mean loss and mean pre-clipping gradient norm over the steps, and ``optimizer_steps`` taken."""
     keep = adv.in_loss & ro.finite.cpu().numpy()[:, None]
     b_idx, j_idx = np.nonzero(keep)
     dev = ro.z.device
@@ -134,41 +184,31 @@ def update_policy(
     n_pairs, stats, losses, norms = len(b_idx), LossStats.empty(), [], []
     if n_pairs == 0:
         log.warning("no (rollout, step) pair has a reward signal this iteration: no update")
-    for _ in range(fc.update_epochs if n_pairs else 0):
-        optimizer.zero_grad(set_to_none=True)
-        total = 0.0
-        for start in range(0, n_pairs, fc.minibatch_steps):
-            sl = slice(start, start + fc.minibatch_steps)
-            loss, part = chunk_loss(
-                policy,
-                reference,
-                ro,
-                rows[sl],
-                steps[sl],
-                advantage[sl],
-                n_pairs,
-                fc.clip_range,
-                fc.kl_weight,
-                policy_features=fc.policy_features,
-                feature_kl_weight=fc.feature_kl_weight,
-            )
-            loss.backward()
-            total += float(loss.detach())
+    batches = micro_batches(b_idx, ro.num_rollouts, fc.micro_batch_rollouts) if n_pairs else []
+    step = first_step
+    for _ in range(fc.update_epochs):
+        for sel in batches:
+            optimizer.zero_grad(set_to_none=True)
+            total, part = _accumulate(policy, reference, ro, rows, steps, advantage, sel, fc)
             stats = stats.merge(part)
-        norm = float(torch.nn.utils.clip_grad_norm_(policy.parameters(), fc.grad_clip))
-        if not (math.isfinite(norm) and math.isfinite(total)):
-            raise FloatingPointError(f"non-finite FED-GRPO loss ({total}) or gradient norm ({norm})")
-        optimizer.step()
-        if ema is not None:
-            ema.update(policy)
-        losses.append(total)
-        norms.append(norm)
+            norm = float(torch.nn.utils.clip_grad_norm_(policy.parameters(), fc.grad_clip))
+            if not (math.isfinite(norm) and math.isfinite(total)):
+                raise FloatingPointError(f"non-finite FED-GRPO loss ({total}) or gradient norm ({norm})")
+            if lr_at is not None:
+                set_learning_rate(optimizer, lr_at(step))
+            optimizer.step()
+            step += 1
+            if ema is not None:
+                ema.update(policy)
+            losses.append(total)
+            norms.append(norm)
     nan = float("nan")
     return {
         **stats.summary(),
         "loss": float(np.mean(losses)) if losses else nan,
         "grad_norm": float(np.mean(norms)) if norms else nan,
         "trained_pairs": n_pairs,
+        "optimizer_steps": step - first_step,
     }
 
 
@@ -213,6 +253,7 @@ def iteration_row(ro: Rollouts, rw: Rewards, adv: Advantages, upd: dict) -> dict
         "excluded": c["force_excluded"],
         "unstable_excluded": c["unstable_excluded"],
         "invalid_penalized": c["invalid_penalized"],
+        "novelty_penalized": c["novelty_penalized"],
         "unstable_penalized": c["unstable_penalized"],
         "nonfinite_rollouts": c["nonfinite_rollouts"],
         "energy_failures": c["energy_failures"],
@@ -239,6 +280,8 @@ class FinetuneTrainer:
         progress: bool = True,
         callback: Callable[[int], None] | None = None,
         input_checkpoint: LoadedCheckpoint | None = None,
+        training_keys: set[str] | frozenset[str] | None = None,
+        time_limit_s: float | None = None,
     ):
         self.config, self.fc = config, config.finetune
         self.model_path, self.out = Path(model_path), Path(out)
@@ -248,6 +291,10 @@ class FinetuneTrainer:
         self.device = resolve_device(self.fc.device, "finetune.device")
         if self.fc.sizes == "histogram" and self.histogram is None:
             raise ConfigError("finetune.sizes is 'histogram': pass the training size histogram (--stats)")
+        if self.fc.novelty_penalty is not None and training_keys is None:
+            raise ConfigError("finetune.novelty_penalty needs the training split's SMILES: pass --train")
+        self.training_keys = None if training_keys is None else frozenset(training_keys)
+        self.time_limit_s = time_limit_s
         self.config_dump = config.model_dump(mode="json")
         # the input is read once: its weights and its identity (sha256) come from the same read
         loaded = input_checkpoint if input_checkpoint is not None else read_checkpoint(self.model_path)
@@ -282,15 +329,18 @@ class FinetuneTrainer:
                 policy.set_time_gate(copy.deepcopy(reference.dynamics), gate_t)
         self.policy = policy.to(self.device).eval()
         self.model_config = model_config_of(self.policy)
-        self.optimizer = make_optimizer(self.policy, self.fc.lr, self.fc.weight_decay)
+        self.optimizer = make_optimizer(self.policy, self.fc.lr, self.fc.weight_decay, amsgrad=self.fc.amsgrad)
         ema_weights = ckpt.get("ema_state_dict") if ckpt is not None else None
         self.ema = EMA(self.policy, self.fc.ema_decay, ema_weights) if self.fc.ema_decay > 0 else None
         self.iteration, self.seconds, self.history, self.resumed_from = 0, 0.0, st.empty_history(), None
+        self.optimizer_steps = 0
         if ckpt is not None:
             extra = ckpt["extra"]
             self.optimizer.load_state_dict(extra["optimizer"])
             ckpt_io.restore_rng(extra["rng"])
             self.iteration, self.seconds = int(extra["iteration"]), float(extra["seconds"])
+            # checkpoints written before micro-batches took one step per pass
+            self.optimizer_steps = int(extra.get("optimizer_steps", self.iteration * self.fc.update_epochs))
             self.history = st.restore_history(extra["history"])
             self.resumed_from = self.iteration
         log.info(
@@ -310,6 +360,17 @@ class FinetuneTrainer:
         except ValueError as exc:
             raise ConfigError(f"finetune.sizes: {exc}") from None
 
+    def penalties(self) -> Penalties:
+        fc = self.fc
+        return Penalties(
+            stable_only=fc.stable_only,
+            invalid_penalty=fc.invalid_penalty,
+            unstable_penalty=fc.unstable_penalty,
+            novelty_penalty=fc.novelty_penalty,
+            training_keys=self.training_keys,
+            in_energy=fc.penalties_in_energy,
+        )
+
     def run_iteration(self, it: int) -> dict[str, Any]:
         """Rollout → rewards → advantages → update for 0-based iteration ``it``; returns its history row."""
         fc, seed = self.fc, self.config.seed
@@ -323,15 +384,7 @@ class FinetuneTrainer:
         rng = np.random.default_rng(derive_seed(seed, "finetune/steps", it))
         group = ro.group.cpu().numpy()
         trained = choose_trained_steps(ro.num_steps, len(ro.prompts), fc.train_steps_per_rollout, rng)[group]
-        rw = compute_rewards(
-            ro,
-            trained,
-            self.backend,
-            energy_every=fc.energy_every,
-            stable_only=fc.stable_only,
-            invalid_penalty=fc.invalid_penalty,
-            unstable_penalty=fc.unstable_penalty,
-        )
+        rw = compute_rewards(ro, trained, self.backend, energy_every=fc.energy_every, penalties=self.penalties())
         adv = compute_advantages(
             rw.force_reward,
             rw.energy_return,
@@ -339,14 +392,20 @@ class FinetuneTrainer:
             weight_force=fc.weight_force,
             weight_energy=fc.weight_energy,
             clip=fc.advantage_clip,
+            std_mode=fc.group_std,
         )
         t2 = time.perf_counter()
-        upd = update_policy(self.policy, self.reference, self.optimizer, ro, trained, adv, fc, self.ema)
+        lr_at = lambda k: learning_rate(k, fc.lr, fc.lr_schedule)  # noqa: E731
+        upd = update_policy(
+            self.policy, self.reference, self.optimizer, ro, trained, adv, fc, self.ema, self.optimizer_steps, lr_at
+        )
+        self.optimizer_steps += upd["optimizer_steps"]
         t3 = time.perf_counter()
         row = {
             "iteration": it + 1,
             **iteration_row(ro, rw, adv, upd),
             "lr": float(self.optimizer.param_groups[0]["lr"]),
+            "optimizer_steps": self.optimizer_steps,
             **rollout_quality(ro),
             "rollout_seconds": t1 - t0,
             "reward_seconds": t2 - t1,
@@ -365,14 +424,29 @@ class FinetuneTrainer:
             dynamic_ncols=True,
         )
         row = None
+        stop_at = None if self.time_limit_s is None else time.perf_counter() + float(self.time_limit_s)
         while self.iteration < total:
+            if stop_at is not None and time.perf_counter() >= stop_at:
+                bar.close()
+                self.save(final=False)
+                log.info("finetune: stopped after iteration %d by the time limit; rerun to go on", self.iteration)
+                return FinetuneResult(
+                    ckpt_io.partial_path(self.out),
+                    self.history_path,
+                    self.iteration,
+                    self.resumed_from,
+                    self.seconds,
+                    row,
+                )
             t0 = time.perf_counter()
             row = self.run_iteration(self.iteration)
             self.iteration += 1
             self.seconds += time.perf_counter() - t0
             row["seconds"] = self.seconds
             row.update(
-                self.evaluate() if evaluation_due(self.iteration, total, self.fc.eval_every) else empty_evaluation()
+                self.evaluate()
+                if evaluation_due(self.iteration, total, self.fc.eval_every)
+                else {**empty_evaluation(), **{c: None for c in st.EVAL_MLFF_COLUMNS}}
             )
             for key in st.HISTORY_COLUMNS:
                 self.history[key].append(row[key])
@@ -399,7 +473,11 @@ class FinetuneTrainer:
         else:
             sizes = resolve_sizes(spec, n, seed, self.histogram)  # checked at start-up (prompt_sizes)
         weights = self.ema.state_dict(self.policy) if self.ema is not None else self.policy.state_dict()
-        row = evaluate_weights(self.model_config, weights, sizes, seed, device=self.device)
+        relax = FireSettings(max_steps=self.fc.eval_relax_steps) if self.fc.eval_relax_steps > 0 else None
+        row = evaluate_weights(
+            self.model_config, weights, sizes, seed, device=self.device, backend=self.backend, relax=relax
+        )
+        row = {**{c: None for c in st.EVAL_MLFF_COLUMNS}, **row}
         log.info(
             "finetune eval after iteration %d: %s",
             self.iteration,
@@ -420,6 +498,7 @@ class FinetuneTrainer:
             "iteration": self.iteration,
             "seconds": self.seconds,
             "optimizer": self.optimizer.state_dict(),
+            "optimizer_steps": self.optimizer_steps,
             "rng": ckpt_io.rng_state(),
             "history": {c: list(v) for c, v in self.history.items()},
             "config": self.config_dump,

@@ -39,6 +39,7 @@ __all__ = [
     "write_history",
     "empty_history",
     "RESUMABLE_CHANGES",
+    "EVAL_MLFF_COLUMNS",
 ]
 
 _I, _F = pa.int64(), pa.float64()
@@ -64,12 +65,14 @@ HISTORY_TYPES: dict[str, pa.DataType] = {
     "surrogate": _F,
     "loss": _F,
     "grad_norm": _F,
-    "lr": _F,
+    "lr": _F,  # the rate of the iteration's last optimizer step
+    "optimizer_steps": _I,  # cumulative AdamW steps (one per micro-batch and pass)
     "trained_pairs": _I,  # (rollout, step) pairs in the loss, per epoch
     "mlff_failures": _I,  # final molecules the MLFF could not score (incl. non-finite chains)
     "excluded": _I,  # rollouts without a force reward (MLFF failure or stability gate)
     "unstable_excluded": _I,
     "invalid_penalized": _I,
+    "novelty_penalized": _I,  # rollouts penalised as RDKit-invalid or seen in the training split
     "unstable_penalized": _I,
     "nonfinite_rollouts": _I,
     "energy_failures": _I,  # ẑ_{0|t} evaluations the MLFF could not score
@@ -90,10 +93,14 @@ HISTORY_TYPES: dict[str, pa.DataType] = {
     "eval_validity": _F,
     "eval_uniqueness": _F,
     "eval_seconds": _F,
+    "eval_force_rms_mean_ev_per_ang": _F,  # MLFF (finetune.mlff) force RMS of the fresh samples
+    "eval_relaxation_energy_mean_kcal_mol": _F,  # their FIRE relaxation energy (finetune.eval_relax_steps)
 }
+#: MLFF columns of the fresh-sample evaluations (elign.training.evaluation.evaluate_weights with a backend)
+EVAL_MLFF_COLUMNS = ("eval_force_rms_mean_ev_per_ang", "eval_relaxation_energy_mean_kcal_mol")
 HISTORY_COLUMNS = tuple(HISTORY_TYPES)
 #: finetune keys that may change between a run and its resumption (they do not change the trajectory).
-RESUMABLE_CHANGES = ("iterations", "checkpoint_every", "device", "eval_every", "eval_molecules")
+RESUMABLE_CHANGES = ("iterations", "checkpoint_every", "device", "eval_every", "eval_molecules", "eval_relax_steps")
 
 
 def empty_history() -> dict[str, list]:
@@ -113,6 +120,8 @@ def find_resume(out: str | Path) -> Resume | None:
 
 def trajectory_config(config: dict) -> dict:
     ft = {k: v for k, v in config.get("finetune", {}).items() if k not in RESUMABLE_CHANGES}
+    if isinstance(ft.get("mlff"), dict):  # the MLFF's device does not change what it computes
+        ft["mlff"] = {k: v for k, v in ft["mlff"].items() if k != "device"}
     return {
         "seed": config.get("seed"),
         "finetune": ft,

@@ -64,10 +64,15 @@ def evaluate_weights(
     batch_size: int = 64,
     compile: bool = False,
     device: torch.device | str = "cpu",
+    backend: Any | None = None,
+    relax: Any | None = None,
 ) -> dict[str, Any]:
     """Sample ``len(sizes)`` molecules from these weights (a copy of the model, float32) and score them.
 
-    Returns the eval columns (see the module doc). The caller's global torch RNG state is left as found.
+    Returns the eval columns (see the module doc). With an MLFF ``backend`` also the mean MLFF force RMS
+    (``eval_force_rms_mean_ev_per_ang``) and, with FIRE settings ``relax``, the mean relaxation energy
+    (``eval_relaxation_energy_mean_kcal_mol``) over the scorable molecules. The caller's global torch RNG
+    state is left as found.
     """
     t0 = time.perf_counter()
     model = build_model(dict(model_config)).to(device)
@@ -77,9 +82,14 @@ def evaluate_weights(
         compile_network(model)
     with torch.random.fork_rng(devices=[torch.device(device)] if torch.device(device).type == "cuda" else []):
         result = sample_molecules(model, sizes, batch_size=batch_size, seed=seed)
-    summary = summarize(evaluate_table(result.table, None, None), "eval")
+    summary = summarize(evaluate_table(result.table, backend, None, relax), "eval")
     row: dict[str, Any] = {"eval_molecules": len(sizes)}
-    for column, key in _SUMMARY_KEYS.items():
+    keys = dict(_SUMMARY_KEYS)
+    if backend is not None:
+        keys["eval_force_rms_mean_ev_per_ang"] = "force_rms_ev_per_ang_mean"
+    if backend is not None and relax is not None:
+        keys["eval_relaxation_energy_mean_kcal_mol"] = "relaxation_energy_kcal_mol_mean"
+    for column, key in keys.items():
         value = summary[key]
         row[column] = None if value is None or not np.isfinite(value) else float(value)
     row["eval_seconds"] = time.perf_counter() - t0

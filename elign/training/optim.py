@@ -26,9 +26,10 @@ QUEUE_LEN = 50
 QUEUE_SEED = 3000.0
 
 
-def make_optimizer(model: nn.Module, lr: float, weight_decay: float = 1e-12) -> torch.optim.AdamW:
-    """EDM's optimizer: AdamW with amsgrad over all parameters."""
-    return torch.optim.AdamW(model.parameters(), lr=lr, amsgrad=True, weight_decay=weight_decay)
+def make_optimizer(model: nn.Module, lr: float, weight_decay: float = 1e-12, amsgrad: bool = True) -> torch.optim.AdamW:
+    """EDM's optimizer: AdamW with amsgrad over all parameters (``amsgrad=False``: plain AdamW, as the
+    official Elign code uses for post-training)."""
+    return torch.optim.AdamW(model.parameters(), lr=lr, amsgrad=amsgrad, weight_decay=weight_decay)
 
 
 def learning_rate(step: np.ndarray | int, lr: float, decay: Any | None) -> np.ndarray | float:

@@ -66,3 +66,17 @@ def test_group_zscore_shapes():
     z, signal, degenerate = group_zscore(np.array([1.0, 2.0, 3.0]), np.array([0, 0, 0]))
     assert z.shape == (3,) and signal.all() and degenerate == 0
     assert z.tolist() == pytest.approx([-1.0, 0.0, 1.0])
+
+
+def test_population_std_is_the_official_formula():
+    adv = compute_advantages(FORCE, ENERGY, GROUP, weight_force=1.0, weight_energy=0.1, clip=5.0, std_mode="population")
+    for rows in (slice(0, 3), slice(3, 6)):
+        v = FORCE[rows]
+        assert np.allclose(adv.force[rows], (v - v.mean()) / (v.std(ddof=0) + 1e-8), rtol=0, atol=1e-12)
+        e = ENERGY[rows, 1]
+        assert np.allclose(adv.energy[rows, 1], (e - e.mean()) / (e.std(ddof=0) + 1e-8), rtol=0, atol=1e-12)
+    sample = _adv()
+    # ddof 0 vs 1 on groups of 3: the population z-scores are sqrt(3/2) larger
+    assert np.allclose(adv.force, sample.force * np.sqrt(1.5), atol=1e-6)
+    with pytest.raises(ValueError, match="std_mode"):
+        group_zscore(FORCE, GROUP, std_mode="unbiased")

@@ -7,8 +7,9 @@ import pytest
 import torch
 from rl_toys import CH5, METHANE, HarmonicBackend, fake_rollouts, molecule_batch
 
+from elign.metrics.chemistry import training_keys
 from elign.rl.advantages import compute_advantages
-from elign.rl.rewards import compute_rewards, energy_slots, force_reward, returns_to_go
+from elign.rl.rewards import Penalties, compute_rewards, energy_slots, force_reward, returns_to_go
 from elign.rl.rollout import make_prompts, rollout
 
 
@@ -94,17 +95,40 @@ def test_stability_gate_and_invalid_penalty():
     ro = fake_rollouts(zs, xs, [0, 0, 0])
     backend = HarmonicBackend()
     plain = compute_rewards(ro, np.zeros((3, 1), int), backend, energy_every=1)
-    gated = compute_rewards(ro, np.zeros((3, 1), int), backend, energy_every=1, stable_only=True)
+    gated = compute_rewards(ro, np.zeros((3, 1), int), backend, energy_every=1, penalties=Penalties(stable_only=True))
     assert gated.force_reward[0] == plain.force_reward[0] and np.isnan(gated.force_reward[1:]).all()
     assert gated.counts["unstable_excluded"] == 2 and gated.counts["force_excluded"] == 2
     assert np.array_equal(gated.energy_return, plain.energy_return)  # the energy channel is not gated
-    pen = compute_rewards(ro, np.zeros((3, 1), int), backend, energy_every=1, invalid_penalty=2.0)
+    pen = compute_rewards(ro, np.zeros((3, 1), int), backend, energy_every=1, penalties=Penalties(invalid_penalty=2.0))
     assert pen.force_reward[1] == pytest.approx(plain.force_reward[1] - 2.0)
     assert pen.force_reward[[0, 2]].tolist() == plain.force_reward[[0, 2]].tolist()
     assert pen.counts["invalid_penalized"] == 1 and plain.counts["invalid_penalized"] == 0
     # the instability penalty lowers the force reward of both unstable molecules (CH5 and the far H pair) by q,
     # leaves methane's, and does not touch the energy channel
-    unstable = compute_rewards(ro, np.zeros((3, 1), int), backend, energy_every=1, unstable_penalty=1.5)
+    unstable = compute_rewards(
+        ro, np.zeros((3, 1), int), backend, energy_every=1, penalties=Penalties(unstable_penalty=1.5)
+    )
     assert unstable.force_reward[1:] == pytest.approx(plain.force_reward[1:] - 1.5)
     assert unstable.force_reward[0] == plain.force_reward[0] and unstable.counts["unstable_penalized"] == 2
     assert np.array_equal(unstable.energy_return, plain.energy_return) and plain.counts["unstable_penalized"] == 0
+
+
+def test_novelty_penalty_hits_invalid_and_seen_molecules_and_can_enter_psi_0():
+    hh = ([1, 1], np.array([[0.0, 0, 0], [3.0, 0, 0]]))  # two far H atoms: RDKit-valid ([H].[H]), not methane
+    zs, xs = molecule_batch(METHANE, CH5, hh)  # methane: valid, in the "training set"; CH5: invalid
+    ro = fake_rollouts(zs, xs, [0, 0, 0])
+    backend, steps = HarmonicBackend(), np.zeros((3, 1), int)
+    keys = frozenset(training_keys(["C"]))  # the training split holds methane only
+    plain = compute_rewards(ro, steps, backend, energy_every=1)
+    pen = compute_rewards(
+        ro, steps, backend, energy_every=1, penalties=Penalties(novelty_penalty=0.5, training_keys=keys)
+    )
+    # methane (seen) and CH5 (invalid) lose 0.5 of force reward; the novel H pair keeps its reward
+    assert pen.force_reward[:2] == pytest.approx(plain.force_reward[:2] - 0.5)
+    assert pen.force_reward[2] == plain.force_reward[2] and pen.counts["novelty_penalized"] == 2
+    assert np.array_equal(pen.energy_return, plain.energy_return)  # force channel only by default
+    both = Penalties(novelty_penalty=0.5, unstable_penalty=1.0, training_keys=keys, in_energy=True)
+    energy = compute_rewards(ro, steps, backend, energy_every=1, penalties=both)
+    # in Ψ_0: G_t = Ψ_0 − Ψ_t falls by the sum of the molecule's penalties (methane 0.5; CH5 0.5 + 1; H2 1)
+    assert energy.energy_return[:, 0] == pytest.approx(plain.energy_return[:, 0] - np.array([0.5, 1.5, 1.0]))
+    assert energy.force_reward == pytest.approx(plain.force_reward - np.array([0.5, 1.5, 1.0]))

@@ -16,8 +16,8 @@ from elign.cli.main import main
 from elign.config import ConfigError, validate_config
 from elign.diffusion.checkpoint import load_checkpoint
 from elign.diffusion.factory import load_model
-from elign.rl.trainer import finetune
-from elign.rl.trainer_state import HISTORY_COLUMNS
+from elign.rl.trainer import finetune, micro_batches
+from elign.rl.trainer_state import HISTORY_COLUMNS, trajectory_config
 from elign.testing.resume import assert_same_training_state, killed_at_marker
 from elign.training.checkpointing import partial_path
 
@@ -38,7 +38,16 @@ RUN = {
     "ema_decay": 0.5,
     "eval_every": 2,
     "eval_molecules": 3,
+    "eval_relax_steps": 5,
     "device": "cpu",
+}
+#: the official code's update (qm9_paper.yaml): micro-batches, a cosine schedule, population std, AdamW
+PAPER_UPDATE = {
+    "micro_batch_rollouts": 4,
+    "lr_schedule": {"kind": "cosine", "warmup_steps": 2, "total_steps": 6, "min_lr_ratio": 0.3},
+    "group_std": "population",
+    "amsgrad": False,
+    "weight_decay": 1e-4,
 }
 
 
@@ -119,6 +128,63 @@ def test_rollout_quality_and_evaluations_are_recorded(uninterrupted, tiny_ckpt, 
     )
     assert_same_training_state(uninterrupted.out, plain.out)
     assert load_checkpoint(plain.out)["extra"]["history"]["eval_molecules"] == [None] * 4
+
+
+def test_micro_batches_chunk_rollouts_in_order():
+    rows = np.array([0, 0, 1, 2, 2, 3, 5, 5])
+    assert [c.tolist() for c in micro_batches(rows, 6, None)] == [list(range(8))]
+    assert [c.tolist() for c in micro_batches(rows, 6, 2)] == [[0, 1, 2], [3, 4, 5], [6, 7]]
+    assert [c.tolist() for c in micro_batches(rows, 6, 4)] == [[0, 1, 2, 3, 4, 5], [6, 7]]
+    assert [c.tolist() for c in micro_batches(np.array([5, 5]), 6, 2)] == [[0, 1]]  # empty chunks take no step
+
+
+def test_official_update_steps_per_micro_batch_on_the_schedule(tiny_ckpt, tmp_path):
+    """6 rollouts in micro-batches of 4: 2 AdamW steps per pass, 2 passes, so 4 steps an iteration; the
+    schedule sets each step's rate from the step count; a micro-batch as large as the batch is today's update."""
+    out = tmp_path / "paper.pt"
+    result = finetune(
+        _config(iterations=2, **PAPER_UPDATE), tiny_ckpt, out, None, backend=HarmonicBackend(), progress=False
+    )
+    extra = load_checkpoint(out)["extra"]
+    assert extra["optimizer_steps"] == 8 and extra["history"]["optimizer_steps"] == [4, 8]
+    assert extra["optimizer"]["state"][0]["step"] == 8
+    # the rate of each iteration's last step (steps 3 and 7): cosine after 2 warm-up steps over 6
+    cos = lambda k: 0.3 + 0.7 * 0.5 * (1 + np.cos(np.pi * (k - 2) / 4))  # noqa: E731
+    assert extra["history"]["lr"] == pytest.approx([1e-3 * cos(3), 1e-3 * cos(7)])
+    assert result.last["clip_fraction"] > 0
+    whole = finetune(
+        _config(iterations=1), tiny_ckpt, tmp_path / "a.pt", None, backend=HarmonicBackend(), progress=False
+    )
+    as_one = finetune(
+        _config(iterations=1, micro_batch_rollouts=6),
+        tiny_ckpt,
+        tmp_path / "b.pt",
+        None,
+        backend=HarmonicBackend(),
+        progress=False,
+    )
+    assert_same_training_state(whole.out, as_one.out)
+
+
+def test_novelty_penalty_needs_the_training_split(tiny_ckpt, tmp_path):
+    with pytest.raises(ConfigError, match="--train"):
+        finetune(_config(novelty_penalty=0.5), tiny_ckpt, tmp_path / "a.pt", None, backend=HarmonicBackend())
+
+
+def test_fresh_sample_evaluations_carry_mlff_metrics(uninterrupted):
+    df = pq.read_table(uninterrupted.history).to_pandas()
+    evaluated = df.iloc[1::2]
+    assert (evaluated["eval_force_rms_mean_ev_per_ang"] > 0).all()
+    assert (evaluated["eval_relaxation_energy_mean_kcal_mol"] >= 0).all()  # FIRE only goes downhill
+    assert df.iloc[::2][["eval_force_rms_mean_ev_per_ang", "eval_relaxation_energy_mean_kcal_mol"]].isna().all().all()
+
+
+def test_the_mlff_device_may_change_on_resume():
+    a = {"finetune": {"lr": 1.0, "mlff": {"backend": "ani2x", "device": "cpu"}}}
+    b = {"finetune": {"lr": 1.0, "mlff": {"backend": "ani2x", "device": "cuda"}}}
+    assert trajectory_config(a) == trajectory_config(b)
+    c = {"finetune": {"lr": 1.0, "mlff": {"backend": "aimnet2", "device": "cpu"}}}
+    assert trajectory_config(a) != trajectory_config(c)
 
 
 def test_ratio_is_one_on_the_first_pass(tiny_ckpt, tmp_path):
@@ -225,3 +291,24 @@ def test_reference_prefix_keeps_the_reference_network_where_fedgrpo_has_no_signa
     ungated = load_model(uninterrupted.out).to(pre.schedule.gamma.dtype)
     assert "time_gate" not in load_checkpoint(uninterrupted.out)["model_config"]
     assert not torch.equal(eps(ungated, last_shared), eps(pre, last_shared))
+
+
+def test_resume_with_the_official_update_reaches_the_same_bits(tiny_ckpt, tmp_path):
+    """A run stopped between checkpoints resumes the micro-batch step count, the schedule and AdamW's state."""
+    cfg = _config(**PAPER_UPDATE)
+    once = finetune(cfg, tiny_ckpt, tmp_path / "once.pt", None, backend=HarmonicBackend(), progress=False)
+
+    class Stop(Exception):
+        pass
+
+    def stop(iteration):
+        if iteration == 3:  # one iteration past the checkpoint at 2
+            raise Stop
+
+    out = tmp_path / "resumed.pt"
+    with pytest.raises(Stop):
+        finetune(cfg, tiny_ckpt, out, None, backend=HarmonicBackend(), progress=False, callback=stop)
+    assert load_checkpoint(partial_path(out))["extra"]["optimizer_steps"] == 8
+    again = finetune(cfg, tiny_ckpt, out, None, backend=HarmonicBackend(), progress=False)
+    assert again.resumed_from == 2
+    _assert_same_state(once.out, out)

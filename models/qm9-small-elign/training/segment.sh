@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# One sitting of the paper-scale FED-GRPO run behind models/qm9-small-elign (resumes from aligned.pt.partial).
+#   models/qm9-small-elign/training/segment.sh MINUTES [THREADS] [DEVICE-YAML]
+# Appends a line per sitting to segments.jsonl: code sha, host, threads, device, iterations, wall time.
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+here=models/qm9-small-elign/training
+minutes=${1:?minutes}; threads=${2:-1}; device_yaml=${3:-$here/cpu.yaml}
+export PATH="$PWD/.venv/bin:$PATH"
+export TORCHANI_DATA_DIR="${TORCHANI_DATA_DIR:-$(cd .. && pwd)/shared/mlff/torchani}"
+iter() { python - "$here/aligned.pt" <<'PY'
+import sys, torch
+from pathlib import Path
+from elign.training.checkpointing import partial_path
+best = 0
+for p in (Path(sys.argv[1]), partial_path(sys.argv[1])):
+    if p.exists():
+        best = max(best, int(torch.load(p, map_location="cpu", weights_only=False)["extra"]["iteration"]))
+print(best)
+PY
+}
+start_iter=$(iter); t0=$(date +%s); started=$(date -u +%FT%TZ)
+elign finetune --config config/config.yaml --config config/experiments/qm9_paper.yaml --config "$device_yaml" \
+    --model models/qm9-small/weights.pt --stats results/data/qm9/stats.json --train results/data/qm9/train.parquet \
+    --out "$here/aligned.pt" --history "$here/finetune_history.parquet" --threads "$threads" --no-progress \
+    --max-minutes "$minutes"
+end_iter=$(iter); t1=$(date +%s)
+python - "$here/segments.jsonl" <<PY
+import json, platform, subprocess, sys
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
+gpu = subprocess.run(["sh", "-c", "nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1"],
+                     capture_output=True, text=True).stdout.strip() or None
+sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+dirty = bool(subprocess.run(["git", "status", "--porcelain", "elign"], capture_output=True, text=True).stdout.strip())
+row = {"started": "$started", "code_sha": sha, "code_dirty": dirty, "cpu": cpu, "gpu": gpu, "threads": $threads,
+       "device_config": "$device_yaml", "iterations": [$start_iter, $end_iter], "wall_seconds": $t1 - $t0}
+with open(sys.argv[1], "a") as f:
+    f.write(json.dumps(row) + "\n")
+print(json.dumps(row))
+PY
