@@ -326,6 +326,32 @@ class MLFFConfig(Section):
         return value
 
 
+class AlignedSource(Section):
+    """Where the aligned model of a run comes from (elign.rl.aligned_source).
+
+    train: FED-GRPO here with the settings of ``finetune``; shipped: an aligned model elign ships in
+    ``models_dir/<name>/`` (weights checked against the sha256 in its card); file: one of our FED-GRPO
+    checkpoints. A shipped or file model must have been aligned from this run's pretrained model (the sha256 of
+    the backbone's weights is compared), or the comparison with "pretrained" would compare two unrelated models.
+    Keys that the chosen kind does not use are ignored.
+    """
+
+    kind: Literal["train", "shipped", "file"] = Field("train", description="train | shipped | file")
+    name: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9_.\-]+$", description="shipped: the aligned model's folder under models_dir"
+    )
+    models_dir: str = Field("models", description="shipped: the folder of shipped models")
+    path: str | None = Field(None, description="file: a FED-GRPO checkpoint (elign finetune's --out)")
+
+    @model_validator(mode="after")
+    def _what_each_kind_needs(self) -> AlignedSource:
+        need = {"train": (), "shipped": ("name",), "file": ("path",)}[self.kind]
+        missing = [k for k in need if getattr(self, k) is None]
+        if missing:
+            raise ValueError(f"finetune.source.kind {self.kind!r} needs {' and '.join(missing)}")
+        return self
+
+
 class FinetuneLrSchedule(Section):
     """FED-GRPO learning-rate schedule over optimizer steps (one per micro-batch; elign.rl.schedule).
 
@@ -353,6 +379,9 @@ class FinetuneLrSchedule(Section):
 class FinetuneConfig(Section):
     """FED-GRPO post-training (Elign, arXiv 2601.21985; DESIGN.md "Science"). Paper values in comments."""
 
+    source: AlignedSource = Field(
+        AlignedSource(), description="where the aligned model comes from; the other keys apply to 'train'"
+    )
     iterations: int = Field(20, ge=1, description="rollout + update iterations")
     prompts_per_iteration: int = Field(4, ge=1, description="prompts (molecule sizes) per iteration (paper: 4)")
     rollouts_per_prompt: int = Field(8, ge=2, description="K rollouts per prompt = group size (paper: 24)")

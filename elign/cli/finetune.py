@@ -68,6 +68,20 @@ def run(args: argparse.Namespace) -> int:
     config = resolve_config(args)
     if args.threads is not None:
         torch.set_num_threads(max(1, args.threads))
+    history = Path(args.history) if args.history else Path(args.out).with_name("finetune_history.parquet")
+    if config.finetune.source.kind != "train":
+        from elign.rl.aligned_source import materialize_aligned
+
+        info = materialize_aligned(config.finetune.source, args.model, args.out, history)
+        log.info(
+            "finetune: no training; aligned model from %s %s (sha256 %s, aligned from %s) -> %s",
+            info["kind"],
+            info.get("name", info["weights"]),
+            info["sha256"][:12],
+            info["backbone"]["sha256"][:12],
+            args.out,
+        )
+        return 0
     if not Path(args.model).exists():  # a folder or a damaged file: load_checkpoint says what is wrong
         raise FileNotFoundError(f"--model: checkpoint {args.model} does not exist (run `elign pretrain` first)")
     try:
@@ -75,7 +89,6 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise ConfigError(f"--model: {exc}") from None
     histogram = stage_histogram(args.stats, "finetune.sizes") if config.finetune.sizes == "histogram" else None
-    history = Path(args.history) if args.history else Path(args.out).with_name("finetune_history.parquet")
     keys = None
     if config.finetune.novelty_penalty is not None:
         if args.train is None or not Path(args.train).is_file():

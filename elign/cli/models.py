@@ -1,4 +1,5 @@
-"""``elign models``: list the shipped backbones; ``elign models ship``: ship one from a training checkpoint.
+"""``elign models``: list the shipped models; ``elign models ship``: ship a backbone from a training checkpoint;
+``elign models ship-aligned``: ship an aligned model with its paired comparison to its backbone.
 
     elign models                       # name, preset, size, steps, sample quality, sha256 of each
     elign models ship --checkpoint models/qm9-small/training/pretrained.pt.partial --name qm9-small \\
@@ -39,6 +40,19 @@ def add_parser(sub, name: str) -> None:
     )
     s.add_argument("--summary", default="", help="one paragraph for the top of the card")
     s.set_defaults(run=run_ship)
+    a = ship_sub.add_parser("ship-aligned", help="ship an aligned model with its paired comparison to the backbone")
+    a.add_argument("--checkpoint", required=True, help="a finished FED-GRPO checkpoint (elign finetune's --out)")
+    a.add_argument("--name", required=True, help="folder name under --models-dir, e.g. qm9-small-elign")
+    a.add_argument("--backbone", required=True, help="the shipped backbone it was aligned from, e.g. qm9-small")
+    a.add_argument("--models-dir", default="models")
+    a.add_argument("--data-dir", default="results/data/qm9", help="the data stage's folder (stats, train SMILES)")
+    a.add_argument("--num-molecules", type=int, default=1000, help="molecules per model in the paired comparison")
+    a.add_argument("--seed", type=int, default=20261206, help="sampling seed (never used in training)")
+    a.add_argument("--segments", default=None, help="segments.jsonl of the training sittings")
+    a.add_argument("--threads", type=int, default=1)
+    a.add_argument("--reproduce", default="", help="the command that retrains it (written into the card)")
+    a.add_argument("--summary", default="", help="one paragraph for the top of the card")
+    a.set_defaults(run=run_ship_aligned)
 
 
 def epochs(card: dict) -> float:
@@ -59,7 +73,7 @@ def run_list(args: argparse.Namespace) -> int:
         "molecules (seed) | sha256 |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for m in models:
+    for m in (m for m in models if m.card.get("kind") != "aligned"):
         c, met = m.card, m.card["metrics"]
         pct = lambda k, met=met: f"{100 * met[k]:.1f} %" if met.get(k) is not None else "n/a"
         print(
@@ -68,6 +82,57 @@ def run_list(args: argparse.Namespace) -> int:
             f"{pct('atom_stability')} | {pct('validity')} | {pct('uniqueness')} | "
             f"{met['num_molecules']} ({met['seed']}) | {m.sha256[:12]} |"
         )
+    aligned = [m for m in models if m.card.get("kind") == "aligned"]
+    if aligned:
+        print("\n| aligned model | from | iterations | Δ force RMS (eV/Å) | Δ molecule stab. | pairs (seed) | sha256 |")
+        print("|---|---|---|---|---|---|---|")
+    for m in aligned:
+        c, paired = m.card, m.card["metrics"]["paired"]
+        f, st = paired["force_rms_ev_per_ang"], paired["molecule_stable"]
+        print(
+            f"| {m.name} | {c['backbone']['name']} | {c['training']['iterations']} | {f['paired_diff']:+.3f} "
+            f"(p {f['paired_p']:.2g}) | {100 * st['paired_diff']:+.1f} points | {f['n_pairs']} "
+            f"({c['metrics']['seed']}) | {m.sha256[:12]} |"
+        )
+    return 0
+
+
+def run_ship_aligned(args: argparse.Namespace) -> int:
+    import logging
+
+    import torch
+
+    from elign.config import MLFFConfig
+    from elign.diffusion.checkpoint import load_checkpoint
+    from elign.mlff.registry import backend_from_config
+    from elign.report.aligned_card import AlignedShipRequest, ship_aligned
+
+    torch.set_num_threads(max(1, args.threads))
+    mlff = load_checkpoint(args.checkpoint)["extra"]["config"]["finetune"]["mlff"]
+    backend = backend_from_config(MLFFConfig(**{**mlff, "device": "cpu"}))
+    req = AlignedShipRequest(
+        Path(args.checkpoint),
+        args.name,
+        args.backbone,
+        Path(args.models_dir),
+        Path(args.data_dir),
+        args.num_molecules,
+        args.seed,
+        segments=None if args.segments is None else Path(args.segments),
+        reproduce=args.reproduce,
+        summary=args.summary,
+    )
+    card = ship_aligned(req, backend)
+    f = card["metrics"]["paired"]["force_rms_ev_per_ang"]
+    logging.getLogger("elign.models").info(
+        "shipped %s: paired force RMS difference %.3f eV/A [%.3f, %.3f], p %.2g over %d pairs",
+        args.name,
+        f["paired_diff"],
+        f["paired_ci_low"],
+        f["paired_ci_high"],
+        f["paired_p"],
+        f["n_pairs"],
+    )
     return 0
 
 

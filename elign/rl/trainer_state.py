@@ -100,7 +100,15 @@ HISTORY_TYPES: dict[str, pa.DataType] = {
 EVAL_MLFF_COLUMNS = ("eval_force_rms_mean_ev_per_ang", "eval_relaxation_energy_mean_kcal_mol")
 HISTORY_COLUMNS = tuple(HISTORY_TYPES)
 #: finetune keys that may change between a run and its resumption (they do not change the trajectory).
-RESUMABLE_CHANGES = ("iterations", "checkpoint_every", "device", "eval_every", "eval_molecules", "eval_relax_steps")
+RESUMABLE_CHANGES = (
+    "iterations",
+    "checkpoint_every",
+    "device",
+    "eval_every",
+    "eval_molecules",
+    "eval_relax_steps",
+    "source",  # only kind 'train' trains; a checkpoint written before the key existed resumes
+)
 
 
 def empty_history() -> dict[str, list]:

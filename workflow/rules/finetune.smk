@@ -3,6 +3,7 @@ rule finetune:
     input:
         model="results/models/{dataset}/pretrained.pt",
         stats="results/data/{dataset}/stats.json",
+        train="results/data/{dataset}/train.parquet",  # its SMILES: finetune.novelty_penalty
     output:
         model="results/models/{dataset}/aligned.pt",
         history="results/models/{dataset}/finetune_history.parquet",
@@ -21,4 +22,5 @@ rule finetune:
         config=stage_config("finetune", "sample.use_ema"),
     shell:
         "elign finetune --config-json {params.config:q} --model {input.model} --stats {input.stats}"
+        " --train {input.train}"
         " --out {output.model} --history {output.history} --threads {threads} --no-progress > {log} 2>&1"

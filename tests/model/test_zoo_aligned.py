@@ -1,0 +1,130 @@
+"""Shipped aligned models: ship-aligned writes weights + card with a paired comparison to the backbone it was
+aligned from; `elign models` lists it; finetune.source: shipped turns it into a run's aligned model."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from elign.cli.main import main
+from elign.config import AlignedSource, validate_config
+from elign.diffusion.checkpoint import load_checkpoint
+from elign.model.zoo import ShippedModelError, file_sha256, find_shipped
+from elign.report.aligned_card import AlignedShipRequest, paired_comparison, ship_aligned
+from elign.rl.aligned_source import materialize_aligned
+from elign.rl.trainer import finetune
+from elign.training.backbone import materialize_pretrained
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "rl"))
+from rl_toys import HarmonicBackend  # noqa: E402
+from test_zoo import data_dir, shipped  # noqa: E402, F401  (the tiny data folder and shipped backbone)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+RUN = {
+    "iterations": 2,
+    "prompts_per_iteration": 1,
+    "rollouts_per_prompt": 2,
+    "sizes": [5],
+    "shared_prefix_steps": 14,
+    "train_steps_per_rollout": 2,
+    "device": "cpu",
+}
+
+
+@pytest.fixture(scope="module")
+def aligned(shipped, data_dir, tmp_path_factory):  # noqa: F811
+    work = tmp_path_factory.mktemp("aligned")
+    backbone = find_shipped("tiny", shipped)
+    out = work / "aligned.pt"
+    finetune(validate_config({"finetune": RUN}), backbone.weights, out, None, backend=HarmonicBackend(), progress=False)
+    segments = work / "segments.jsonl"
+    segments.write_text(
+        json.dumps({"code_sha": "abc", "cpu": "x", "threads": 1, "iterations": [0, 2], "wall_seconds": 3.0}) + "\n"
+    )
+    req = AlignedShipRequest(
+        out,
+        "tiny-elign",
+        "tiny",
+        shipped,
+        data_dir,
+        num_molecules=6,
+        seed=5,
+        batch_size=3,
+        relax_steps=5,
+        segments=segments,
+    )
+    card = ship_aligned(req, HarmonicBackend())
+    return work, card
+
+
+def test_the_card_holds_the_paired_comparison(aligned, shipped):  # noqa: F811
+    _, card = aligned
+    assert card["kind"] == "aligned" and card["backbone"]["sha256"] == find_shipped("tiny", shipped).sha256
+    paired = card["metrics"]["paired"]
+    assert paired["force_rms_ev_per_ang"]["n_pairs"] == 6 and card["training"]["iterations"] == 2
+    assert card["training"]["segments"][0]["code_sha"] == "abc"
+    folder = shipped / "tiny-elign"
+    assert card["weights"]["sha256"] == file_sha256(folder / "weights.pt")
+    assert {"card.md", "curves.png", "finetune_history.parquet"} <= {p.name for p in folder.iterdir()}
+    assert "Paired comparison" in (folder / "card.md").read_text()
+
+
+def test_paired_comparison_of_a_model_with_itself_is_zero():
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {
+            "num_atoms": [5, 6, 7, 8],
+            "force_rms_ev_per_ang": rng.random(4),
+            "relaxation_energy_kcal_mol": rng.random(4),
+            "molecule_stable": [True, False, True, True],
+            "atom_stable_fraction": [1.0, 0.8, 1.0, 1.0],
+            "valid": [True, True, False, True],
+        }
+    )
+    same = paired_comparison({"backbone": frame, "aligned": frame.copy()}, seed=0, n_resamples=200)
+    assert all(v["paired_diff"] == 0 and v["paired_p"] == 1.0 for v in same.values())
+    moved = frame.copy()
+    moved["force_rms_ev_per_ang"] -= 0.1
+    out = paired_comparison({"backbone": frame, "aligned": moved}, seed=0, n_resamples=200)["force_rms_ev_per_ang"]
+    assert out["paired_diff"] == pytest.approx(-0.1) and out["paired_ci_high"] == pytest.approx(-0.1)
+    with pytest.raises(ValueError, match="not paired"):
+        paired_comparison({"backbone": frame, "aligned": frame.iloc[::-1].reset_index(drop=True)}, seed=0)
+
+
+def test_a_run_starts_from_the_shipped_aligned_model(aligned, shipped, tmp_path, capsys):  # noqa: F811
+    outs = [tmp_path / "pretrained.pt", tmp_path / "history.parquet", tmp_path / "backbone.json"]
+    from elign.config import PretrainedSource
+
+    materialize_pretrained(PretrainedSource(kind="shipped", name="tiny", models_dir=str(shipped)), *outs)
+    src = AlignedSource(kind="shipped", name="tiny-elign", models_dir=str(shipped))
+    info = materialize_aligned(src, outs[0], tmp_path / "aligned.pt", tmp_path / "fh.parquet")
+    shipped_weights = load_checkpoint(shipped / "tiny-elign" / "weights.pt")["state_dict"]
+    got = load_checkpoint(tmp_path / "aligned.pt")["ema_state_dict"]
+    assert info["backbone"]["name"] == "tiny" and all(torch.equal(got[k], shipped_weights[k]) for k in got)
+    assert main(["models", "--models-dir", str(shipped)]) == 0
+    listing = capsys.readouterr().out
+    assert "| tiny-elign | tiny | 2 |" in listing
+
+
+def test_shipping_from_another_backbone_is_refused(aligned, shipped, data_dir, tmp_path):  # noqa: F811
+    work, _ = aligned
+    from rl_toys import save_tiny
+
+    other = save_tiny(tmp_path / "other.pt", dtype=torch.float32)
+    out = tmp_path / "a.pt"
+    finetune(
+        validate_config({"finetune": {**RUN, "iterations": 1}}),
+        other,
+        out,
+        None,
+        backend=HarmonicBackend(),
+        progress=False,
+    )
+    with pytest.raises(ShippedModelError, match="not from the shipped backbone"):
+        ship_aligned(AlignedShipRequest(out, "x", "tiny", shipped, data_dir, num_molecules=2), HarmonicBackend())
