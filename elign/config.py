@@ -17,16 +17,23 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from elign.config_checks import (  # noqa: F401 (callers import ConfigError and read_yaml from here)
     ConfigError,
+    ConfigMapping,
     Origins,
     fractions_leave_training,
     integral_floats_as_ints,
+    key_loc,
     known_elements,
     no_final_newline,
     origin_note,
     read_yaml,
     schema_problems,
     short_repr,
+    surprise_lines,
+    trusted,
+    without_keys,
+    yaml_scalars,
 )
+from elign.config_rules import WORKFLOW_MODELS, semantic_problems  # noqa: F401 (common.smk reads WORKFLOW_MODELS)
 
 SEED_MAX = 2**32 - 1  # numpy's legacy seeding range; seed + any offset stays far inside torch's and Parquet's int64
 
@@ -657,44 +664,88 @@ def load_config(*paths: str | Path) -> ElignConfig:
     return validate_config(merged, source=" + ".join(str(p) for p in paths) or "config", origins=files)
 
 
-def validate_config(data: dict[str, Any], source: str = "config", origins: Origins | None = None) -> ElignConfig:
-    """The typed config of ``data``: the pydantic model, then the JSON schema's types (they must agree).
+def validate_config(
+    data: dict[str, Any], source: str = "config", origins: Origins | None = None, whole: bool = True
+) -> ElignConfig:
+    """The typed config of ``data``: the pydantic model, the JSON schema's types (they must agree), YAML 1.1
+    readings and the semantic rules (:mod:`elign.config_rules`); every problem in one :class:`ConfigError`.
 
     origins: ``(file name, its mapping)`` in merge order, so that each message says which file set the key.
+    whole: ``data`` is the run's whole config; false for a stage's slice (``--config-json``), where a rule
+    runs only if each key it reads is set in ``origins`` (the defaults of the rest are not the run's values).
     """
     if not isinstance(data, dict):
         raise ConfigError(
             f"invalid config ({source}): the top level must be a mapping of sections, got {type(data).__name__}"
         )
+    plain = integral_floats_as_ints(data)
     try:
-        config, model_errors = ElignConfig.model_validate(integral_floats_as_ints(data)), None
+        config, model_errors = ElignConfig.model_validate(plain), None
     except ValidationError as exc:
         config, model_errors = None, exc
-    reported = [tuple(err["loc"]) for err in model_errors.errors()] if model_errors else []
-    lines = [
-        f"  {'.'.join(map(str, loc)) or '<top level>'}: {msg}{origin_note(loc, origins)}"
+    lines = _model_lines(model_errors, origins) if model_errors else []
+    reported = [loc for loc, _ in lines]
+    lines += [
+        (loc, f"  {'.'.join(map(str, loc)) or '<top level>'}: {msg}{origin_note(loc, origins)}")
         for loc, msg in schema_problems(data, _schema_validator())
         if not any(seen[: len(loc)] == loc for seen in reported)
     ]  # the model said it already, at or below
-    if model_errors is not None:
-        raise ConfigError("\n".join([format_validation_error(model_errors, source, origins)] + lines))
+    lines += surprise_lines(lines, origins)
+    skipped = [loc for loc, _ in lines]
+    if config is None:
+        config = _best_effort(plain, reported)
+    if config is not None:
+        for keys, message in semantic_problems(config, lambda key: trusted(key, skipped, origins, whole)):
+            lines.append((key_loc(keys[0]), f"  {', '.join(keys)}: {message}{origin_note(key_loc(keys[0]), origins)}"))
     if lines:
-        raise ConfigError("\n".join([f"invalid config ({source}):"] + lines))
+        raise ConfigError("\n".join([f"invalid config ({source}):"] + [line for _, line in lines]))
     return config
+
+
+def _best_effort(data: dict, bad: list[tuple]) -> ElignConfig | None:
+    """The config without the rejected keys (their defaults instead), so that the semantic rules can still
+    report on the rest in the same message; None when that does not validate either."""
+    for _ in range(3):
+        data = without_keys(data, bad)
+        try:
+            return ElignConfig.model_validate(data)
+        except ValidationError as exc:
+            bad = [tuple(err["loc"]) for err in exc.errors()]
+    return None
+
+
+def snakemake_overrides(overrides: dict) -> ConfigMapping:
+    """Snakemake's ``--config`` overrides read the way the user typed them (:func:`yaml_scalars`)."""
+    validator = _schema_validator()
+
+    def accepts(loc: tuple, value: Any) -> bool:
+        probe = tuple(0 if isinstance(part, int) else part for part in loc)
+        node = value
+        for part in reversed(probe):
+            node = [node] if isinstance(part, int) else {part: node}
+        return not any(tuple(e.absolute_path)[: len(probe)] == probe for e in validator.iter_errors(node))
+
+    data, notes = yaml_scalars(overrides, accepts)
+    return ConfigMapping(data, notes)
 
 
 def format_validation_error(exc: ValidationError, source: str, origins: Origins | None = None) -> str:
     """One line per problem: ``key.path: problem (allowed: ...) [in the file that set it]``."""
-    lines = [f"invalid config ({source}):"]
+    return "\n".join([f"invalid config ({source}):"] + [line for _, line in _model_lines(exc, origins)])
+
+
+def _model_lines(exc: ValidationError, origins: Origins | None) -> list[tuple[tuple, str]]:
+    lines = []
     for err in exc.errors():
-        path = ".".join(str(p) for p in err["loc"]) or "<top level>"
-        where = origin_note(tuple(err["loc"]), origins)
+        loc = tuple(err["loc"])
+        path = ".".join(str(p) for p in loc) or "<top level>"
+        where = origin_note(loc, origins)
         if err["type"] == "extra_forbidden":
             allowed = ", ".join(_allowed_keys(err["loc"][:-1]))
-            lines.append(f"  {path}: unknown key (allowed here: {allowed}){where}")
+            lines.append((loc, f"  {path}: unknown key (allowed here: {allowed}){where}"))
         else:
-            lines.append(f"  {path}: {err['msg']} (got {short_repr(err.get('input'))}){where}")
-    return "\n".join(lines)
+            lines.append((loc, f"  {path}: {err['msg']} (got {short_repr(err.get('input'))}){where}"))
+    return lines
 
 
 def _allowed_keys(loc: tuple) -> list[str]:

@@ -10,8 +10,9 @@
 
 from __future__ import annotations
 
+import re
 import reprlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -95,16 +96,93 @@ def read_yaml(path: str | Path) -> dict:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     except RecursionError:
         raise ConfigError(f"{path}: nested too deeply to be a config") from None
-    if data is None:
-        raise ConfigError(
-            f"{path}: the file is empty; a config file is a mapping of sections (write {{}} for no settings)"
-        )
+    if data is None:  # an empty experiment (no overrides, or only comments) changes nothing
+        data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(data).__name__}")
     problem = _too_big(data)
     if problem is not None:
         raise ConfigError(f"{path}: {problem}")
-    return data
+    return ConfigMapping(data, yaml_surprises(yaml.compose(text, Loader=_StrictLoader)))
+
+
+# ------------------------------------------------------------------------------ YAML 1.1 surprises
+class ConfigMapping(dict):
+    """A config file's mapping, with the plain scalars YAML 1.1 reads otherwise than YAML 1.2 (``notes``)."""
+
+    def __init__(self, data: dict, notes: list[Surprise] | None = None):
+        super().__init__(data)
+        self.notes = notes or []
+
+
+Surprise = tuple[tuple, str, str]  # (key path, the text as written, what YAML 1.1 made of it: a kind below)
+_SEXAGESIMAL = re.compile(r"[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?")
+_OCTAL = re.compile(r"[-+]?0[0-7_]+")
+_BOOL_WORDS = {"yes", "no", "on", "off"}  # YAML 1.2 (and JSON) read these as text; 1.1 (PyYAML) as booleans
+
+
+def surprise_kind(text: str, tag: str) -> str | None:
+    """'sexagesimal', 'octal' or 'bool word' when YAML 1.1 reads the plain scalar ``text`` (resolved to
+    ``tag``) as a number or boolean that YAML 1.2 would not; else None."""
+    kind = tag.rsplit(":", 1)[-1]
+    if kind in ("int", "float") and _SEXAGESIMAL.fullmatch(text):
+        return "sexagesimal"
+    if kind == "int" and _OCTAL.fullmatch(text):
+        return "octal"
+    if kind == "bool" and text.lower() in _BOOL_WORDS:
+        return "bool word"
+    return None
+
+
+def yaml_surprises(node: yaml.Node | None) -> list[Surprise]:
+    """The surprising plain scalars of a composed YAML document, with their key paths (aliases visited once)."""
+    out, seen, stack = [], set(), [(node, ())]
+    while stack:
+        node, loc = stack.pop()
+        if node is None or id(node) in seen or len(loc) > MAX_DEPTH:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            stack.extend((v, loc + (k.value,)) for k, v in node.value if isinstance(k, yaml.ScalarNode))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((v, loc + (i,)) for i, v in enumerate(node.value))
+        elif node.style is None and (kind := surprise_kind(node.value, node.tag)):
+            out.append((loc, node.value, kind))
+    return out
+
+
+def surprise_hint(text: str, kind: str, value: Any) -> str:
+    """What to write instead, for a message about ``text`` that YAML 1.1 read as ``value``."""
+    if kind == "bool word":
+        return f"YAML 1.1 reads {text} as {str(value).lower()}: quote it, '{text}', if you mean the text"
+    meaning = "sexagesimal (base 60)" if kind == "sexagesimal" else "octal (base 8)"
+    return (
+        f"YAML 1.1 reads {text} as the {meaning} number {value}: write the number you mean without "
+        f"{'colons' if kind == 'sexagesimal' else 'a leading zero'}, or quote it to mean text"
+    )
+
+
+def yaml_scalars(data: Any, accepts: Callable[[tuple, Any], bool], loc: tuple = ()) -> tuple[Any, list[Surprise]]:
+    """Snakemake's ``--config`` overrides read the way the user typed them: each string inside becomes the
+    YAML scalar it spells (``'30'`` -> 30, ``'null'`` -> None), unless only the text is valid at its key
+    (``accepts(key path, value)``: the schema's check). Snakemake parses a nested ``--config`` value with
+    YAML's BaseLoader, so every scalar in it arrives as a string."""
+    if isinstance(data, dict):
+        pairs = [(k, yaml_scalars(v, accepts, loc + (k,))) for k, v in data.items()]
+        return {k: v for k, (v, _) in pairs}, [n for _, (_, notes) in pairs for n in notes]
+    if isinstance(data, list):
+        items = [yaml_scalars(v, accepts, loc + (i,)) for i, v in enumerate(data)]
+        return [v for v, _ in items], [n for _, notes in items for n in notes]
+    if not isinstance(data, str):
+        return data, []
+    tag = _StrictLoader.resolve(_StrictLoader, yaml.ScalarNode, data, (True, False))
+    if tag == "tag:yaml.org,2002:str":
+        return data, []
+    value = yaml.load(data, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass; one plain scalar)
+    if not accepts(loc, value) and accepts(loc, data):
+        return data, []
+    kind = surprise_kind(data, tag)
+    return value, [(loc, data, kind)] if kind else []
 
 
 def _number_hint(value: Any) -> str:
@@ -214,6 +292,58 @@ def _value(origins: Origins, loc: tuple) -> Any:
                 node = node[part]
             return node
     return None
+
+
+# ------------------------------------------------------------------- the semantic stage's bookkeeping
+def key_loc(key: str) -> tuple:
+    """``"data.files.paths.0"`` -> ``("data", "files", "paths", 0)``."""
+    return tuple(int(p) if p.isdigit() else p for p in key.split("."))
+
+
+def trusted(key: str, skipped: list[tuple], origins: Origins | None, whole: bool) -> bool:
+    """Whether a semantic rule may read ``key``: its value (or one above or below it) was not rejected, and
+    the config is the whole run's or a file or flag set the key."""
+    loc = key_loc(key)
+    if any(s[: len(loc)] == loc or loc[: len(s)] == s for s in skipped):
+        return False
+    return whole or any(_sets(data, loc) for _, data in origins or [])
+
+
+def without_keys(data: dict, locs: Iterable[tuple]) -> dict:
+    """A copy of ``data`` without the deepest mapping key on each path of ``locs`` (a rejected value)."""
+    import copy
+
+    out = copy.deepcopy(data)
+    for loc in locs:
+        node, parent, key = out, None, None
+        for part in loc:
+            if isinstance(node, dict) and part in node:
+                parent, key, node = node, part, node[part]
+            elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+                node = node[part]
+            else:
+                break
+        if parent is not None:
+            parent.pop(key, None)
+    return out
+
+
+def surprise_lines(lines: list[tuple[tuple, str]], origins: Origins | None) -> list[tuple[tuple, str]]:
+    """YAML 1.1 readings (:func:`surprise_kind`) in the files or flags that set the key: a hint on the line
+    of a value rejected there (in place), else a line of its own for a number read from colons or a leading
+    zero. A boolean from ``yes``/``no``/``on``/``off`` where a boolean is allowed is what the user meant."""
+    out = []
+    for name, data in origins or []:
+        for loc, text, kind in getattr(data, "notes", ()):
+            if [n for n, d in origins if _sets(d, loc)][-1] != name:
+                continue  # a later file or flag replaced it
+            hint = surprise_hint(text, kind, _value([(name, data)], loc))
+            hits = [i for i, (at, _) in enumerate(lines) if at[: len(loc)] == loc]
+            for i in hits:
+                lines[i] = (lines[i][0], f"{lines[i][1]} ({hint})")
+            if not hits and kind != "bool word":
+                out.append((loc, f"  {'.'.join(map(str, loc))}: {text}: {hint} [in {name}]"))
+    return out
 
 
 # --------------------------------------------------------------------- rules shared by config sections

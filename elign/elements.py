@@ -146,6 +146,11 @@ GROUND_STATE_MULTIPLICITY: dict[int, int] = {
     35: 2,
     53: 2,
 }
+
+#: One-hot atom types of EDM's QM9 and GEOM-Drugs models, in column order (the elements each dataset holds).
+QM9_ATOM_DECODER = ("H", "C", "N", "O", "F")
+GEOM_ATOM_DECODER = ("H", "B", "C", "N", "O", "F", "Al", "Si", "P", "S", "Cl", "As", "Br", "I", "Hg", "Bi")
+
 _Z_BY_SYMBOL = {s.lower(): z for z, s in enumerate(SYMBOLS, start=1)}
 
 

@@ -25,7 +25,10 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve_config(args: argparse.Namespace) -> ElignConfig:
-    """Merge ``--config`` files then ``--config-json``; validate; defaults fill the rest."""
+    """Merge ``--config`` files then ``--config-json``; validate; defaults fill the rest.
+
+    Only ``--config-json`` (what a Snakemake rule passes: the keys its stage reads, of a config the Snakefile
+    checked whole) is a slice: the semantic rules then read only keys it sets."""
     origins = [(path, read_yaml(path)) for path in args.config]
     if args.config_json:
         try:
@@ -40,7 +43,8 @@ def resolve_config(args: argparse.Namespace) -> ElignConfig:
     merged: dict = {}
     for _, data in origins:
         merged = deep_merge(merged, data)
-    return validate_config(merged, source=" + ".join(name for name, _ in origins), origins=origins)
+    source = " + ".join(name for name, _ in origins)
+    return validate_config(merged, source=source, origins=origins, whole=bool(args.config))
 
 
 def named_path(text: str) -> tuple[str, str]:

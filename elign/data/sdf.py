@@ -13,10 +13,11 @@ one's data items. So each record is first checked against the CTfile layout (BIO
 * V3000: the CTAB's COUNTS, ATOM and BOND blocks agree; coordinates are numbers; bond types are 1-10;
 * after ``M  END`` only SD data items (``> <name>`` then value lines up to a blank line).
 
-A record RDKit cannot parse is reported with RDKit's reason; one it can parse must also pass the layout
-check, so that what RDKit built (``removeHs=False, sanitize=False``: atoms, explicit H and 3D coordinates)
-is what the lines say. SD properties become columns (numbers as float); ``smiles`` comes from
-a sanitized copy, else None; titles (``_Name``) go to ``name``.
+A record whose coordinates are all z = 0 (four atoms or more) is a 2D drawing whatever its header says, and
+is rejected as one that declares 2D is. A record RDKit cannot parse is reported with RDKit's reason; one it
+can parse must also pass the layout check, so that what RDKit built (``removeHs=False, sanitize=False``:
+atoms, explicit H and 3D coordinates) is what the lines say. SD properties become columns (numbers as
+float); ``smiles`` comes from a sanitized copy, else None; titles (``_Name``) go to ``name``.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ _V3000_BOND_TYPES = range(1, 11)  # V3000 adds 9 coordination and 10 hydrogen
 _BOM = b"\xef\xbb\xbf"
 _TIMESTAMP = re.compile(r"^\s*\[\d\d:\d\d:\d\d\]\s*")  # RDKit's log prefix
 Problem = tuple[str, str]
+FLAT_MIN_ATOMS = 4  # any 3 atoms lie in a plane: all z = 0 is evidence of a 2D drawing from 4 atoms on
 
 
 def sdf_blocks(path: Path) -> Iterator[tuple[int, int, bytes]]:
@@ -310,6 +312,12 @@ def _rdkit_record(block: bytes, line: int, record: int) -> MoleculeRecord | Prob
         return "no_atoms", f"{where}: the record has no atoms or no coordinates"
     if not mol.GetConformer().Is3D() and header[20:22] == b"2D":
         return "not_3d", f"{where}: the record has 2D coordinates; 3D are needed"
+    positions = mol.GetConformer().GetPositions()
+    if len(positions) >= FLAT_MIN_ATOMS and not positions[:, 2].any():
+        return "not_3d", (
+            f"{where}: every z coordinate of the {len(positions)} atoms is 0: a flat 2D drawing, not a 3D "
+            "conformer (the header does not say 2D); 3D coordinates are needed"
+        )
     z = np.array([a.GetAtomicNum() for a in mol.GetAtoms()], dtype=np.int64)
     if (z < 1).any():
         i = int(np.flatnonzero(z < 1)[0])
@@ -318,7 +326,7 @@ def _rdkit_record(block: bytes, line: int, record: int) -> MoleculeRecord | Prob
         )
     props = {prop_name(k): v for k, v in _raw_props(mol).items()}
     props["name"] = mol.GetProp("_Name") if mol.HasProp("_Name") else None
-    return MoleculeRecord(record - 1, z, mol.GetConformer().GetPositions(), _sdf_smiles(mol), props)
+    return MoleculeRecord(record - 1, z, positions, _sdf_smiles(mol), props)
 
 
 def read_sdf(path: Path, errors: ErrorPolicy, limits: GeometryLimits = GeometryLimits()) -> list[MoleculeRecord]:

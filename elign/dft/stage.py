@@ -80,6 +80,19 @@ def _jobs(samples, selection):
     return jobs
 
 
+def _check_level(level, jobs) -> None:
+    """ConfigError before the first SCF when PySCF does not know the functional, or the basis lacks an element
+    of the selected molecules (the check the config loader runs: :func:`elign.config_resources.pyscf_level_problems`);
+    otherwise every molecule would become an error row."""
+    from elign.config_resources import pyscf_level_problems
+    from elign.elements import symbol
+
+    symbols = sorted({symbol(int(z)) for job in jobs for z in job.atomic_numbers})
+    problems = pyscf_level_problems(level.functional, level.basis, symbols)
+    if problems:
+        raise ConfigError("\n".join(f"{key} = {getattr(level, key[4:])!r}: {why}" for key, why in problems))
+
+
 def run_shard(cfg: ElignConfig, req: ShardRequest) -> dict[str, int]:
     """Run one shard (module doc); returns its status counts."""
     from elign.dft.atoms import AtomReferences
@@ -115,6 +128,7 @@ def run_shard(cfg: ElignConfig, req: ShardRequest) -> dict[str, int]:
         raise ConfigError(f"{req.samples}: {exc}") from None
     jobs = _jobs(samples, selection.shard(req.shard, n_shards))
     all_jobs = _jobs(samples, selection)
+    _check_level(level, all_jobs)
     threads = _threads(dft.threads if req.threads is None else max(1, req.threads))
     log.info(
         "shard %d/%d: %d of %d selected molecules; level %s; %d threads",

@@ -23,12 +23,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
+from elign.elements import GEOM_ATOM_DECODER, QM9_ATOM_DECODER  # noqa: F401 (re-exported)
 from elign.model.dynamics import DynamicsConfig
 
 MODEL_CONFIG_FORMAT = "elign.edm/1"
 
-QM9_ATOM_DECODER = ("H", "C", "N", "O", "F")
-GEOM_ATOM_DECODER = ("H", "B", "C", "N", "O", "F", "Al", "Si", "P", "S", "Cl", "As", "Br", "I", "Hg", "Bi")
 
 #: EDM's diffusion hyper-parameters for QM9 and GEOM-Drugs (same for both).
 EDM_DIFFUSION: dict[str, Any] = {

@@ -53,7 +53,7 @@ def test_bad_xyz_count_keeps_the_previous_outputs(tmp_path):
 @pytest.mark.parametrize(
     "content, fragment",
     [
-        (b"", "the file is empty"),
+        (b"seed: 1:30\n", "seed: 1:30: YAML 1.1 reads 1:30 as the sexagesimal (base 60) number 90"),
         (b"seed: 1\n\xff\xfe\n", "not UTF-8"),
         (b"data: " + b"[" * 3000 + b"]" * 3000, "nested too deeply"),
         (b"seed: '0'\n", "seed: '0' is not of the type"),

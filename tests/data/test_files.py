@@ -154,6 +154,39 @@ def test_sdf_2d_record_is_bad(tmp_path):
         load_files(cfg([path]), ErrorPolicy())
 
 
+def _undeclared_flat_block(smiles: str) -> str:
+    """A molblock with all z = 0 (RDKit's 2D depiction, explicit H) whose header does not say 2D."""
+    mol = Chem.AddHs(Chem.MolFromSmiles(smiles))
+    AllChem.Compute2DCoords(mol)
+    lines = Chem.MolToMolBlock(mol).split("\n")
+    assert lines[1][20:22] == "2D"
+    lines[1] = lines[1][:20] + "  " + lines[1][22:]
+    return "\n".join(lines)
+
+
+def test_sdf_flat_record_without_2d_header_is_bad(tmp_path):
+    """Issue 29: all z = 0 is a drawing whatever the header says: raise names the record, skip counts it;
+    three atoms (always in one plane) at z = 0 stay a molecule."""
+    path = tmp_path / "flat.sdf"
+    water = (
+        "3\n     RDKit          3D\n\n  3  2  0  0  0  0  0  0  0  0999 V2000\n"
+        + "".join(
+            f"{x:10.4f}{y:10.4f}{0.0:10.4f} {s:<3} 0  0  0  0  0  0  0  0  0  0  0  0\n"
+            for s, x, y in (("O", 0.0, 0.0), ("H", 0.9572, 0.0), ("H", -0.2400, 0.9266))
+        )
+        + "  1  2  1  0\n  1  3  1  0\nM  END\n"
+    )
+    path.write_text(
+        Chem.MolToMolBlock(embedded("CC", 1)) + "$$$$\n" + _undeclared_flat_block("CCO") + "$$$$\n" + water + "$$$$\n"
+    )
+    with pytest.raises(DataFormatError, match=r"record 2: .*every z coordinate of the 9 atoms is 0: a flat 2D drawing"):
+        load_files(cfg([path]), ErrorPolicy())
+    policy = ErrorPolicy("skip")
+    out = load_files(cfg([path]), policy)
+    assert policy.counts == {"not_3d": 1}
+    assert out.table.columns["record"].tolist() == [1, 3] and out.table.num_atoms.tolist() == [8, 3]
+
+
 # -------------------------------------------------------------------------------------------- XYZ
 def test_plain_xyz_round_trip(tmp_path):
     frames = random_frames(5)

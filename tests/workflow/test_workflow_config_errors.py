@@ -1,5 +1,5 @@
 """The workflow's config errors (issue 14): the bad key's file is named, and the loader, the schema and
-Snakemake agree on a quoted number and on an empty config file."""
+Snakemake agree on a quoted number; nested --config values are read as typed (issue 29)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-TREE = ("Snakefile", "workflow", "config", "envs")
+TREE = ("Snakefile", "workflow", "config", "envs", "models")  # the default run reads models/qm9-small
 
 
 @pytest.fixture(scope="module")
@@ -51,11 +51,34 @@ def test_bad_value_names_its_file(fresh, content, expected):
     assert f"[in {fresh / 'override.yaml'}]" in out, out
 
 
-def test_empty_config_file_is_refused_by_both(fresh):
-    from elign.config import ConfigError, load_config
+def test_empty_config_file_is_no_override_for_elign(fresh):
+    """Issue 29: an experiment without overrides is valid for elign. Snakemake itself refuses an empty
+    --configfile before the Snakefile runs (snakemake.common.configfile.load_configfile): write {} there."""
+    from elign.config import load_config
 
     (fresh / "empty.yaml").write_text("")
-    proc = dry_run(fresh, "--configfile", "empty.yaml")
-    assert proc.returncode != 0
-    with pytest.raises(ConfigError, match="empty"):
-        load_config(fresh / "empty.yaml")
+    (fresh / "braces.yaml").write_text("{}\n")
+    assert load_config(fresh / "config/config.yaml", fresh / "empty.yaml") == load_config(fresh / "config/config.yaml")
+    assert dry_run(fresh, "--configfile", "braces.yaml").returncode == 0
+
+
+def _dft_commands(out: str) -> list[str]:
+    return sorted(line.split(":", 1)[1].strip() for line in out.splitlines() if "Shell command: elign dft " in line)
+
+
+def test_nested_config_flag_reads_yaml_scalars_like_a_configfile(fresh):
+    """Snakemake parses a nested --config value with YAML's BaseLoader (every scalar a string): the Snakefile
+    reads it as typed, so the DFT rule gets the same params (and reruns) as with the same --configfile."""
+    (fresh / "dft3.yaml").write_text("dft: {molecules_per_model: 3, guided_molecules: null}\n")
+    smoke = ("--forceall", "--printshellcmds", "--configfile", "config/experiments/smoke.yaml")
+    by_file = dry_run(fresh, *smoke, "dft3.yaml")
+    by_flag = dry_run(fresh, *smoke, "--config", "dft={molecules_per_model: 3, guided_molecules: null}")
+    assert by_file.returncode == 0 and by_flag.returncode == 0, by_flag.stderr + by_flag.stdout
+    commands = _dft_commands(by_flag.stdout)
+    assert commands and commands == _dft_commands(by_file.stdout)
+    assert '"molecules_per_model": 3,' in commands[0] and '"guided_molecules": null' in commands[0], commands[0]
+    bad = dry_run(fresh, *smoke, "--config", "dft={molecules_per_model: 9}", "sample={batch_size: 1:30}")
+    out = bad.stdout + bad.stderr
+    assert bad.returncode != 0
+    assert "dft.molecules_per_model, sample.num_molecules: 9 DFT molecules per model, but each model samples 8" in out
+    assert "sample.batch_size: 1:30: YAML 1.1 reads 1:30 as the sexagesimal (base 60) number 90" in out

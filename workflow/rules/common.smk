@@ -1,21 +1,30 @@
 # Helpers only (no rules): config validation, the per-stage config passed to the CLI, targets.
 import json
 
-from elign.config import ConfigError, read_yaml, validate_config
+from elign.config import (
+    WORKFLOW_MODELS,
+    ConfigError,
+    deep_merge,
+    read_yaml,
+    snakemake_overrides,
+    validate_config,
+)
 
 SCHEMA = "../schemas/config.schema.yaml"  # relative to this file
 
 
-def _config_origins():
+def _config_origins(overrides):
     """(source, its mapping) in Snakemake's merge order: the Snakefile's configfile, --configfile, --config."""
     cli = [str(f) for f in workflow.config_settings.configfiles]
     files = [str(f) for f in workflow.configfiles if str(f) not in cli] + cli
-    overrides = dict(workflow.config_settings.config)
     return [(f, read_yaml(f)) for f in dict.fromkeys(files)] + ([("--config", overrides)] if overrides else [])
 
 
 try:  # the typed config names every bad key path, what is allowed, and the file that set it
-    _typed = validate_config(config, source="snakemake config", origins=_config_origins())
+    # --config values as typed: Snakemake reads a nested one with YAML's BaseLoader (every scalar a string)
+    _overrides = snakemake_overrides(dict(workflow.config_settings.config))
+    config.update(deep_merge(config, _overrides))
+    _typed = validate_config(config, source="snakemake config", origins=_config_origins(_overrides))
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 validate(config, SCHEMA)
@@ -103,7 +112,7 @@ def data_outputs(dataset):
     return [f"results/data/{dataset}/{split}.parquet" for split in SPLITS] + [f"results/data/{dataset}/stats.json"]
 
 
-MODELS = ["pretrained", "aligned", "guided"]  # guided = the pretrained checkpoint sampled with MLFF guidance
+MODELS = list(WORKFLOW_MODELS)  # guided = the pretrained checkpoint sampled with MLFF guidance
 REFERENCE = "reference"  # the evaluate row of a data split (evaluate.reference_split)
 EVAL_NAMES = [REFERENCE] + MODELS
 
