@@ -70,7 +70,7 @@ def shipped(data_dir, tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("zoo")
     out = work / "train" / "pretrained.pt"
     pretrain(
-        validate_config({"seed": 0, "pretrain": TINY}),
+        validate_config({"seed": 0, "pretrain": TINY}, whole=False),
         read_molecules(data_dir / "train.parquet"),
         out,
         None,
