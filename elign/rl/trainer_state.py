@@ -67,6 +67,7 @@ HISTORY_TYPES: dict[str, pa.DataType] = {
     "lr": _F,
     "trained_pairs": _I,  # (rollout, step) pairs in the loss, per epoch
     "mlff_failures": _I,  # final molecules the MLFF could not score (incl. non-finite chains)
+    "mlff_unknown_element": _I,  # of those, with an element the MLFF does not cover (e.g. Br for ANI-2x)
     "excluded": _I,  # rollouts without a force reward (MLFF failure or stability gate)
     "unstable_excluded": _I,
     "invalid_penalized": _I,
