@@ -16,6 +16,10 @@ SHARED_ANI := $(abspath ../shared/mlff/torchani)
 ifneq ($(wildcard $(SHARED_ANI)),)
 export TORCHANI_DATA_DIR ?= $(SHARED_ANI)
 endif
+SHARED_AIMNET2 := $(abspath ../shared/mlff/aimnet2/aimnet2_wb97m-d3_ens.jpt)
+ifneq ($(wildcard $(SHARED_AIMNET2)),)
+export ELIGN_AIMNET2_MODEL ?= $(SHARED_AIMNET2)
+endif
 STAMP := $(VENV)/.elign-installed
 
 .PHONY: setup run test lint format schema clean-results

@@ -89,6 +89,16 @@ class GeomDrugsSource(Section):
     """
 
     path: str = "resources/geom/drugs_crude.msgpack"
+    download_url: str = Field(
+        "https://dataverse.harvard.edu/api/access/datafile/4360331",
+        description="rdkit_folder.tar.gz; the workflow fetches it (rule geom_drugs_download) only when path is missing",
+    )
+    sha256: str | None = Field(
+        None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="expected sha256 of the downloaded archive: a mismatch stops the download; null = not "
+        "checked, the hash is written beside the archive (<archive>.sha256) to pin here",
+    )
     conformers_per_molecule: int = Field(30, ge=1, description="lowest-energy conformers kept (EDM: 30)")
     valid_fraction: float = Field(0.1, ge=0, lt=1)
     test_fraction: float = Field(0.1, ge=0, lt=1)
@@ -246,6 +256,13 @@ class PretrainConfig(Section):
     diffusion_steps: int = Field(1000, ge=10, description="T (EDM: 1000)")
     noise_precision: float = Field(1e-5, gt=0, lt=0.5, description="polynomial_2 clipping (EDM: 1e-5)")
     batch_size: int = Field(64, ge=1, description="molecules per optimizer step, over all processes (EDM: 64)")
+    max_batch_edges: int | None = Field(
+        None,
+        ge=2,
+        description="cap on the directed edges (sum of n(n-1)) of one forward/backward pass: a step's batch_size "
+        "molecules are cut, by size, into micro-batches under the cap whose gradients add up to the step's (same "
+        "optimizer step, same loss); memory grows with edges (a 181-atom GEOM molecule has 32,580); null = one pass",
+    )
     lr: float = Field(1e-4, gt=0, description="AdamW learning rate (EDM: 1e-4)")
     lr_decay: LrDecay | None = Field(
         None, description="decay the rate at the end of training; null = constant lr (EDM)"
@@ -490,6 +507,13 @@ class SampleConfig(Section):
 
     num_molecules: int = Field(256, ge=1)
     batch_size: int = Field(64, ge=1)
+    max_batch_edges: int | None = Field(
+        None,
+        ge=2,
+        description="cap on the directed edges (sum of n(n-1)) of one batch: molecules sorted by size are cut into "
+        "batches of at most batch_size molecules and this many edges (a molecule over the cap gets a batch of its "
+        "own); the EGNN's memory grows with edges (a 181-atom GEOM molecule has 32,580); null = batch_size alone",
+    )
     sizes: Literal["histogram"] | int | list[int] = Field(
         "histogram", description="atom counts: 'histogram' (training split, stats.json), one size, or a list"
     )
@@ -572,6 +596,12 @@ class EvaluateConfig(Section):
     reference_seed_offset: int = Field(
         4000, ge=0, le=SEED_MAX, description="reference subset seed = seed + reference_seed_offset"
     )
+    bond_rules: Literal["qm9", "geom"] = Field(
+        "qm9",
+        description="EDM's bond rules for validity: qm9 = bond orders 1-3 from the distance tables; geom = EDM's "
+        "GEOM-Drugs variant (limit_bonds_to_one: every inferred bond single, so RDKit fills under-bonded atoms with "
+        "hydrogens and only over-bonded ones fail). Stability uses the same tables and orders for both, as EDM's",
+    )
     novelty_reference: Literal["smiles", "geometry"] = Field(
         "smiles", description="training set for novelty: its SMILES column, or SMILES rebuilt from its geometries"
     )
@@ -589,6 +619,13 @@ class DftConfig(Section):
     )
     valid_only: bool = Field(True, description="pick only RDKit-valid, sample-ok molecules")
     shards: int = Field(4, ge=1, description="jobs per model (Snakemake scatter); a rerun reuses finished shards")
+    max_atoms: int | None = Field(
+        None,
+        ge=1,
+        description="DFT only molecules of at most this many atoms: the target sizes are drawn from the part of the "
+        "histogram at or below it (the same for every model, so pairs stay paired) and larger samples are not "
+        "eligible; the shard log and the parquet metadata say how many were skipped. null = no cap",
+    )
     functional: str = Field("b3lypg", description="PySCF xc; b3lypg = Gaussian's B3LYP (QM9's level)")
     basis: str = Field("6-31g(2df,p)", description="QM9: 6-31G(2df,p)")
     density_fit: bool = Field(True, description="density fitting (RI-J) for speed")

@@ -70,6 +70,33 @@ def _read_inputs(req: ShardRequest, dft):
     return samples, metrics, stage_histogram(req.stats)
 
 
+def _size_cap(samples, histogram, max_atoms: int | None):
+    """(samples of at most ``max_atoms`` atoms, the histogram at or below it, {skipped: count}) for dft.max_atoms.
+
+    The same cap applies to every model's histogram, so their target sizes stay paired; larger samples are never
+    eligible. The count of samples left out is logged and kept in the shard's metadata.
+    """
+    if max_atoms is None:
+        return samples, histogram, {}
+    import numpy as np
+
+    keep = np.flatnonzero(samples.num_atoms <= max_atoms)
+    skipped = {"max_atoms": int(max_atoms), "samples_over_max_atoms": int(len(samples) - len(keep))}
+    if histogram is not None:
+        histogram = {n: c for n, c in histogram.items() if int(n) <= max_atoms}
+        if not histogram:
+            raise ConfigError(f"dft.max_atoms {max_atoms}: no training molecule is that small; raise the cap")
+    if len(keep) == 0:
+        raise ConfigError(f"dft.max_atoms {max_atoms}: no sample has at most {max_atoms} atoms; raise the cap")
+    log.info(
+        "dft.max_atoms %d: %d of %d samples are larger and not eligible",
+        max_atoms,
+        len(samples) - len(keep),
+        len(samples),
+    )
+    return samples.take(keep), histogram, skipped
+
+
 def _jobs(samples, selection):
     from elign.dft.jobs import MoleculeJob
 
@@ -118,6 +145,7 @@ def run_shard(cfg: ElignConfig, req: ShardRequest) -> dict[str, int]:
         except DftDeviceError as exc:
             raise ConfigError(str(exc)) from None
     samples, metrics, histogram = _read_inputs(req, dft)
+    samples, histogram, skipped = _size_cap(samples, histogram, dft.max_atoms)
     seed = cfg.seed + SELECTION_SEED_OFFSET
     k = dft.molecules_per_model if req.molecules is None else req.molecules
     if k < 1:
@@ -156,6 +184,7 @@ def run_shard(cfg: ElignConfig, req: ShardRequest) -> dict[str, int]:
     meta.update(
         level=json.dumps(level.describe(), sort_keys=True),
         selection_fingerprint=fingerprint(all_jobs, level.describe()),
+        size_cap=json.dumps(skipped, sort_keys=True),
     )
     write_results(req.out, rows, meta)
     checkpoint.remove()

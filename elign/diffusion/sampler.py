@@ -3,12 +3,13 @@
 EDM (Hoogeboom et al. 2022, ``EnVariationalDiffusion.sample``): z_T ~ N(0, I) (zero-CoM positions), then
 for s = T−1 … 0 one reverse step z_{s+1} → z_s ~ p(z_s | z_{s+1}), then the decode p(x, h | z_0). Here:
 
-* molecules of similar size share a batch (sorted by atom count, then cut into ``batch_size`` chunks), so
-  padding is small; the output keeps the requested order;
+* molecules of similar size share a batch (sorted by atom count, then cut into ``batch_size`` chunks and,
+  with ``max_edges``, under an edge budget: :func:`elign.data.batching.plan_batches`), so padding is small
+  and one large molecule does not blow up a batch's memory; the output keeps the requested order;
 * the sparse graph of a batch is built once and reused for all T + 1 network calls; no autograd
   (``torch.inference_mode``); the model's dtype (float32 from the CLI);
 * every batch gets its own ``torch.Generator`` seeded from (seed, batch index), so a seed reproduces the
-  samples exactly (for the same sizes, batch size and device);
+  samples exactly (for the same sizes, batch size, edge budget and device);
 * a sample that goes wrong is kept as a row with a ``status`` ("nan", "exploded", "bad_charge") and a
   ``reason``, never an exception.
 
@@ -33,6 +34,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from elign.data.batching import plan_batches
 from elign.diffusion import geometry as geo
 from elign.diffusion.en_diffusion import Decoded, EnVariationalDiffusion
 from elign.elements import atomic_number
@@ -207,12 +209,6 @@ def sample_batch(
     return BatchSample(node_mask, z, out._replace(x=x), nonfinite_t)
 
 
-def plan_batches(sizes: Sequence[int], batch_size: int) -> list[np.ndarray]:
-    """Indices into ``sizes`` per batch: sorted by atom count (stable), cut into chunks of ``batch_size``."""
-    order = np.argsort(np.asarray(sizes, dtype=np.int64), kind="stable")
-    return [order[i : i + batch_size] for i in range(0, len(order), int(batch_size))]
-
-
 def batch_seed(seed: int, batch_index: int) -> int:
     """Seed of batch ``batch_index``'s generator (independent streams per batch)."""
     return int(np.random.SeedSequence([int(seed), int(batch_index)]).generate_state(1, np.uint64)[0] >> 1)
@@ -316,11 +312,14 @@ def sample_molecules(
     hook: StepHook | None = None,
     n_steps: int | None = None,
     progress: Callable[[int], None] | None = None,
+    max_edges: int | None = None,
 ) -> SampleResult:
     """Sample ``len(sizes)`` molecules (molecule i has sizes[i] atoms) on the model's device and dtype.
 
-    Batches from :func:`plan_batches`; batch k uses a generator seeded with ``batch_seed(seed, k)``.
-    hook / n_steps / progress: as :func:`sample_batch`. Runs under ``torch.inference_mode``.
+    Batches from :func:`plan_batches` (``batch_size`` molecules, ``max_edges`` directed edges at most); batch k
+    uses a generator seeded with ``batch_seed(seed, k)``. hook / n_steps / progress: as :func:`sample_batch`; a
+    hook with a ``begin_batch(indices)`` method is told which requested molecules each batch holds (per-molecule
+    bookkeeping, e.g. the guidance's status rows). Runs under ``torch.inference_mode``.
     """
     if len(sizes) == 0:
         raise ValueError("nothing to sample: sizes is empty")
@@ -329,13 +328,15 @@ def sample_molecules(
     zs, pos = [None] * n, [None] * n
     status, reason = np.empty(n, dtype=object), np.empty(n, dtype=object)
     per_mol, batch_of = np.zeros(n), np.zeros(n, dtype=np.int64)
-    plan = plan_batches(sizes, batch_size)
+    plan = plan_batches(sizes, batch_size, max_edges)
     seconds = np.zeros(len(plan))
     was_training = model.training
     model.eval()
     try:
         for k, idx in enumerate(plan):
             gen = torch.Generator(device=device).manual_seed(batch_seed(seed, k))
+            if hasattr(hook, "begin_batch"):
+                hook.begin_batch(idx)
             t0 = time.perf_counter()
             with torch.inference_mode():
                 batch = sample_batch(model, [sizes[i] for i in idx], gen, hook, n_steps, progress)

@@ -99,17 +99,25 @@ def mlff_columns(table: MoleculeTable, backend: MLFFBackend, scorable: np.ndarra
 
 
 def evaluate_table(
-    table: MoleculeTable, backend: MLFFBackend | None, training_keys: set[str] | None, relax: FireSettings | None = None
+    table: MoleculeTable,
+    backend: MLFFBackend | None,
+    training_keys: set[str] | None,
+    relax: FireSettings | None = None,
+    bond_rules: str = "qm9",
 ) -> pd.DataFrame:
     """All per-molecule metrics of ``table`` (samples or a data split) as a DataFrame, one row per molecule.
 
     ``relax``: also relax every scorable molecule with ``backend`` (FIRE) and add the relaxation columns.
+    ``bond_rules``: "qm9", or "geom" for EDM's GEOM-Drugs validity (every inferred bond single,
+    ``limit_bonds_to_one``); stability uses EDM's tables and bond orders either way, as EDM does.
     """
+    if bond_rules not in ("qm9", "geom"):
+        raise ValueError(f"bond_rules must be 'qm9' or 'geom', got {bond_rules!r}")
     status = table.columns.get("status")
     sample_status = np.asarray(status, dtype=object) if status is not None else np.full(len(table), "ok", dtype=object)
     sample_ok = np.isin(sample_status, EVALUABLE_SAMPLE_STATUSES)
     stab = check_stability(table)
-    chem = evaluate_chemistry(table, stab.bonds, training_keys)
+    chem = evaluate_chemistry(table, stab.bonds, training_keys, single_bonds_only=bond_rules == "geom")
     frame = {
         "mol_id": table.mol_id,
         "num_atoms": table.num_atoms,

@@ -18,6 +18,13 @@ fewer than 2 scorable members, or with std ≤ ``min_std`` (all members equal: n
 members get advantage 0 in that channel (their value never enters any statistic). A (rollout, step) enters
 the loss (``in_loss``) only if at least one channel with a positive weight has a value for it; a rollout the
 MLFF could not score at all therefore contributes neither policy gradient nor KL.
+
+The rule for groups with unscorable members (one rule, for every reason a member has no reward: an element
+the MLFF does not cover, e.g. Br, I, B or P for ANI-2x on GEOM; an odd electron count for a closed-shell MLFF;
+a non-finite chain; the stability gate): such a member is *left out*, never scored as 0 or as the group mean.
+The group's mean and std are those of its scorable members alone; the left-out member gets no advantage and
+no loss term; a group left with fewer than 2 scorable members gives no signal (counted as degenerate). Its
+status row (``Rewards.status``: the MLFF's status, e.g. ``unknown_element``) says why.
 """
 
 from __future__ import annotations

@@ -33,13 +33,18 @@ At every reverse step t → s of the *pretrained* model, before z_s is drawn (a 
    low-noise part of the chain is the usual practice for guidance by a predictor of clean data.
 
 A molecule the MLFF cannot score at that step (status not ok) gets no guidance term at that step; such
-molecule-steps are counted (``unscored``). Wall time inside the hook is accumulated in ``seconds``.
+molecule-steps are counted (``unscored``), and each molecule gets a status row
+(:meth:`MLFFGuidance.molecule_columns`: ``guidance_status`` "ok" when every guided step was scored, else
+the MLFF's status of its last unscored step, e.g. ``unknown_element``; ``guidance_reason``;
+``guidance_unscored_steps`` of ``guidance_steps``), so a molecule sampled without its guidance term is
+never passed off as a guided one. Wall time inside the hook is accumulated in ``seconds``.
 """
 
 from __future__ import annotations
 
 import time
 
+import numpy as np
 import torch
 
 from elign.diffusion import geometry as geo
@@ -95,6 +100,8 @@ class MLFFGuidance:
             raise ValueError(f"guidance max_t must be in (0, 1] or None, got {max_t}")
         self.backend, self.scale, self.max_step_sigma, self.max_t = backend, float(scale), max_step_sigma, max_t
         self.steps, self.unscored, self.clipped, self.seconds = 0, 0, 0, 0.0
+        self._batch: np.ndarray | None = None  # requested indices of the batch being sampled (begin_batch)
+        self._per_molecule: dict[int, list] = {}  # index -> [guided steps, unscored steps, last status, reason]
 
     def forces(self, model: EnVariationalDiffusion, state: StepState) -> tuple[torch.Tensor, torch.Tensor]:
         """MLFF forces (B, N, 3) eV/Å on the decoded ẑ_{0|t} (zero where unscorable) and the (B,) ok flags."""
@@ -105,10 +112,41 @@ class MLFFGuidance:
         numbers = torch.where(mask[..., 0] > 0, z_of[h_cat.argmax(dim=2)], 0)
         with torch.inference_mode(False):  # the MLFF takes forces by autograd; the sampler runs in inference mode
             result = self.backend.evaluate(numbers.cpu().numpy(), (x_ang * mask).cpu().numpy())
+        self._record(result.status, result.reason)
         ok = torch.as_tensor(result.ok, device=mask.device)
         forces = torch.as_tensor(result.forces_ev_per_ang, device=mask.device)
         forces = torch.where(ok[:, None, None], forces, torch.zeros((), dtype=forces.dtype, device=mask.device))
         return forces, ok
+
+    def begin_batch(self, indices) -> None:
+        """The sampler's notice of the requested molecules (in batch-row order) of the next batch."""
+        self._batch = np.asarray(indices, dtype=np.int64).reshape(-1)
+
+    def _record(self, status: np.ndarray, reason: np.ndarray) -> None:
+        if self._batch is None or len(self._batch) != len(status):
+            return  # called outside sample_molecules (no begin_batch): the counters above still hold
+        for i, st, why in zip(self._batch.tolist(), status.tolist(), reason.tolist()):
+            rec = self._per_molecule.setdefault(i, [0, 0, "ok", ""])
+            rec[0] += 1
+            if st != "ok":
+                rec[1], rec[2], rec[3] = rec[1] + 1, st, why
+
+    def molecule_columns(self, n: int) -> dict[str, np.ndarray]:
+        """Per requested molecule 0..n-1: guidance_status, guidance_reason, guidance_steps (guided steps it went
+        through), guidance_unscored_steps (of those, steps without a guidance term). A molecule that no guided
+        step reached has status "not_guided"."""
+        status, reason = np.full(n, "not_guided", dtype=object), np.full(n, "", dtype=object)
+        steps, unscored = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+        for i, (k, u, st, why) in self._per_molecule.items():
+            if i < n:
+                steps[i], unscored[i], status[i] = k, u, st
+                reason[i] = f"MLFF could not score it at {u} of {k} guided steps: {why}" if u else ""
+        return {
+            "guidance_status": status,
+            "guidance_reason": reason,
+            "guidance_steps": steps,
+            "guidance_unscored_steps": unscored,
+        }
 
     def delta(self, state: StepState) -> tuple[torch.Tensor, torch.Tensor]:
         """The term added to μ (B, N, D) in μ's dtype, and the (B,) ok flags."""

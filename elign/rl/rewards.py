@@ -64,7 +64,8 @@ class Rewards:
     and penalty), NaN where excluded from the force channel; formation_final: (B,) eV/atom, NaN where
     unscorable; potential: (B, S') Ψ_t at the trained slots (NaN where not evaluated or unscorable);
     energy_return: (B, S') G_t, NaN where unknown; final_ok: (B,) bool; counts: exclusion counters;
-    seconds: wall time spent in the MLFF and the gates.
+    seconds: wall time spent in the MLFF and the gates; status, reason: (B,) the status row of each final
+    molecule ("ok", the MLFF's failure status such as ``unknown_element``, or ``non_finite_rollout``).
     """
 
     force_rms: np.ndarray
@@ -75,6 +76,8 @@ class Rewards:
     final_ok: np.ndarray
     counts: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    status: np.ndarray | None = None  # (B,) "ok" or why the final molecule has no reward (the MLFF's status)
+    reason: np.ndarray | None = None  # (B,) "" where ok
 
 
 def force_reward(forces_ev_per_ang: np.ndarray, num_atoms: np.ndarray) -> np.ndarray:
@@ -215,4 +218,9 @@ def compute_rewards(
     returns = returns_to_go(psi, psi_final, energy_every)
     counts["force_excluded"] = int((~np.isfinite(reward)).sum())
     counts["energy_excluded_steps"] = int((~np.isfinite(returns)).sum())
-    return Rewards(rms, reward, formation, psi, returns, ok, counts, time.perf_counter() - t0)
+    status, reason = final.status.astype(object), final.reason.astype(object)
+    chain_bad = ~rollouts.finite.cpu().numpy()
+    status[chain_bad], reason[chain_bad] = "non_finite_rollout", "the reverse chain went non-finite"
+    counts["unknown_element"] = int((status == "unknown_element").sum())
+    seconds = time.perf_counter() - t0
+    return Rewards(rms, reward, formation, psi, returns, ok, counts, seconds, status, reason)

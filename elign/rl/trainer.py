@@ -250,6 +250,7 @@ def iteration_row(ro: Rollouts, rw: Rewards, adv: Advantages, upd: dict) -> dict
             )
         },
         "mlff_failures": c["mlff_failures"],
+        "mlff_unknown_element": c["unknown_element"],
         "excluded": c["force_excluded"],
         "unstable_excluded": c["unstable_excluded"],
         "invalid_penalized": c["invalid_penalized"],

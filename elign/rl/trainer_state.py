@@ -69,6 +69,7 @@ HISTORY_TYPES: dict[str, pa.DataType] = {
     "optimizer_steps": _I,  # cumulative AdamW steps (one per micro-batch and pass)
     "trained_pairs": _I,  # (rollout, step) pairs in the loss, per epoch
     "mlff_failures": _I,  # final molecules the MLFF could not score (incl. non-finite chains)
+    "mlff_unknown_element": _I,  # of those, with an element the MLFF does not cover (e.g. Br for ANI-2x)
     "excluded": _I,  # rollouts without a force reward (MLFF failure or stability gate)
     "unstable_excluded": _I,
     "invalid_penalized": _I,

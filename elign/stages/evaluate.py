@@ -43,11 +43,11 @@ class EvaluateRequest:
     max_molecules: int | None = None
 
 
-def reference_keys(train_path: str | Path, mode: str) -> set[str]:
+def reference_keys(train_path: str | Path, mode: str, bond_rules: str = "qm9") -> set[str]:
     """Novelty keys of the training split: canonical SMILES, or our geometry-derived keys."""
     train = read_molecules(train_path)
     if mode == "geometry":
-        return {k for k in evaluate_chemistry(train).keys if k is not None}
+        return {k for k in evaluate_chemistry(train, single_bonds_only=bond_rules == "geom").keys if k is not None}
     return training_keys(s for s in train.smiles if s is not None)
 
 
@@ -66,10 +66,10 @@ def run_evaluate(cfg: ElignConfig, req: EvaluateRequest) -> dict:
         seed = cfg.seed + cfg.evaluate.reference_seed_offset
         subset = {"molecules": min(req.max_molecules, len(table)), "of": len(table), "seed": seed}
         table = table.take(random_subset(len(table), req.max_molecules, seed))
-    keys = reference_keys(req.train, cfg.evaluate.novelty_reference)
+    keys = reference_keys(req.train, cfg.evaluate.novelty_reference, cfg.evaluate.bond_rules)
     log.info("%s: %d molecules; %d training keys (%.1f s)", req.name, len(table), len(keys), time.perf_counter() - t0)
     backend = backend_from_config(cfg.evaluate.mlff)
-    frame = evaluate_table(table, backend, keys, relax_settings(cfg))
+    frame = evaluate_table(table, backend, keys, relax_settings(cfg), cfg.evaluate.bond_rules)
     row = summarize(frame, req.name)
     if subset is not None:
         row["subset"] = subset

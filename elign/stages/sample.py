@@ -152,7 +152,7 @@ def run_sample(
     if req.compile:
         compile_network(model)
     hook = None if req.guidance == "none" else mlff_guidance(sc, req.guidance_scale)
-    n_batches = len(plan_batches(sizes, sc.batch_size))
+    n_batches = len(plan_batches(sizes, sc.batch_size, sc.max_batch_edges))
     log.info(
         "sampling %d molecules (%d batches of <= %d, T = %d) on %s, seed %d",
         len(sizes),
@@ -163,7 +163,18 @@ def run_sample(
         seed,
     )
     with progress(n_batches, model.T) if progress is not None else nullcontext(None) as step:
-        result = sample_molecules(model, sizes, sc.batch_size, seed, sc.max_abs_position_ang, hook=hook, progress=step)
+        result = sample_molecules(
+            model,
+            sizes,
+            sc.batch_size,
+            seed,
+            sc.max_abs_position_ang,
+            hook=hook,
+            progress=step,
+            max_edges=sc.max_batch_edges,
+        )
+    if hook is not None:  # one guidance status per molecule: a molecule the MLFF could not score is a row, not a 0
+        result.table.columns.update(hook.molecule_columns(len(sizes)))
     meta = provenance(
         config.model_dump(mode="json"),
         seed=seed,
@@ -175,6 +186,7 @@ def run_sample(
         guidance=req.guidance if hook is None else f"mlff(scale={hook.scale:g})",
     )
     summary = _summary(result, req, seed, device, sc.batch_size, hook)
+    summary["max_batch_edges"] = sc.max_batch_edges
     _publish(req, result.table, meta, summary)
     log.info(
         "%d molecules in %.1f s (%.3g molecules/s, %.3g batch steps/s); status %s",

@@ -18,6 +18,7 @@ Data parallel (``torchrun``): see :mod:`elign.training.distributed`; only rank 0
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import sys
@@ -33,7 +34,7 @@ import torch
 from tqdm import tqdm
 
 from elign.config import ConfigError, ElignConfig, PretrainConfig
-from elign.data.batching import MoleculeBatcher, node_mask_from_sizes
+from elign.data.batching import MoleculeBatcher, node_mask_from_sizes, plan_batches
 from elign.diffusion.checkpoint import load_checkpoint, save_checkpoint
 from elign.diffusion.en_diffusion import EnVariationalDiffusion
 from elign.diffusion.factory import build_model, model_config_of
@@ -226,26 +227,33 @@ class Pretrainer:
         n_slots = int(sizes.max())
         t_int, eps = draw_noise(self.model, sizes, n_slots, self.generator, self.dtype)
         shard, dev = self.info.shard(len(index)), self.info.device
-        batch = self.batcher.batch(index[shard], pad_to=n_slots, dtype=self.dtype).to(dev)
-        charges = batch.charges if self.model.include_charges else batch.charges[..., :0]
-        graph = self.model.make_graph(batch.node_mask)
+        rows = np.arange(len(index))[shard]
+        cap = self.pc.max_batch_edges  # micro-batches under the edge budget (by size); no cap: one pass, as EDM
+        micro = [rows] if cap is None else [rows[m] for m in plan_batches(sizes[rows], len(rows), cap)]
         self.optimizer.zero_grad(set_to_none=True)
-        loss = self.net(
-            batch.x,
-            batch.one_hot,
-            charges,
-            batch.node_mask,
-            graph=graph,
-            t_int=t_int[shard].to(dev),
-            eps=eps[shard].to(dev),
-        ).mean()
-        loss_value = float(ddp.mean_over_ranks(loss.detach(), self.info))
+        loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
+        for k, part in enumerate(micro):  # gradients of the micro-batches add up to the step's (loss = mean)
+            sync = k == len(micro) - 1 or not isinstance(self.net, torch.nn.parallel.DistributedDataParallel)
+            with contextlib.nullcontext() if sync else self.net.no_sync():
+                batch = self.batcher.batch(index[part], pad_to=n_slots, dtype=self.dtype).to(dev)
+                charges = batch.charges if self.model.include_charges else batch.charges[..., :0]
+                per_molecule = self.net(
+                    batch.x,
+                    batch.one_hot,
+                    charges,
+                    batch.node_mask,
+                    graph=self.model.make_graph(batch.node_mask),
+                    t_int=t_int[part].to(dev),
+                    eps=eps[part].to(dev),
+                )
+                (per_molecule.sum() / len(rows)).backward()
+            loss_sum += per_molecule.detach().sum().double()
+        loss_value = float(ddp.mean_over_ranks((loss_sum / len(rows)).to(self.dtype), self.info))
         if not math.isfinite(loss_value):
             raise FloatingPointError(
                 f"non-finite training loss at step {self.step + 1}; last good checkpoint: "
                 f"{ckpt_io.partial_path(self.out)}"
             )
-        loss.backward()
         if self.pc.clip_grad:
             norm, _, clipped = clip_gradients(self.model.parameters(), self.queue)
         else:

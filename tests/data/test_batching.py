@@ -93,3 +93,33 @@ def test_size_histogram(tmp_path):
         size_histogram(stats, "valid")
     with pytest.raises(FileNotFoundError):
         size_histogram(tmp_path / "missing.json")
+
+
+# --- batches planned by edge count (sample.max_batch_edges, pretrain.max_batch_edges) ------------------------------
+def test_plan_batches_respects_the_edge_budget():
+    from elign.data.batching import edge_count, plan_batches
+
+    rng = np.random.default_rng(0)
+    sizes = np.concatenate([rng.integers(10, 60, 200), [181, 150, 181]])  # GEOM-like, with its largest molecules
+    budget = 40_000  # > one 181-atom molecule (32,580 edges), < two of them
+    plan = plan_batches(sizes, 64, budget)
+    assert sorted(np.concatenate(plan).tolist()) == list(range(len(sizes)))  # every molecule once
+    for batch in plan:
+        assert len(batch) <= 64
+        assert edge_count(sizes[batch]).sum() <= budget
+    flat = sizes[np.concatenate(plan)]
+    assert (np.diff(flat) >= 0).all()  # sorted by size: the padding stays small
+    biggest = [b for b in plan if 181 in sizes[b]]
+    assert len(biggest) == 2 and all(len(b) == 1 for b in biggest)  # 2 x 32,580 > budget: one each
+    # without a budget: the count alone (the old plan), and the largest batch holds 64 molecules
+    assert [len(b) for b in plan_batches(sizes, 64)] == [64, 64, 64, 11]
+    assert edge_count([181, 2]).tolist() == [32_580, 2]
+
+
+def test_a_molecule_over_the_budget_gets_its_own_batch():
+    from elign.data.batching import plan_batches
+
+    plan = plan_batches([5, 100, 6, 7], 10, max_edges=50)  # 5*4 + 6*5 = 50 fit; 7*6 = 42 next; 100 alone
+    assert [b.tolist() for b in plan] == [[0, 2], [3], [1]]
+    with pytest.raises(ValueError, match="max_edges"):
+        plan_batches([3], 4, max_edges=0)

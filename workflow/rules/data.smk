@@ -21,3 +21,26 @@ rule prepare_data:
         config=stage_config("data"),
     shell:
         "elign prepare --config-json {params.config:q} --out-dir $(dirname {output.train}) > {log} 2>&1"
+
+
+rule geom_drugs_download:
+    """GEOM-Drugs: download rdkit_folder.tar.gz (data.geom_drugs.download_url, ~50 GB), check its sha256
+    (data.geom_drugs.sha256), extract drugs_crude.msgpack to data.geom_drugs.path. Runs only when that file is
+    missing (a local copy at the path is used as it is)."""
+    output:
+        config["data"]["geom_drugs"]["path"],
+    log:
+        "logs/prepare/geom_drugs_download.log",
+    resources:
+        runtime=720,
+    params:
+        url=config["data"]["geom_drugs"]["download_url"],
+        sha256=config["data"]["geom_drugs"]["sha256"] or "",
+    shell:
+        "(set -euo pipefail; dir=$(dirname {output}); archive=$dir/rdkit_folder.tar.gz; mkdir -p $dir;"
+        " curl -L --fail --retry 5 -C - -o $archive {params.url:q};"
+        " sum=$(sha256sum $archive | cut -d' ' -f1); echo $sum > $archive.sha256; echo sha256 $sum;"
+        " if [ -n '{params.sha256}' ] && [ $sum != '{params.sha256}' ]; then"
+        " echo 'sha256 mismatch: expected {params.sha256}' >&2; exit 1; fi;"
+        " tar -xzf $archive -O rdkit_folder/drugs_crude.msgpack > {output}.tmp && mv {output}.tmp {output})"
+        " > {log} 2>&1"
