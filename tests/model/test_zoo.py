@@ -240,7 +240,8 @@ def test_cli_lists_and_reports_unknown_names(shipped, data_dir, tmp_path):
         cwd=REPO,
     )
     assert run.returncode == 2 and "Traceback" not in run.stderr
-    assert "no shipped backbone 'nope'" in run.stderr
+    # caught when the config is read (elign.config_resources), before any stage work
+    assert "pretrain.source" in run.stderr and "'nope'" in run.stderr and "elign models" in run.stderr
 
 
 @pytest.mark.parametrize("model", [m.name for m in list_shipped(REPO / "models")] or ["none shipped"])
