@@ -20,7 +20,8 @@ SUBSET = {"train": 50, "valid": 20, "test": 10}
 def prepared(tmp_path_factory):
     out = tmp_path_factory.mktemp("qm9")
     cfg = validate_config(
-        {"seed": 5, "data": {"subset": SUBSET, "filters": {"allowed_elements": ["H", "C", "N", "O"], "max_atoms": 18}}}
+        {"seed": 5, "data": {"subset": SUBSET, "filters": {"allowed_elements": ["H", "C", "N", "O"], "max_atoms": 18}}},
+        whole=False,  # the data stage's slice: a 50-molecule split is no run to pretrain on
     )
     stats = prepare_mod.prepare(cfg, out)
     return out, stats
@@ -82,7 +83,7 @@ def test_failure_mid_write_leaves_nothing_half_written(tmp_path, monkeypatch):
         real(path, table, meta)
 
     monkeypatch.setattr(prepare_mod, "write_molecules", flaky)
-    cfg = validate_config({"data": {"subset": {"train": 5, "valid": 5, "test": 5}}})
+    cfg = validate_config({"data": {"subset": {"train": 5, "valid": 5, "test": 5}}}, whole=False)
     with pytest.raises(OSError, match="disk full"):
         prepare_mod.prepare(cfg, tmp_path)
     assert sorted(os.listdir(tmp_path)) == []

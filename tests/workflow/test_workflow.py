@@ -209,7 +209,7 @@ def test_pretrain_launches_torchrun_with_the_jobs_gpus(fresh):
 
 def test_guided_dft_molecules_are_passed_only_for_the_guided_model(fresh):
     """dft.guided_molecules reaches the guided model's DFT shards as --molecules and no other model's."""
-    (fresh / "few.yaml").write_text("dft:\n  guided_molecules: 3\n")
+    (fresh / "few.yaml").write_text("dft:\n  guided_molecules: 3\n  shards: 3\n")  # no shard without a molecule
     targets = [f"results/dft/qm9/{m}/shard_0.parquet" for m in ("pretrained", "guided")]
     proc = _snakemake(fresh, *targets, "-n", "-p", "--cores", "1", "--configfile", "config/config.yaml", "few.yaml")
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -31,6 +31,8 @@ rule geom_drugs_download:
         config["data"]["geom_drugs"]["path"],
     log:
         "logs/prepare/geom_drugs_download.log",
+    conda:
+        "../../envs/elign.yaml"
     resources:
         runtime=720,
     params:
