@@ -182,6 +182,15 @@ class ModelArchitecture(Section):
     attention: bool | None = None
 
 
+def require_for_kind(source: Any, need: dict[str, tuple[str, ...]], where: str) -> Any:
+    """``source`` after checking that the keys its ``kind`` needs are set (an experiment may switch the kind
+    of a merged config: keys another kind uses are ignored)."""
+    missing = [k for k in need[source.kind] if getattr(source, k) is None]
+    if missing:
+        raise ValueError(f"{where}.kind {source.kind!r} needs {' and '.join(missing)}")
+    return source
+
+
 class PretrainedSource(Section):
     """Where the pretrained backbone of a run comes from (the paper post-trains an existing EDM checkpoint).
 
@@ -204,11 +213,8 @@ class PretrainedSource(Section):
 
     @model_validator(mode="after")
     def _what_each_kind_needs(self) -> PretrainedSource:
-        need = {"train": (), "shipped": ("name",), "file": ("path",), "edm": ("path", "edm_args")}[self.kind]
-        missing = [k for k in need if getattr(self, k) is None]
-        if missing:
-            raise ValueError(f"pretrain.source.kind {self.kind!r} needs {' and '.join(missing)}")
-        return self  # keys another kind uses are ignored: an experiment may switch the kind of a merged config
+        need = {"train": (), "shipped": ("name",), "file": ("path",), "edm": ("path", "edm_args")}
+        return require_for_kind(self, need, "pretrain.source")  # keys another kind uses are ignored
 
 
 class LrDecay(Section):
@@ -369,11 +375,7 @@ class AlignedSource(Section):
 
     @model_validator(mode="after")
     def _what_each_kind_needs(self) -> AlignedSource:
-        need = {"train": (), "shipped": ("name",), "file": ("path",)}[self.kind]
-        missing = [k for k in need if getattr(self, k) is None]
-        if missing:
-            raise ValueError(f"finetune.source.kind {self.kind!r} needs {' and '.join(missing)}")
-        return self
+        return require_for_kind(self, {"train": (), "shipped": ("name",), "file": ("path",)}, "finetune.source")
 
 
 class FinetuneLrSchedule(Section):

@@ -68,6 +68,11 @@ def uninterrupted(tiny_ckpt, tmp_path_factory):
     )
 
 
+def _tune(tiny_ckpt: Path, out: Path, **over):
+    """FED-GRPO from the tiny checkpoint with the RUN config and ``over``, scored by the harmonic backend."""
+    return finetune(_config(**over), tiny_ckpt, out, None, backend=HarmonicBackend(), progress=False)
+
+
 def _assert_same_state(a: Path, b: Path) -> None:
     ea, eb = assert_same_training_state(a, b)
     ha, hb = ea["history"], eb["history"]
@@ -152,17 +157,8 @@ def test_official_update_steps_per_micro_batch_on_the_schedule(tiny_ckpt, tmp_pa
     cos = lambda k: 0.3 + 0.7 * 0.5 * (1 + np.cos(np.pi * (k - 2) / 4))  # noqa: E731
     assert extra["history"]["lr"] == pytest.approx([1e-3 * cos(3), 1e-3 * cos(7)])
     assert result.last["clip_fraction"] > 0
-    whole = finetune(
-        _config(iterations=1), tiny_ckpt, tmp_path / "a.pt", None, backend=HarmonicBackend(), progress=False
-    )
-    as_one = finetune(
-        _config(iterations=1, micro_batch_rollouts=6),
-        tiny_ckpt,
-        tmp_path / "b.pt",
-        None,
-        backend=HarmonicBackend(),
-        progress=False,
-    )
+    whole = _tune(tiny_ckpt, tmp_path / "a.pt", iterations=1)
+    as_one = _tune(tiny_ckpt, tmp_path / "b.pt", iterations=1, micro_batch_rollouts=6)
     assert_same_training_state(whole.out, as_one.out)
 
 
