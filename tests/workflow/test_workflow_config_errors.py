@@ -10,6 +10,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from test_config_rules_property import KEYS as MUTATED_KEYS  # noqa: E402
+from test_config_rules_property import VALUES as MUTATED_VALUES  # noqa: E402
+from test_config_rules_property import nested  # noqa: E402
 
 TREE = ("Snakefile", "workflow", "config", "envs", "models")  # the default run reads models/qm9-small
 
@@ -82,3 +89,30 @@ def test_nested_config_flag_reads_yaml_scalars_like_a_configfile(fresh):
     assert bad.returncode != 0
     assert "dft.molecules_per_model, sample.num_molecules: 9 DFT molecules per model, but each model samples 8" in out
     assert "sample.batch_size: 1:30: YAML 1.1 reads 1:30 as the sexagesimal (base 60) number 90" in out
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(mutations=st.lists(st.tuples(st.sampled_from(MUTATED_KEYS), MUTATED_VALUES), min_size=1, max_size=2))
+def test_mutated_configs_fail_the_dry_run_by_key_or_pass_it(fresh, mutations):
+    """Issue 29, through Snakemake: a smoke config mutated at one or two keys (tests/test_config_rules_property.py)
+    either stops the dry run with a message naming a mutated key, or the dry run of the whole DAG succeeds."""
+    import yaml
+
+    from elign.config import ConfigError, deep_merge, load_config, validate_config
+
+    base = load_config(fresh / "config/config.yaml", fresh / "config/experiments/smoke.yaml").model_dump(mode="json")
+    override: dict = {}
+    for path, value in mutations:
+        override = deep_merge(override, nested(path, value))
+    try:
+        validate_config(deep_merge(base, override))
+        accepted = True
+    except ConfigError:
+        accepted = False
+    (fresh / "mutant.yaml").write_text(yaml.safe_dump(override))
+    proc = dry_run(fresh, "--configfile", "config/config.yaml", "config/experiments/smoke.yaml", "mutant.yaml")
+    out = proc.stdout + proc.stderr
+    if accepted:
+        assert proc.returncode == 0, out[-2000:]
+    else:
+        assert proc.returncode != 0 and any(".".join(p) in out for p, _ in mutations), out[-2000:]
