@@ -52,7 +52,8 @@ def add_parser(sub, name: str) -> None:
         type=named_path,
         metavar="MODEL=PATH",
         help="sample summary JSON of a model (sample stage): a model sampled with the baseline's seed, batch size "
-        "and molecule count gets paired tests too; repeat per model",
+        "and molecule count gets paired tests too (its DFT rows as well, when they hold the baseline's mol_ids); "
+        "repeat per model",
     )
     p.add_argument("--out", required=True, help="statistics CSV, e.g. results/report/qm9/statistics.csv")
     p.add_argument("--markdown", default=None, help="also a Markdown table (default: <out stem>.md)")
@@ -123,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     dft = read_dft_frames(named_paths(args.dft, "--dft"))
     if not metrics and not dft:
         raise ConfigError("nothing to compare: pass --metrics NAME=PATH and/or --dft MODEL=PATH")
-    bs = BootstrapSettings(rc.n_bootstrap, rc.confidence, rc.ci_method, cfg.seed + rc.seed_offset)
+    bs = BootstrapSettings(rc.n_bootstrap, rc.confidence, rc.ci_method, cfg.seed + rc.seed_offset, rc.power)
     try:
         summaries = read_sample_summaries(named_paths(args.samples, "--samples"))
         paired = paired_models(metrics, summaries, rc.baseline_model)

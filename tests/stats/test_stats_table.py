@@ -62,6 +62,10 @@ def _dft(n: int, shift: float, failed: int, seed: int) -> pd.DataFrame:
             "status": np.where(ok, "ok", "scf_not_converged"),
             "force_rms_ev_per_ang": np.where(ok, np.abs(rng.normal(0.5 + shift, 0.1, n)), np.nan),
             "formation_energy_per_atom_ev": np.where(ok, rng.normal(-2.5, 0.05, n), np.nan),
+            "relax_status": np.where(ok, "ok", "skipped"),
+            "relaxation_energy_kcal_mol": np.where(ok, np.abs(rng.normal(5.0, 1.0, n)), np.nan),
+            "relax_steps": np.where(ok, rng.integers(5, 40, n), 0),
+            "relax_heavy_rmsd_ang": np.where(ok, np.abs(rng.normal(0.2, 0.05, n)), np.nan),
         }
     )
 
