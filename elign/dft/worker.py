@@ -147,7 +147,8 @@ class DftWorker:
             return {
                 "status": "timeout",
                 "seconds": seconds,
-                "reason": f"no result within the wall-clock safety net ({limit_s:g} s, from dft.safety_time_limit_s; "
+                "reason": f"no result within the wall-clock safety net (dft.safety_time_limit_s = "
+                f"{self.time_limit_s:g} s{'' if limit_s == self.time_limit_s else f' per step: {limit_s:g} s'}; "
                 "machine-dependent, unlike the SCF cycle and step caps); the worker was stopped",
             }
         return {
