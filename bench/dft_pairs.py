@@ -55,8 +55,11 @@ def report(base: pd.DataFrame, model: pd.DataFrame, pairs: list[int]) -> None:
     ok = both[(both["status_b"] == "ok") & (both["status_m"] == "ok")]
     print(f"{len(both)} common mol_ids, {len(ok)} with both sides converged")
     for side in ("b", "m"):
-        s = both[f"seconds_{side}"].dropna()
-        print(f"  seconds per molecule ({side}): mean {s.mean():.1f}, median {s.median():.1f}, n {len(s)}")
+        s, c = both[f"seconds_{side}"].dropna(), both[f"cycles_{side}"].dropna()
+        print(
+            f"  {side}: seconds per molecule mean {s.mean():.1f}, median {s.median():.1f}; SCF cycles mean "
+            f"{c.mean():.1f}, max {c.max():.0f}; n {len(s)}"
+        )
     for col, label in QUANTITIES:
         a, b = ok[f"{col}_b"].to_numpy(float), ok[f"{col}_m"].to_numpy(float)
         keep = np.isfinite(a) & np.isfinite(b)

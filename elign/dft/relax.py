@@ -9,13 +9,13 @@ restriction would be computed at the first geometry only; ours is rebuilt at eve
 
 Convergence: geomeTRIC's default criteria (``GAU``: energy change 1e-6 Ha, RMS / max gradient 3e-4 / 4.5e-4
 Ha/Bohr, RMS / max displacement 1.2e-3 / 1.8e-3 Å). ``max_steps`` caps the optimization cycles; a molecule
-that has not converged by then is a row with status ``not_converged`` (its last geometry and energy kept,
-the relaxation energy then a lower bound). An SCF that fails at some step ends the optimization as
+that has not converged by then is a row with status ``not_converged`` (its lowest-energy geometry kept, the
+relaxation energy then a lower bound). An SCF that fails at some step ends the optimization as
 ``scf_not_converged``; a geomeTRIC or PySCF exception is ``error``. Never a silent value.
 
 Row (:func:`relax`): relax_status (ok / not_converged / scf_not_converged / error / skipped), relax_reason,
 relax_steps (geomeTRIC's optimization steps: energy + gradient evaluations after the start geometry's; 0 = the
-start was already a minimum), relax_energy_ha (the converged energy, else the last one evaluated),
+start was already a minimum), relax_energy_ha (the converged energy, else the lowest one evaluated),
 relaxation_energy_kcal_mol (E(start) - E(last)), relax_heavy_rmsd_ang (Kabsch-superposed RMSD of the heavy
 atoms between the start and the last geometry), relaxed_positions_ang ((N, 3) Å), relax_seconds (set by
 the worker).
@@ -157,8 +157,10 @@ def _row(z: np.ndarray, start_ang, engine, status: str, reason: str) -> dict:
     row = empty_relax_row(status, reason)
     if engine is None or not engine.energies_ha:
         return row
-    # converged: geomeTRIC's last accepted geometry; otherwise the last one evaluated
-    last, energy = getattr(engine, "final", None) or (engine.coords_ang[-1], engine.energies_ha[-1])
+    # converged: geomeTRIC's last accepted geometry; otherwise the lowest-energy one evaluated (a rejected trial
+    # step can lie far above the start), so the relaxation energy is a lower bound, never below zero
+    best = int(np.argmin(engine.energies_ha))
+    last, energy = getattr(engine, "final", None) or (engine.coords_ang[best], engine.energies_ha[best])
     start = np.asarray(start_ang, dtype=np.float64)
     row.update(
         relax_steps=len(engine.energies_ha) - 1,

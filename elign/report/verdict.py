@@ -2,10 +2,11 @@
 
 For each model compared with the baseline (the first paired one, else the first one), one sentence per DFT
 quantity (force RMS, formation energy per atom): what changed, by how much, and how sure: the paired
-difference with its bootstrap interval, the paired t test's p and the number of pairs, or, where the interval
-holds zero, the smallest difference the test would have detected (:mod:`elign.stats.power`). A model without
-paired DFT rows gets the difference of means and Welch's p, and says that its molecules differ. Nothing is
-said that the table does not hold.
+difference with its bootstrap interval, the paired t test's p and the number of pairs. A change is called
+clear only when the interval excludes zero and p < 1 - confidence; otherwise the sentence gives the smallest
+difference the test would have detected (:mod:`elign.stats.power`). A model without paired DFT rows gets the
+difference of means and Welch's p, and says that its molecules differ. Nothing is said that the table does
+not hold.
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ def _change(row: pd.Series, label: str, unit: str, confidence: float) -> str:
         else f"Welch {p_text(p)}, different molecules of the same sizes"
     )
     interval = f"[{num(lo, 2)}, {num(hi, 2)}]"
-    if math.isfinite(lo) and math.isfinite(hi) and (lo > 0 or hi < 0):
+    clear = math.isfinite(lo) and math.isfinite(hi) and (lo > 0 or hi < 0) and p < 1 - confidence
+    if clear:  # both the interval and the test: a bootstrap over a handful of pairs is too narrow on its own
         word = "lower" if d < 0 else "higher"
         return f"{label} is {num(abs(d), 2)} {unit} {word} ({conf} interval {interval}, {how})"
     detect = float(row.get("detectable_diff", math.nan)) if paired else math.nan
@@ -96,6 +98,7 @@ def power_table(statistics: pd.DataFrame | None, baseline: str) -> pd.DataFrame 
         (statistics["baseline"] == baseline)
         & statistics["source"].eq("dft")
         & statistics["paired"].map(lambda v: _paired(pd.Series({"paired": v})))
+        & (statistics["n_pairs"] > 0)
     ]
     if rows.empty:
         return None

@@ -56,6 +56,17 @@ def _ok_column(frame: pd.DataFrame, status: str, column: str) -> np.ndarray | No
     return np.where(frame[status].to_numpy() == "ok", values, np.nan)
 
 
+def _relaxed(column: str):
+    """A DFT relaxation column over the converged relaxations; None (no row) when no relaxation was asked for."""
+
+    def extract(frame: pd.DataFrame) -> np.ndarray | None:
+        if "relax_status" not in frame or not (frame["relax_status"].fillna("skipped") != "skipped").any():
+            return None
+        return _ok_column(frame, "relax_status", column)
+
+    return extract
+
+
 def _binary(column: str):
     def extract(frame: pd.DataFrame) -> np.ndarray | None:
         if column not in frame:
@@ -141,7 +152,7 @@ METRICS: tuple[MetricSpec, ...] = (
         "dft",
         "continuous",
         "kcal/mol",
-        lambda f: _ok_column(f, "relax_status", "relaxation_energy_kcal_mol"),
+        _relaxed("relaxation_energy_kcal_mol"),
     ),
     MetricSpec(
         "dft_relax_steps",
@@ -149,7 +160,7 @@ METRICS: tuple[MetricSpec, ...] = (
         "dft",
         "continuous",
         "steps",
-        lambda f: _ok_column(f, "relax_status", "relax_steps"),
+        _relaxed("relax_steps"),
     ),
     MetricSpec(
         "dft_relax_heavy_rmsd_ang",
@@ -157,7 +168,7 @@ METRICS: tuple[MetricSpec, ...] = (
         "dft",
         "continuous",
         "Å",
-        lambda f: _ok_column(f, "relax_status", "relax_heavy_rmsd_ang"),
+        _relaxed("relax_heavy_rmsd_ang"),
     ),
     MetricSpec(
         "relaxation_energy_kcal_mol",

@@ -38,11 +38,12 @@ def test_water_relaxes_to_the_known_hf_sto3g_minimum():
     assert row["relax_heavy_rmsd_ang"] == 0.0  # one heavy atom: nothing to misalign
 
 
-def test_the_step_cap_gives_a_not_converged_row_with_its_last_geometry():
+def test_the_step_cap_gives_a_not_converged_row_with_its_best_geometry():
     z, x = WATER_START
     row = relax(z, x, HF_STO3G, max_steps=1)
     assert row["relax_status"] == "not_converged" and "relax_max_steps = 1" in row["relax_reason"]
     assert row["relax_steps"] >= 1 and np.isfinite(row["relax_energy_ha"])
+    assert row["relaxation_energy_kcal_mol"] >= 0  # the lowest energy seen: a lower bound, never negative
     assert len(row["relaxed_positions_ang"]) == 3
 
 

@@ -105,3 +105,12 @@ def test_align_by_mol_id_needs_the_same_molecules_once_each():
     assert align_by_mol_id(a, b)["x"].tolist() == [12, 10, 11]
     assert align_by_mol_id(a, b.assign(mol_id=[1, 2, 4])) is None
     assert align_by_mol_id(a, b.iloc[:2]) is None
+
+
+def test_a_dft_only_model_is_paired_by_its_sample_design():
+    from elign.cli.stats import paired_models
+
+    design = {"seed": 1000, "batch_size": 64, "num_molecules": 256}
+    summaries = {"pretrained": design, "aligned": dict(design), "guided": {**design, "num_molecules": 64}}
+    assert paired_models({}, summaries, "pretrained", ["pretrained", "aligned", "guided"]) == ["aligned"]
+    assert paired_models({}, {"pretrained": design}, "pretrained", ["aligned"]) == []
