@@ -610,16 +610,29 @@ class EvaluateConfig(Section):
 
 
 class DftConfig(Section):
-    """PySCF single point + analytic gradient of a paired subset of samples (QM9's level by default)."""
+    """PySCF single point + analytic gradient of the paired DFT molecules (QM9's level by default), and an
+    optional DFT relaxation of the first of them."""
 
-    molecules_per_model: int = Field(16, ge=1, description="k molecules per model, same size mix across models")
+    molecules_per_model: int = Field(
+        16,
+        ge=1,
+        description="k molecules, chosen once from the baseline's sample by mol_id (report.baseline_model; "
+        "valid_only / mlff_scored_only look at the baseline only) and computed for every model sampled with "
+        "its noise (the same mol_ids: paired); a model sampled with other noise gets k of its own molecules of "
+        "the same sizes (unpaired)",
+    )
     guided_molecules: int | None = Field(
         None,
         ge=1,
-        description="molecules of the MLFF-guided baseline (null = molecules_per_model); its sizes are the first "
-        "ones of the other models' (the same seeded draw, cut short), so its molecules stay paired with theirs",
+        description="molecules of the MLFF-guided baseline (null = molecules_per_model): the first ones of the "
+        "selection (by mol_id if it shares the baseline's noise, else by size)",
     )
-    valid_only: bool = Field(True, description="pick only RDKit-valid, sample-ok molecules")
+    valid_only: bool = Field(
+        True, description="select only molecules that are RDKit-valid and sample-ok in the baseline"
+    )
+    mlff_scored_only: bool = Field(
+        True, description="select only molecules the evaluate stage's MLFF scored (mlff_status ok) in the baseline"
+    )
     shards: int = Field(4, ge=1, description="jobs per model (Snakemake scatter); a rerun reuses finished shards")
     max_atoms: int | None = Field(
         None,
@@ -649,6 +662,18 @@ class DftConfig(Section):
     )
     device: Literal["cpu", "cuda"] = Field("cpu", description="cuda uses gpu4pyscf (must be installed)")
     threads: int | None = Field(None, ge=1, description="OpenMP threads for PySCF; null = the job's cores")
+    relax_molecules: int = Field(
+        0,
+        ge=0,
+        description="DFT relaxation (geomeTRIC geometry optimization at this level) of the first this many "
+        "molecules of the selection, after their single point; 0 = none",
+    )
+    relax_max_steps: int = Field(
+        100,
+        ge=1,
+        description="optimization steps per DFT relaxation; a molecule not converged by then is a row "
+        "with relax_status not_converged",
+    )
 
 
 class ReportConfig(Section):
@@ -657,6 +682,13 @@ class ReportConfig(Section):
     baseline_model: str = Field("pretrained", description="every other model is compared against this one")
     n_bootstrap: int = Field(10000, ge=100, description="bootstrap resamples per interval")
     confidence: float = Field(0.95, gt=0, lt=1, description="confidence level of the bootstrap intervals")
+    power: float = Field(
+        0.8,
+        gt=0,
+        lt=1,
+        description="power of the detectable difference the report states for each paired test (two-sided, "
+        "alpha = 1 - confidence)",
+    )
     ci_method: Literal["percentile", "basic", "BCa"] = Field(
         "percentile", description="scipy.stats.bootstrap method of the intervals"
     )

@@ -1,8 +1,15 @@
-"""``elign dft``: DFT single points of one shard of a model's paired sample subset; ``elign dft-gather``: join.
+"""``elign dft-select``: the paired DFT selection; ``elign dft``: one shard of a model's DFT molecules;
+``elign dft-gather``: join.
 
-``elign dft --samples S.parquet --metrics M.parquet --shard i --of n --out results/dft/{dataset}/{model}/
-shard_{i}.parquet`` picks ``dft.molecules_per_model`` molecules (:mod:`elign.dft.select`: same size mix for
-every model, seed = config seed + 3000), takes contiguous shard i of n, and runs each molecule through
+``elign dft-select --samples pretrained.parquet --metrics pretrained_metrics.parquet --summary
+pretrained.summary.json --out results/dft/{dataset}/selection.parquet`` chooses ``dft.molecules_per_model``
+mol_ids from the baseline's sample alone (:mod:`elign.dft.pairing`).
+
+``elign dft --samples S.parquet --selection selection.parquet --sample-summary S.summary.json --shard i --of n
+--out results/dft/{dataset}/{model}/shard_{i}.parquet`` takes the selection's mol_ids when the model was sampled
+with the baseline's noise (paired), else molecules of the same sizes (unpaired); without ``--selection``, a
+size-matched draw per model (:mod:`elign.dft.select`, seed = config seed + 3000). It takes contiguous shard i
+of n, and runs each molecule through
 PySCF in a child process (:mod:`elign.dft.worker`; SCF cycle caps bound the work, ``dft.safety_time_limit_s``
 is a wall-clock safety net). A killed shard resumes from
 ``<out>.partial.jsonl`` (:mod:`elign.dft.jobs`); the shard file is written atomically at the end.
@@ -21,8 +28,27 @@ import json
 from elign.cli.options import add_config_options, resolve_config
 
 
+def add_select_parser(sub, name: str) -> None:
+    p = sub.add_parser(name, help="choose the DFT molecules once, by mol_id, from the baseline's sample")
+    add_config_options(p)
+    p.add_argument("--samples", required=True, help="samples Parquet of the baseline (report.baseline_model)")
+    p.add_argument("--metrics", default=None, help="its metrics Parquet (needed for valid_only / mlff_scored_only)")
+    p.add_argument("--stats", default=None, help="data-stage stats.json (size targets from its training histogram)")
+    p.add_argument("--summary", default=None, help="its sample summary JSON (the noise design other models must share)")
+    p.add_argument("--out", required=True, help="e.g. results/dft/qm9/selection.parquet")
+    p.set_defaults(run=run_select)
+
+
+def run_select(args: argparse.Namespace) -> int:
+    from elign.dft.stage import choose_selection
+
+    n = choose_selection(resolve_config(args), args.samples, args.metrics, args.stats, args.summary, args.out)
+    print(f"{args.out}: {n} molecules")
+    return 0
+
+
 def add_parser(sub, name: str) -> None:
-    p = sub.add_parser(name, help="PySCF single point + forces of one shard of a model's paired sample subset")
+    p = sub.add_parser(name, help="PySCF single point + forces of one shard of a model's DFT molecules")
     add_config_options(p)
     p.add_argument("--samples", required=True, help="samples Parquet of one model")
     p.add_argument("--metrics", default=None, help="its metrics Parquet (needed when dft.valid_only)")
@@ -31,6 +57,13 @@ def add_parser(sub, name: str) -> None:
         default=None,
         help="data-stage stats.json: draw target sizes from its training histogram "
         "(default: the sizes of all rows of --samples)",
+    )
+    p.add_argument("--selection", default=None, help="the paired selection (elign dft-select)")
+    p.add_argument(
+        "--sample-summary",
+        default=None,
+        help="this model's sample summary JSON: with the baseline's seed, batch size and molecule count, the "
+        "selection's mol_ids (paired); otherwise molecules of the same sizes (unpaired)",
     )
     p.add_argument("--shard", type=int, default=0, help="0-based shard index")
     p.add_argument("--of", type=int, default=None, help="number of shards (default: dft.shards)")
@@ -41,7 +74,7 @@ def add_parser(sub, name: str) -> None:
         type=int,
         default=None,
         help="molecules of this model (default: dft.molecules_per_model; the rule passes dft.guided_molecules "
-        "for the guided baseline). Sizes are a prefix of the same seeded draw, so the molecules stay paired",
+        "for the guided baseline): the first ones of the selection",
     )
     p.add_argument(
         "--threads",
@@ -65,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
         atom_cache=args.atom_cache,
         threads=args.threads,
         molecules=args.molecules,
+        selection=args.selection,
+        sample_summary=args.sample_summary,
     )
     print(json.dumps(run_shard(resolve_config(args), request)))
     return 0

@@ -28,6 +28,7 @@ STAGES = {
     "summarize": "elign.cli.evaluate:add_summarize_parser",
     "dft": "elign.cli.dft",
     "dft-gather": "elign.cli.dft:add_gather_parser",
+    "dft-select": "elign.cli.dft:add_select_parser",
     "stats": "elign.cli.stats",
     "report": "elign.cli.report",
     "config-schema": "elign.cli.schema",

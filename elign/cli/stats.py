@@ -52,7 +52,8 @@ def add_parser(sub, name: str) -> None:
         type=named_path,
         metavar="MODEL=PATH",
         help="sample summary JSON of a model (sample stage): a model sampled with the baseline's seed, batch size "
-        "and molecule count gets paired tests too; repeat per model",
+        "and molecule count gets paired tests too (its DFT rows as well, when they hold the baseline's mol_ids); "
+        "repeat per model",
     )
     p.add_argument("--out", required=True, help="statistics CSV, e.g. results/report/qm9/statistics.csv")
     p.add_argument("--markdown", default=None, help="also a Markdown table (default: <out stem>.md)")
@@ -98,15 +99,22 @@ def read_sample_summaries(paths: dict[str, str]) -> dict[str, dict]:
     return out
 
 
-def paired_models(metrics: dict, summaries: dict[str, dict], baseline: str) -> list[str]:
-    """The models whose evaluate rows share the baseline's sampling noise row by row (logged, with why not)."""
-    from elign.stats.paired import paired_design
+def paired_models(metrics: dict, summaries: dict[str, dict], baseline: str, names=()) -> list[str]:
+    """The models sampled with the baseline's noise (logged, with why not): with both metrics frames, their rows
+    must match row by row (:func:`elign.stats.paired.paired_design`); a model in ``names`` (e.g. DFT only)
+    without them needs only the sample summaries' design keys to match."""
+    from elign.stats.paired import DESIGN_KEYS, paired_design
 
     out = []
-    for name, frame in metrics.items():
-        if name == baseline or baseline not in metrics:
+    for name in dict.fromkeys([*metrics, *names]):
+        if name == baseline:
             continue
-        ok, why = paired_design(summaries.get(baseline), summaries.get(name), metrics[baseline], frame)
+        if name in metrics and baseline in metrics:
+            ok, why = paired_design(summaries.get(baseline), summaries.get(name), metrics[baseline], metrics[name])
+        else:
+            a, b = summaries.get(baseline), summaries.get(name)
+            ok = bool(a and b) and all(a.get(k) is not None and a.get(k) == b.get(k) for k in DESIGN_KEYS)
+            why = "same sample design (no metrics to compare row by row)" if ok else "no matching sample summaries"
         log.info("%s vs %s: %s (%s)", name, baseline, "paired" if ok else "unpaired", why)
         if ok:
             out.append(name)
@@ -123,10 +131,10 @@ def run(args: argparse.Namespace) -> int:
     dft = read_dft_frames(named_paths(args.dft, "--dft"))
     if not metrics and not dft:
         raise ConfigError("nothing to compare: pass --metrics NAME=PATH and/or --dft MODEL=PATH")
-    bs = BootstrapSettings(rc.n_bootstrap, rc.confidence, rc.ci_method, cfg.seed + rc.seed_offset)
+    bs = BootstrapSettings(rc.n_bootstrap, rc.confidence, rc.ci_method, cfg.seed + rc.seed_offset, rc.power)
     try:
         summaries = read_sample_summaries(named_paths(args.samples, "--samples"))
-        paired = paired_models(metrics, summaries, rc.baseline_model)
+        paired = paired_models(metrics, summaries, rc.baseline_model, dft)
         table = statistics_table(metrics, dft, rc.baseline_model, bs, paired_models=paired)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None

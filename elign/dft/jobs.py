@@ -27,7 +27,8 @@ log = logging.getLogger("elign.dft")
 
 @dataclass
 class MoleculeJob:
-    """One molecule to compute. atomic_numbers (N,) int; positions_ang (N, 3) float32 Å."""
+    """One molecule to compute. atomic_numbers (N,) int; positions_ang (N, 3) float32 Å; relax_max_steps: a DFT
+    geometry optimization after the single point with at most this many steps (0 = none)."""
 
     mol_id: int
     atomic_numbers: np.ndarray
@@ -35,6 +36,7 @@ class MoleculeJob:
     selection_index: int = 0
     target_num_atoms: int = 0
     extra: dict = field(default_factory=dict)
+    relax_max_steps: int = 0
 
     def base_row(self) -> dict:
         return {
@@ -49,10 +51,12 @@ class MoleculeJob:
 
 
 def fingerprint(jobs: list[MoleculeJob], level_fields: dict) -> str:
-    """sha256 of the level and of each molecule's id, elements and coordinates (float32 bytes)."""
+    """sha256 of the level and of each molecule's id, relaxation cap, elements and coordinates (float32 bytes)."""
     h = hashlib.sha256(json.dumps(level_fields, sort_keys=True).encode())
     for j in jobs:
         h.update(np.int64(j.mol_id).tobytes())
+        if j.relax_max_steps:  # (no bytes without relaxation: checkpoints written before it stay valid)
+            h.update(b"relax" + np.int64(j.relax_max_steps).tobytes())
         h.update(np.asarray(j.atomic_numbers, dtype=np.int64).tobytes())
         h.update(np.asarray(j.positions_ang, dtype=np.float32).tobytes())
     return h.hexdigest()
@@ -115,10 +119,11 @@ def compute_row(
     a dead worker leaves only status/reason/seconds: the other columns get their empty values, and method /
     spin the ones the electron count fixed."""
     from elign.dft.pyscf_runner import electron_spin, empty_row
+    from elign.dft.relax import empty_relax_row
 
     z = np.asarray(job.atomic_numbers, dtype=np.int64)
     result = worker.run(("molecule", z, np.asarray(job.positions_ang, dtype=np.float64), level, init_guess))
-    row = {**job.base_row(), **empty_row(), "formation_energy_per_atom_ev": float("nan"), **result}
+    row = {**job.base_row(), **empty_row(), **empty_relax_row(), "formation_energy_per_atom_ev": float("nan"), **result}
     if "method" not in result and len(z):
         spin = electron_spin(z, level.charge)[1]
         row.update(method="UKS" if spin else "RKS", spin=spin)
@@ -126,7 +131,26 @@ def compute_row(
         value, why = atoms.formation_energy_per_atom_ev(row["energy_ha"], job.atomic_numbers)
         row["formation_energy_per_atom_ev"] = value
         row["reason"] = why
+    if job.relax_max_steps > 0:
+        row.update(relax_row(job, worker, level, row["status"]))
     return row
+
+
+def relax_row(job: MoleculeJob, worker: DftWorker, level, single_point_status: str) -> dict:
+    """The relax_* columns of one molecule (:mod:`elign.dft.relax`): skipped when its single point failed; the
+    worker's wall-clock net for it is the single point's times (relax_max_steps + 1), as each step is one."""
+    from elign.dft.relax import empty_relax_row
+
+    if single_point_status != "ok":
+        return empty_relax_row("skipped", f"the single point failed ({single_point_status}): no relaxation")
+    z = np.asarray(job.atomic_numbers, dtype=np.int64)
+    x = np.asarray(job.positions_ang, dtype=np.float64)
+    limit_s = worker.time_limit_s * (job.relax_max_steps + 1)
+    result = worker.run(("relax", z, x, level, int(job.relax_max_steps)), time_limit_s=limit_s)
+    if "relax_status" not in result:  # the worker's own timeout / error row
+        return empty_relax_row(result["status"], result.get("reason", "")) | {"relax_seconds": result["seconds"]}
+    seconds = result.pop("seconds", float("nan"))
+    return {**result, "relax_seconds": seconds}
 
 
 def run_jobs(

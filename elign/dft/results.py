@@ -5,7 +5,9 @@ positions_ang, status (ok / scf_not_converged / timeout / error), reason, method
 s2 (<S^2>, UKS only), scf_converged, cycles, scf_solver (diis, or diis+newton when DIIS needed the
 second-order rescue), num_basis, energy_ha, energy_ev, formation_energy_per_atom_ev,
 forces_ev_per_ang ((N, 3) per row), force_rms_ev_per_ang (RMS over atoms of |F|), force_max_ev_per_ang,
-seconds (wall time of that molecule). Energies and forces are NaN / null unless status is ok.
+seconds (wall time of that molecule); and the DFT relaxation of :mod:`elign.dft.relax` (relax_status: skipped
+unless requested; relax_reason, relax_steps, relax_energy_ha, relaxation_energy_kcal_mol, relax_heavy_rmsd_ang,
+relaxed_positions_ang, relax_seconds). Energies and forces are NaN / null unless status is ok.
 Provenance (level, shard i of n, selection fingerprint) is in the schema metadata under ``elign``.
 """
 
@@ -51,6 +53,14 @@ SCHEMA = pa.schema(
         ("force_rms_ev_per_ang", pa.float64()),
         ("force_max_ev_per_ang", pa.float64()),
         ("seconds", pa.float64()),
+        ("relax_status", pa.string()),
+        ("relax_reason", pa.string()),
+        ("relax_steps", pa.int32()),
+        ("relax_energy_ha", pa.float64()),
+        ("relaxation_energy_kcal_mol", pa.float64()),
+        ("relax_heavy_rmsd_ang", pa.float64()),
+        ("relaxed_positions_ang", VEC3_F64),
+        ("relax_seconds", pa.float64()),
     ]
 )
 
@@ -132,4 +142,25 @@ def summarize(frame: pd.DataFrame) -> dict:
         "force_rms_ev_per_ang_median": stat("force_rms_ev_per_ang", np.median),
         "formation_energy_per_atom_ev_mean": stat("formation_energy_per_atom_ev", np.mean),
         "seconds_total": float(frame["seconds"].fillna(0).sum()),
+        **relax_summary(frame),
+    }
+
+
+def relax_summary(frame: pd.DataFrame) -> dict:
+    """DFT relaxation: status counts of the molecules it was asked for, steps and energies over converged ones."""
+    asked = frame[frame["relax_status"].notna() & (frame["relax_status"] != "skipped")]
+    if asked.empty:
+        return {}
+    ok = asked[asked["relax_status"] == "ok"]
+
+    def mean(col: str) -> float:
+        v = ok[col].dropna().to_numpy(dtype=float)
+        return float(v.mean()) if len(v) else math.nan
+
+    return {
+        "relax_status_counts": {str(k): int(v) for k, v in asked["relax_status"].value_counts().items()},
+        "relax_steps_mean": mean("relax_steps"),
+        "relaxation_energy_kcal_mol_mean": mean("relaxation_energy_kcal_mol"),
+        "relax_heavy_rmsd_ang_mean": mean("relax_heavy_rmsd_ang"),
+        "relax_seconds_total": float(asked["relax_seconds"].fillna(0).sum()),
     }

@@ -1,8 +1,12 @@
-"""Which sampled molecules get DFT: k per model, the same size mix for every model, split into shards.
+"""Which sampled molecules get DFT: k molecules of a given size mix, split into shards.
 
-Pairing. Every model's DFT subset must have the same multiset of sizes, or the model comparison mixes
-model quality with molecule size (DFT energies and forces grow with size). The DFT job of one model never
-sees the other models' samples, so the sizes come from something all models share:
+The workflow chooses the molecules once, from the baseline's sample (:mod:`elign.dft.pairing`), and computes
+the same mol_ids for every model sampled with the baseline's noise: that, and only that, is paired. This
+module is the size-matched draw underneath: called on the baseline for the paired selection, and on a model
+with other noise (unpaired) for molecules of the same sizes, or per model when no selection is given (then
+every model gets the same multiset of sizes, not the same molecules). Sizes matter because DFT energies and
+forces grow with size, so a comparison of different molecules must at least keep the size mix equal. The
+sizes come from something all models share:
 
 1. ``target_sizes``: k sizes drawn with replacement, in draw order, by ``numpy.random.default_rng(seed)``
    from a size histogram that is the same for every model: the data stage's training histogram
@@ -125,9 +129,13 @@ def select_molecules(
     seed: int,
     valid_only: bool = True,
     histogram: Mapping[int, int] | None = None,
+    extra_eligible: np.ndarray | None = None,
 ) -> Selection:
-    """The paired DFT subset of one model's samples (see module). ``histogram`` None = all sample sizes."""
+    """A size-matched DFT subset of one model's samples (see module). ``histogram`` None = all sample sizes;
+    ``extra_eligible`` (M,) bool: a further condition (e.g. scored by the MLFF)."""
     eligible = eligible_mask(samples, metrics, valid_only)
+    if extra_eligible is not None:
+        eligible = eligible & np.asarray(extra_eligible, bool)
     hist = histogram if histogram is not None else size_histogram(samples.num_atoms)
     targets = target_sizes(hist, k, seed)
     return pick_for_targets(samples.num_atoms, eligible, targets, seed)

@@ -1,8 +1,13 @@
-"""The DFT stage's work: one shard of a model's paired sample subset through PySCF, and the gather.
+"""The DFT stage's work: the paired selection, one shard of a model's DFT molecules through PySCF, the gather.
 
-:func:`run_shard` picks ``dft.molecules_per_model`` molecules, or the request's ``molecules``
-(:mod:`elign.dft.select`: same size mix for every model, seed = config seed + 3000), takes contiguous
-shard i of n, and runs each molecule through PySCF in a child process (:mod:`elign.dft.worker`). The SCF
+:func:`choose_selection` (``elign dft-select``) chooses ``dft.molecules_per_model`` mol_ids once, from the
+baseline's sample alone (:mod:`elign.dft.pairing`). :func:`run_shard` takes the first ``dft.molecules_per_model``
+(or the request's ``molecules``) of them: the same mol_ids for a model sampled with the baseline's noise
+(paired; checked against the sample summary), else molecules of the same sizes (unpaired). Without a
+selection file it falls back to a size-matched draw per model (:mod:`elign.dft.select`, seed = config seed +
+3000). It takes contiguous shard i of n and runs each molecule through PySCF in a child process
+(:mod:`elign.dft.worker`), the first ``dft.relax_molecules`` of the selection also through a DFT relaxation
+(:mod:`elign.dft.relax`). The SCF
 caps (``dft.max_cycles``, ``dft.newton_cycles``) bound the work; ``dft.safety_time_limit_s`` is only a
 wall-clock safety net. A killed shard resumes from ``<out>.partial.jsonl`` (:mod:`elign.dft.jobs`); the
 shard file is written atomically at the end.
@@ -28,7 +33,8 @@ log = logging.getLogger("elign.dft")
 class ShardRequest:
     """One ``elign dft`` job: inputs, shard i of ``of`` (None = ``dft.shards``), output, threads
     (None = ``dft.threads``, else all CPUs this process may use) and the model's number of molecules
-    (None = ``dft.molecules_per_model``)."""
+    (None = ``dft.molecules_per_model``); ``selection``: the paired selection file, with ``sample_summary``
+    the model's sample summary JSON (decides paired by mol_id or unpaired by size)."""
 
     samples: str
     out: str
@@ -39,6 +45,8 @@ class ShardRequest:
     atom_cache: str = "resources/dft_atoms"
     threads: int | None = None
     molecules: int | None = None
+    selection: str | None = None
+    sample_summary: str | None = None
 
 
 def _threads(cfg_threads: int | None) -> int:
@@ -50,24 +58,98 @@ def _threads(cfg_threads: int | None) -> int:
         return os.cpu_count() or 1
 
 
-def _read_inputs(req: ShardRequest, dft):
+def _read_metrics(req, dft, needed: bool):
+    import pandas as pd
+
+    if not needed:
+        return None
+    if req.metrics is None:
+        raise ConfigError(
+            "dft.valid_only is true: pass --metrics (the evaluate stage's Parquet of these "
+            "samples) or set dft.valid_only: false"
+        )
+    if not os.path.exists(req.metrics):
+        raise FileNotFoundError(f"metrics file not found: {req.metrics}")
+    return pd.read_parquet(req.metrics)
+
+
+def _read_json(path: str | None) -> dict | None:
+    if path is None:
+        return None
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"sample summary not found: {path}")
+    return json.loads(open(path).read())
+
+
+def _select(cfg: ElignConfig, req: ShardRequest, samples, k: int):
+    """(Selection, how: "paired" / "unpaired" / "per-model", the samples it indexes: those within dft.max_atoms,
+    the size cap's counts) of this model's k DFT molecules (module doc)."""
+    from elign.data.sizes import stage_histogram
+    from elign.dft import pairing
+    from elign.dft.select import SELECTION_SEED_OFFSET, select_molecules
+
+    dft, seed = cfg.dft, cfg.seed + SELECTION_SEED_OFFSET
+    samples, histogram, skipped = _size_cap(samples, stage_histogram(req.stats), dft.max_atoms)
+    try:
+        if req.selection is None:
+            metrics = _read_metrics(req, dft, dft.valid_only)
+            chosen = select_molecules(samples, metrics, k, seed, dft.valid_only, histogram)
+            return chosen, "per-model", samples, skipped
+        frame, meta = pairing.read_selection(req.selection)
+        paired, why = pairing.same_noise(meta, _read_json(req.sample_summary))
+        log.info("%s: %s (%s)", req.samples, "paired by mol_id" if paired else "unpaired, by size", why)
+        if paired:
+            return pairing.by_mol_id(samples, frame, k), "paired", samples, skipped
+        metrics = _read_metrics(req, dft, dft.valid_only)
+        return pairing.by_size(samples, metrics, frame, k, seed, dft.valid_only), "unpaired", samples, skipped
+    except ValueError as exc:
+        raise ConfigError(f"{req.samples}: {exc}") from None
+
+
+def choose_selection(
+    cfg: ElignConfig, samples: str, metrics: str | None, stats: str | None, summary: str | None, out: str
+) -> int:
+    """``elign dft-select``: the paired selection from the baseline's files (:mod:`elign.dft.pairing`);
+    returns the number of molecules chosen."""
     import pandas as pd
 
     from elign.data.sizes import stage_histogram
+    from elign.dft import pairing
+    from elign.dft.select import SELECTION_SEED_OFFSET
     from elign.io.molecules import read_molecules
+    from elign.io.provenance import provenance
 
-    samples = read_molecules(req.samples)
-    metrics = None
-    if dft.valid_only:
-        if req.metrics is None:
-            raise ConfigError(
-                "dft.valid_only is true: pass --metrics (the evaluate stage's Parquet of these "
-                "samples) or set dft.valid_only: false"
-            )
-        if not os.path.exists(req.metrics):
-            raise FileNotFoundError(f"metrics file not found: {req.metrics}")
-        metrics = pd.read_parquet(req.metrics)
-    return samples, metrics, stage_histogram(req.stats)
+    dft, seed = cfg.dft, cfg.seed + SELECTION_SEED_OFFSET
+    needs_metrics = dft.valid_only or dft.mlff_scored_only
+    if needs_metrics and (metrics is None or not os.path.exists(metrics)):
+        raise ConfigError(
+            f"dft.valid_only / dft.mlff_scored_only need the baseline's metrics Parquet (--metrics; got {metrics})"
+        )
+    frame = pd.read_parquet(metrics) if needs_metrics else None
+    table, histogram, _ = _size_cap(read_molecules(samples), stage_histogram(stats), dft.max_atoms)
+    try:
+        chosen = pairing.choose(
+            table, frame, dft.molecules_per_model, seed, dft.valid_only, dft.mlff_scored_only, histogram
+        )
+    except ValueError as exc:
+        raise ConfigError(f"{samples}: {exc}") from None
+    meta = provenance(
+        {"seed": cfg.seed, "dft": dft.model_dump(mode="json")},
+        seed=seed,
+        stage="dft-select",
+        samples=samples,
+        metrics=metrics,
+        stats=stats,
+    )
+    meta.update(baseline=cfg.report.baseline_model, design=pairing.sample_design(_read_json(summary)))
+    pairing.write_selection(out, chosen, meta)
+    log.info(
+        "DFT selection: %d of the baseline's molecules (mol_ids %s...) -> %s",
+        len(chosen),
+        chosen["mol_id"].tolist()[:8],
+        out,
+    )
+    return len(chosen)
 
 
 def _size_cap(samples, histogram, max_atoms: int | None):
@@ -97,13 +179,15 @@ def _size_cap(samples, histogram, max_atoms: int | None):
     return samples.take(keep), histogram, skipped
 
 
-def _jobs(samples, selection):
+def _jobs(samples, selection, relax_molecules: int = 0, relax_max_steps: int = 0):
+    """One job per selected molecule; the first ``relax_molecules`` of the selection also relax."""
     from elign.dft.jobs import MoleculeJob
 
     jobs = []
     for idx, target, sel in zip(selection.index, selection.target_num_atoms, selection.selection_index):
         rec = samples.molecule(int(idx))
-        jobs.append(MoleculeJob(rec.mol_id, rec.atomic_numbers, rec.positions_ang, int(sel), int(target)))
+        steps = relax_max_steps if int(sel) < relax_molecules else 0
+        jobs.append(MoleculeJob(rec.mol_id, rec.atomic_numbers, rec.positions_ang, int(sel), int(target), {}, steps))
     return jobs
 
 
@@ -127,8 +211,9 @@ def run_shard(cfg: ElignConfig, req: ShardRequest) -> dict[str, int]:
     from elign.dft.level import DftLevel
     from elign.dft.pyscf_runner import DftDeviceError, check_cuda
     from elign.dft.results import rows_to_arrow, status_counts, summarize, write_results
-    from elign.dft.select import SELECTION_SEED_OFFSET, select_molecules
+    from elign.dft.select import SELECTION_SEED_OFFSET
     from elign.dft.worker import DftWorker, atom_solver
+    from elign.io.molecules import read_molecules
     from elign.io.provenance import provenance
 
     dft = cfg.dft
@@ -144,28 +229,18 @@ def run_shard(cfg: ElignConfig, req: ShardRequest) -> dict[str, int]:
             check_cuda()
         except DftDeviceError as exc:
             raise ConfigError(str(exc)) from None
-    samples, metrics, histogram = _read_inputs(req, dft)
-    samples, histogram, skipped = _size_cap(samples, histogram, dft.max_atoms)
-    seed = cfg.seed + SELECTION_SEED_OFFSET
+    samples = read_molecules(req.samples)
     k = dft.molecules_per_model if req.molecules is None else req.molecules
     if k < 1:
         raise ConfigError(f"--molecules {k}: need at least 1")
-    try:
-        selection = select_molecules(samples, metrics, k, seed, dft.valid_only, histogram)
-    except ValueError as exc:
-        raise ConfigError(f"{req.samples}: {exc}") from None
-    jobs = _jobs(samples, selection.shard(req.shard, n_shards))
-    all_jobs = _jobs(samples, selection)
+    selection, how, samples, skipped = _select(cfg, req, samples, k)
+    jobs = _jobs(samples, selection.shard(req.shard, n_shards), dft.relax_molecules, dft.relax_max_steps)
+    all_jobs = _jobs(samples, selection, dft.relax_molecules, dft.relax_max_steps)
     _check_level(level, all_jobs)
     threads = _threads(dft.threads if req.threads is None else max(1, req.threads))
     log.info(
-        "shard %d/%d: %d of %d selected molecules; level %s; %d threads",
-        req.shard,
-        n_shards,
-        len(jobs),
-        len(selection),
-        level.describe(),
-        threads,
+        "shard %d/%d: %d of %d selected molecules (%s); level %s; %d threads",
+        *(req.shard, n_shards, len(jobs), len(selection), how, level.describe(), threads),
     )
     checkpoint = Checkpoint(f"{req.out}.partial.jsonl", fingerprint(jobs, level.describe()))
     with DftWorker(threads, dft.safety_time_limit_s) as worker:
@@ -173,9 +248,11 @@ def run_shard(cfg: ElignConfig, req: ShardRequest) -> dict[str, int]:
         rows = run_jobs(jobs, worker, level, atoms, checkpoint)
     meta = provenance(
         {"seed": cfg.seed, "dft": dft.model_dump(mode="json")},
-        seed=seed,
+        seed=cfg.seed + SELECTION_SEED_OFFSET,
         stage="dft",
         samples=req.samples,
+        selection=req.selection,
+        pairing=how,
         metrics=req.metrics,
         stats=req.stats,
         shard=req.shard,

@@ -33,8 +33,8 @@ START_TIMEOUT_S = 300.0
 
 
 def execute(job: tuple) -> dict:
-    """Run one job in this process: ("molecule", Z (N,), positions_ang (N, 3), level, init_guess) or
-    ("atom", Z, spin, level, init_guess)."""
+    """Run one job in this process: ("molecule", Z (N,), positions_ang (N, 3), level, init_guess),
+    ("atom", Z, spin, level, init_guess) or ("relax", Z (N,), positions_ang (N, 3), level, max_steps)."""
     from elign.dft import pyscf_runner
 
     kind, *args = job
@@ -42,6 +42,10 @@ def execute(job: tuple) -> dict:
         return pyscf_runner.single_point(*args)
     if kind == "atom":
         return pyscf_runner.atom_energy(*args)
+    if kind == "relax":
+        from elign.dft.relax import relax
+
+        return relax(*args)
     raise ValueError(f"unknown job kind {kind!r}")
 
 
@@ -122,15 +126,17 @@ class DftWorker:
                 f"(exit code {self._proc_exitcode}); see its stderr above"
             )
 
-    def run(self, job: tuple) -> dict:
-        """Result of ``job`` (see :func:`execute`), a ``timeout`` row past the limit, or an ``error`` row."""
+    def run(self, job: tuple, time_limit_s: float | None = None) -> dict:
+        """Result of ``job`` (see :func:`execute`), a ``timeout`` row past the limit (``time_limit_s``, None =
+        the worker's), or an ``error`` row."""
+        limit_s = self.time_limit_s if time_limit_s is None else float(time_limit_s)
         if self._proc is None or self._proc.poll() is not None:
             self._start()
         t0 = time.perf_counter()
         died = False
         try:
             self._conn.send(job)
-            if self._conn.poll(self.time_limit_s):
+            if self._conn.poll(limit_s):
                 return self._conn.recv()
         except (EOFError, OSError):
             died = True
@@ -142,7 +148,8 @@ class DftWorker:
                 "status": "timeout",
                 "seconds": seconds,
                 "reason": f"no result within the wall-clock safety net (dft.safety_time_limit_s = "
-                f"{self.time_limit_s:g} s; machine-dependent, unlike the SCF cycle caps); the worker was stopped",
+                f"{self.time_limit_s:g} s{'' if limit_s == self.time_limit_s else f' per step: {limit_s:g} s'}; "
+                "machine-dependent, unlike the SCF cycle and step caps); the worker was stopped",
             }
         return {
             "status": "error",

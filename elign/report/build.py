@@ -29,7 +29,9 @@ from elign.report.headline import Headline, build_headline, dft_level_text, head
 from elign.report.inputs import ReportData, ReportPaths, load_inputs
 from elign.report.molecules import example_grid
 from elign.report.tables import backbone_section, display_long, metric_table
-from elign.stats.compare import METRICS, display_table, markdown_table, method_line
+from elign.report.verdict import power_table, verdict
+from elign.stats.compare import METRICS
+from elign.stats.display import display_table, markdown_table, method_line
 
 log = logging.getLogger("elign.report")
 SPECS = {s.key: s for s in METRICS}
@@ -79,6 +81,7 @@ class ReportResult:
     notes: list[str] = field(default_factory=list)
     figures: list[tuple[str, str, str]] = field(default_factory=list)  # (file, title, caption)
     sections: list[tuple[str, str, pd.DataFrame]] = field(default_factory=list)  # (title, intro, table)
+    verdict: str = ""  # the opening sentences (elign.report.verdict)
 
 
 def _values(frames: dict[str, pd.DataFrame], names, key: str) -> dict:
@@ -179,6 +182,24 @@ def _headline(data: ReportData, table: pd.DataFrame, cfg: ReportConfig, out: Pat
     return headline
 
 
+def _verdict(statistics: pd.DataFrame | None, cfg: ReportConfig, result: ReportResult) -> None:
+    """The opening sentences and the DFT power section; a failure is noted, never fatal."""
+    try:
+        result.verdict = verdict(statistics, cfg.baseline_model, cfg.confidence)
+        power = power_table(statistics, cfg.baseline_model)
+    except Exception as exc:
+        log.exception("verdict failed")
+        result.notes.append(f"DFT verdict failed: {type(exc).__name__}: {exc}")
+        return
+    if power is not None:
+        intro = (
+            "The paired DFT tests: pairs of the same mol_id and sampling noise with both sides converged, the SD of "
+            "their differences, and the smallest difference the two-sided paired t test detects at alpha = "
+            f"{1 - cfg.confidence:.2g} with {100 * cfg.power:g} % power (noncentral t)."
+        )
+        result.sections.insert(0, ("DFT: pairs and power", intro, power))
+
+
 def _statistics_views(statistics: pd.DataFrame | None, notes: list[str]):
     """(Markdown, display frame, method line) of the statistics table; Nones when absent or malformed (noted)."""
     if statistics is None:
@@ -200,6 +221,7 @@ def build_report(paths: ReportPaths, cfg: ReportConfig, title: str = "elign repo
     result = ReportResult(notes=list(data.notes))
     table, statistics = _tables(data, out, result)
     headline = _headline(data, table, cfg, out, result)
+    _verdict(statistics, cfg, result)
     backbone = backbone_section(data.backbone, data.metrics.get("pretrained"))
     if backbone is not None:
         result.sections.append(("Backbone", *backbone))

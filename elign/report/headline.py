@@ -5,8 +5,11 @@ one column per headline metric. Each cell holds the set's value and, for every m
 (``report.baseline_model``, pretrained), its difference from the baseline with the confidence interval and
 p-value of the statistics table (``elign stats``: bootstrap interval of the difference of means, Welch's t
 test; for a model sampled with the baseline's noise, molecule by molecule, the paired difference and paired t
-test of :mod:`elign.stats.paired`, marked ‡). Sampling cost is compared as the ratio of paired timing repeats
-(geometric mean, t interval and paired t test on log times: :func:`elign.stats.inference.ratio_inference`).
+test of :mod:`elign.stats.paired`, marked ‡; its DFT cells also give the number of pairs and the smallest
+difference the test detects at ``report.power``). Paired means the same mol_id and sampling noise: the aligned
+model's molecules and its DFT rows (the mol_ids chosen once from the baseline's sample). Sampling cost is
+compared as the ratio of paired timing repeats (geometric mean, t interval and paired t test on log
+times: :func:`elign.stats.inference.ratio_inference`).
 A value or comparison that does not exist (no DFT for the reference, a metric the statistics table lacks) is
 "–", never made up.
 
@@ -52,7 +55,15 @@ COLUMNS: tuple[Column, ...] = (
 )
 DASH = "–"
 PAIRED_MARK = "‡"  # a paired test (the model was sampled with the baseline's noise, molecule by molecule)
-NO_COMPARISON = {"diff": math.nan, "ci_low": math.nan, "ci_high": math.nan, "p_value": math.nan, "test": ""}
+NO_COMPARISON = {
+    "diff": math.nan,
+    "ci_low": math.nan,
+    "ci_high": math.nan,
+    "p_value": math.nan,
+    "test": "",
+    "n_pairs": 0,
+    "detectable_diff": math.nan,
+}
 
 
 @dataclass
@@ -60,6 +71,7 @@ class Cell:
     value: str = DASH
     diff: str = ""  # "Δ −1.9 [−3.1, −0.7]" or "×1.05 [1.01, 1.10]"; "" for the baseline and the reference
     p: str = ""  # "p 0.003"; "p 0.003 ‡" for a paired test
+    power: str = ""  # paired DFT cells: "40 pairs, detects 0.19"
 
 
 @dataclass
@@ -141,6 +153,8 @@ def _compare(col: Column, name: str, stats: dict, timing: dict | None, baseline:
             "ci_high": k * float(row["paired_ci_high"]),
             "p_value": float(row["paired_p"]),
             "test": f"paired t over {int(row['n_pairs'])} pairs",
+            "n_pairs": int(row["n_pairs"]),
+            "detectable_diff": k * float(row.get("detectable_diff", math.nan)),
         }
     return {
         "diff": k * float(row["mean_diff"]),
@@ -148,6 +162,8 @@ def _compare(col: Column, name: str, stats: dict, timing: dict | None, baseline:
         "ci_high": k * float(row["diff_ci_high"]),
         "p_value": float(row["welch_p"]),
         "test": "Welch t",
+        "n_pairs": 0,
+        "detectable_diff": math.nan,
     }
 
 
@@ -170,6 +186,8 @@ def _cell(value: float, cmp: dict | None, col: Column) -> Cell:
     cell.p = p_text(cmp["p_value"])
     if cell.p and cmp["test"].startswith("paired t "):
         cell.p += f" {PAIRED_MARK}"
+    if str(col.stat).startswith("dft_") and math.isfinite(cmp.get("detectable_diff", math.nan)):
+        cell.power = f"{cmp['n_pairs']} pairs, detects {num(cmp['detectable_diff'], 2)}"
     return cell
 
 
@@ -214,10 +232,13 @@ def caption(h: Headline) -> str:
     conf = f"{100 * h.confidence:g} %"
     return (
         f"Each model against {h.baseline}: Δ = model − {h.baseline} [{conf} bootstrap interval] and the Welch "
-        f"t test p-value, from the statistics table below; {PAIRED_MARK} marks a paired comparison (a model "
-        f"sampled with {h.baseline}'s noise, molecule by molecule: mean of the per-molecule differences, pairs "
-        "resampled, paired t test; the statistics table also gives Welch's test for it); DFT subsets are "
-        "chosen per model and are never paired; proportions in %, their Δ in percentage points; "
+        f"t test p-value, from the statistics table below; {PAIRED_MARK} marks a paired comparison (the same "
+        f"mol_id and sampling noise: a model sampled with {h.baseline}'s noise, molecule by molecule: mean of the "
+        "per-molecule differences, pairs resampled, paired t test; the statistics table also gives Welch's test "
+        f"for it). DFT: the same mol_ids for every model sampled with {h.baseline}'s noise, chosen once from "
+        f"{h.baseline}'s sample; a paired DFT cell gives the pairs with both sides converged and the smallest "
+        "difference the paired test detects at the report's power; a model sampled with other noise (the guided "
+        "baseline) gets other molecules of the same sizes, unpaired. Proportions in %, their Δ in percentage points; "
         "atom stability is EDM's pooled fraction, its Δ that of the per-molecule fraction. Sampling cost: "
         f"seconds per molecule and × = time ratio to {h.baseline} over paired repeats [{conf} t interval, "
         "paired t test on log times]. MLFF columns: mean over the molecules the force field could score or "
@@ -232,7 +253,12 @@ def headline_markdown(h: Headline) -> str:
     rule = "|" + "---|" * (len(COLUMNS) + 1)
     lines = [head, rule]
     for name, row in zip(h.names, h.cells):
-        parts = [" ".join(x for x in (c.value, f"({c.diff}, {c.p})" if c.diff else "") if x) for c in row]
+        parts = [
+            " ".join(
+                x for x in (c.value, f"({', '.join(y for y in (c.diff, c.p, c.power) if y)})" if c.diff else "") if x
+            )
+            for c in row
+        ]
         lines.append(f"| {name} | " + " | ".join(parts) + " |")
     return "\n".join(lines) + "\n\n" + caption(h) + "\n"
 
@@ -245,8 +271,10 @@ def headline_html(h: Headline) -> str:
     for name, row in zip(h.names, h.cells):
         tds = []
         for c in row:
-            extra = (f'<span class="d">{e(c.diff)}</span>' if c.diff else "") + (
-                f'<span class="p">{e(c.p)}</span>' if c.p else ""
+            extra = (
+                (f'<span class="d">{e(c.diff)}</span>' if c.diff else "")
+                + (f'<span class="p">{e(c.p)}</span>' if c.p else "")
+                + (f'<span class="p">{e(c.power)}</span>' if c.power else "")
             )
             tds.append(f'<td><span class="v">{e(c.value)}</span>{extra}</td>')
         body.append(f'<tr><th scope="row">{e(name)}</th>{"".join(tds)}</tr>')

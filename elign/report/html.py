@@ -32,6 +32,7 @@ table.long th:first-child { width: 34%; }
 p.caption, figcaption { font-size: 0.85em; color: #555; } p.stamp { font-size: 0.8em; color: #777; }
 figure { margin: 1.5em 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 .notes li { color: #a33; }
+.verdict { font-size: 1.05em; font-weight: 600; }
 """
 
 
@@ -46,7 +47,8 @@ def write_report_md(
     out: Path, title: str, headline_md: str, metrics: pd.DataFrame, statistics_md: str | None, result
 ) -> Path:
     """``report.md``: the headline table first, then notes, metric table, statistics table, figures."""
-    parts = [f"# {title}\n", f"_{_stamp()}_\n", "## Headline\n", headline_md]
+    parts = [f"# {title}\n", f"_{_stamp()}_\n"] + ([f"**{result.verdict}**\n"] if result.verdict else [])
+    parts += ["## Headline\n", headline_md]
     if result.notes:
         parts += ["## Notes\n", "\n".join(f"- {n}" for n in result.notes) + "\n"]
     parts += [
@@ -93,7 +95,8 @@ def write_index_html(
     """``index.html``: the headline table on the first screen, then the rest of ``report.md`` (tables as HTML,
     images embedded or linked). Tables take the page width and wrap their cells: no horizontal scrolling."""
     e = html.escape
-    body = [f"<h1>{e(title)}</h1>", headline, f'<p class="stamp">{e(_stamp())}</p>']
+    body = [f"<h1>{e(title)}</h1>"] + ([f'<p class="verdict">{e(result.verdict)}</p>'] if result.verdict else [])
+    body += [headline, f'<p class="stamp">{e(_stamp())}</p>']
     if result.notes:
         body.append('<h2>Notes</h2><ul class="notes">' + "".join(f"<li>{e(n)}</li>" for n in result.notes) + "</ul>")
     body += ["<h2>Metrics</h2>", _table_html(metrics, "metrics-table", "long")]

@@ -1,6 +1,7 @@
 """Statistics of models against a baseline: bootstrap intervals, Welch and Mann-Whitney tests per metric."""
 
-from elign.stats.compare import METRICS, BootstrapSettings, MetricSpec, markdown_table, statistics_table
+from elign.stats.compare import METRICS, BootstrapSettings, MetricSpec, statistics_table
+from elign.stats.display import markdown_table
 from elign.stats.inference import (
     RatioResult,
     bootstrap_diff_ci,

@@ -8,8 +8,12 @@ not converge (or ran out of time) as not converged, so they have no NaN rows; th
 a proportion among the valid molecules, whose invalid molecules are excluded (counted in ``n_failed``).
 
 One row per (metric, model): both groups' means with bootstrap intervals, the difference of means
-(model - baseline) with its bootstrap interval, Welch's t test and the Mann-Whitney U test. The bootstrap
-streams are seeded from (seed, metric, name), so a row does not change when models are added or removed.
+(model - baseline) with its bootstrap interval, Welch's t test and the Mann-Whitney U test; for a paired model
+(the same mol_id and sampling noise, :mod:`elign.stats.paired`) also the paired difference, paired t test and
+power figures. DFT rows are paired when the model is and both DFT tables hold the same mol_ids (the workflow
+computes the baseline's selection for every model sampled with its noise); their rows are matched by mol_id.
+The bootstrap streams are seeded from (seed, metric, name), so a row does not change when models are added or
+removed.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from elign.stats.display import display_table, markdown_table, method_line  # noqa: F401 (their old home)
 from elign.stats.inference import (
     Cleaned,
     bootstrap_diff_ci,
@@ -49,6 +54,17 @@ def _ok_column(frame: pd.DataFrame, status: str, column: str) -> np.ndarray | No
         return None
     values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     return np.where(frame[status].to_numpy() == "ok", values, np.nan)
+
+
+def _relaxed(column: str):
+    """A DFT relaxation column over the converged relaxations; None (no row) when no relaxation was asked for."""
+
+    def extract(frame: pd.DataFrame) -> np.ndarray | None:
+        if "relax_status" not in frame or not (frame["relax_status"].fillna("skipped") != "skipped").any():
+            return None
+        return _ok_column(frame, "relax_status", column)
+
+    return extract
 
 
 def _binary(column: str):
@@ -131,6 +147,30 @@ METRICS: tuple[MetricSpec, ...] = (
     ),
     MetricSpec("dft_converged", "DFT converged", "dft", "binary", "proportion", dft_converged),
     MetricSpec(
+        "dft_relaxation_energy_kcal_mol",
+        "DFT relaxation energy",
+        "dft",
+        "continuous",
+        "kcal/mol",
+        _relaxed("relaxation_energy_kcal_mol"),
+    ),
+    MetricSpec(
+        "dft_relax_steps",
+        "DFT relaxation steps to converge",
+        "dft",
+        "continuous",
+        "steps",
+        _relaxed("relax_steps"),
+    ),
+    MetricSpec(
+        "dft_relax_heavy_rmsd_ang",
+        "heavy-atom RMSD to the DFT-relaxed geometry",
+        "dft",
+        "continuous",
+        "Å",
+        _relaxed("relax_heavy_rmsd_ang"),
+    ),
+    MetricSpec(
         "relaxation_energy_kcal_mol",
         "MLFF relaxation energy",
         "metrics",
@@ -194,6 +234,7 @@ class BootstrapSettings:
     confidence: float = 0.95
     method: str = "percentile"
     seed: int = 0
+    power: float = 0.8  # of the detectable difference stated for a paired test
 
     def rng(self, *keys: str) -> np.random.Generator:
         """A generator seeded from (seed, keys): stable per metric and name, independent of table order."""
@@ -274,7 +315,13 @@ def compare(
         "mannwhitney_p": mw.p_value,
         **(
             paired_columns(
-                base_values, model_values, bs.n_resamples, bs.confidence, bs.rng(spec.key, model, "paired"), bs.method
+                base_values,
+                model_values,
+                bs.n_resamples,
+                bs.confidence,
+                bs.rng(spec.key, model, "paired"),
+                bs.method,
+                bs.power,
             )
             if paired and spec.pairable
             else UNPAIRED
@@ -297,8 +344,8 @@ def statistics_table(
     """Rows for every metric and every model other than ``baseline`` (in the inputs' order).
 
     paired_models: models whose evaluate rows share the baseline's sampling noise row by row
-    (:func:`elign.stats.paired.paired_design`); their ``metrics`` rows get paired columns as well. DFT subsets
-    are chosen per model, so DFT rows are never paired.
+    (:func:`elign.stats.paired.paired_design`); their ``metrics`` rows get paired columns as well, and their
+    ``dft`` rows too when both DFT tables hold the same mol_ids (:func:`align_by_mol_id`).
 
     metrics / dft: per-molecule frames by name. A metric whose columns a frame lacks (e.g. no MLFF in the
     evaluate run), or whose source has no frame for the baseline or the model, gives no row.
@@ -318,84 +365,22 @@ def statistics_table(
         for model in models:
             if model not in frames or base_values is None:
                 continue
-            values = spec.extract(frames[model])
+            frame, paired = frames[model], model in paired_models
+            if spec.source == "dft":
+                aligned = align_by_mol_id(frames[baseline], frame) if paired else None
+                frame, paired = (frame, False) if aligned is None else (aligned, True)
+            values = spec.extract(frame)
             if values is not None:
-                paired = spec.source == "metrics" and model in paired_models
                 rows.append(compare(spec, baseline, base_values, model, values, bs, cache, paired))
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
-def _num(v, digits: int = 4) -> str:
-    return "–" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.{digits}g}"
-
-
-def _mean_ci(mean, lo, hi) -> str:
-    return f"{_num(mean)} [{_num(lo)}, {_num(hi)}]"
-
-
-def display_table(table: pd.DataFrame) -> pd.DataFrame:
-    """The statistics table formatted for people: mean [CI] strings, n used / failed, p-values."""
-    if table.empty:
-        return pd.DataFrame(
-            columns=[
-                "metric",
-                "model vs baseline",
-                "n used/failed",
-                "baseline mean [CI]",
-                "model mean [CI]",
-                "difference [CI]",
-                "Welch p",
-                "Mann-Whitney p",
-                "paired difference [CI]",
-                "paired p",
-                "note",
-            ]
-        )
-    conf = f"{100 * float(table['confidence'].iloc[0]):g} %"
-
-    def col(*names):
-        return zip(*(table[n] for n in names))
-
-    return pd.DataFrame(
-        {
-            "metric": [f"{lab} ({u})" for lab, u in col("label", "unit")],
-            "model vs baseline": [f"{m} vs {b}" for m, b in col("model", "baseline")],
-            "n used/failed": [
-                f"{a}/{b} vs {c}/{d}"
-                for a, b, c, d in col("n_used", "n_failed", "n_used_baseline", "n_failed_baseline")
-            ],
-            f"baseline mean [{conf} CI]": [
-                _mean_ci(*r) for r in col("mean_baseline", "ci_low_baseline", "ci_high_baseline")
-            ],
-            f"model mean [{conf} CI]": [_mean_ci(*r) for r in col("mean", "ci_low", "ci_high")],
-            f"difference [{conf} CI]": [_mean_ci(*r) for r in col("mean_diff", "diff_ci_low", "diff_ci_high")],
-            "Welch p": [_num(p, 3) for p in table["welch_p"]],
-            "Mann-Whitney p": [_num(p, 3) for p in table["mannwhitney_p"]],
-            f"paired difference [{conf} CI]": [
-                f"{_mean_ci(d, lo, hi)}, {n} pairs" if paired else "–"
-                for paired, n, d, lo, hi in col("paired", "n_pairs", "paired_diff", "paired_ci_low", "paired_ci_high")
-            ],
-            "paired p": [_num(p, 3) if paired else "–" for paired, p in col("paired", "paired_p")],
-            "note": table["note"].fillna(""),
-        }
-    )
-
-
-def method_line(table: pd.DataFrame) -> str:
-    """One sentence on how the numbers of ``table`` were made (empty for an empty table)."""
-    if table.empty:
-        return ""
-    r = table.iloc[0]
-    return (
-        f"Bootstrap: {int(r['n_bootstrap'])} resamples, {r['ci_method']} intervals at "
-        f"{100 * float(r['confidence']):g} %; difference = model - baseline; n used/failed is model vs "
-        "baseline (failed molecules excluded, never imputed); Welch and Mann-Whitney tests are two-sided. Paired "
-        "(a model sampled with the baseline's noise, molecule by molecule): mean of the per-molecule differences, "
-        "pairs resampled, two-sided paired t test."
-    )
-
-
-def markdown_table(table: pd.DataFrame) -> str:
-    """Markdown of :func:`display_table`, after :func:`method_line`."""
-    head = method_line(table)
-    return (head + "\n\n" if head else "") + display_table(table).to_markdown(index=False) + "\n"
+def align_by_mol_id(baseline: pd.DataFrame, model: pd.DataFrame) -> pd.DataFrame | None:
+    """``model``'s rows in the order of ``baseline``'s mol_ids, or None unless both hold the same mol_ids once
+    each (then molecule i of the two frames is the same mol_id: a pair)."""
+    if "mol_id" not in baseline or "mol_id" not in model:
+        return None
+    a, b = baseline["mol_id"].to_numpy(), model["mol_id"].to_numpy()
+    if len(a) != len(b) or len(set(a.tolist())) != len(a) or set(a.tolist()) != set(b.tolist()):
+        return None
+    return model.set_index("mol_id", drop=False).loc[a].reset_index(drop=True)

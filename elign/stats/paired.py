@@ -1,5 +1,9 @@
 """Paired inference for models sampled with the baseline's noise (common random numbers).
 
+Paired means the same mol_id and the same noise, nothing else: molecule i of two models sampled with the same
+seed, batch size and molecule count (evaluate rows, row by row), or the DFT rows of the same mol_ids
+(:mod:`elign.dft.pairing` chooses them once, from the baseline).
+
 The sample stage draws every model's molecules from the same plan: the same sizes in the same batches, and
 batch k's noise from a generator seeded with (sample seed, k) (:func:`elign.diffusion.sampler.batch_seed`).
 Two models sampled with the same seed, batch size and molecule count therefore start molecule i from the same
@@ -10,7 +14,9 @@ pairing throws that information away. For a paired model the statistics table ad
 
 * the mean of the per-molecule differences d_i = model_i − baseline_i over the pairs where both are finite
   (a failed molecule drops its pair; never imputed), with a bootstrap interval that resamples pairs;
-* the paired t test on d (two-sided), i.e. the one-sample t test of mean(d) = 0.
+* the paired t test on d (two-sided), i.e. the one-sample t test of mean(d) = 0;
+* the power figures: the number of pairs dropped (a failure on either side), the SD of d and the smallest
+  difference the test detects with ``power`` at alpha = 1 - confidence (:mod:`elign.stats.power`).
 
 Set-level metrics (uniqueness: whether a SMILES is the first of its set) have no per-molecule pairing and
 stay unpaired. Welch's test stays in the table beside the paired one.
@@ -26,6 +32,7 @@ import pandas as pd
 from scipy import stats
 
 from elign.stats.inference import TestResult, bootstrap_mean_ci
+from elign.stats.power import detectable_difference
 
 #: sample summary keys that fix the noise of molecule i (with the sizes and batches of the metrics frames)
 DESIGN_KEYS = ("seed", "batch_size", "num_molecules")
@@ -82,15 +89,27 @@ def paired_t_test(differences: np.ndarray) -> TestResult:
 
 
 def paired_columns(
-    baseline_values, model_values, n_resamples: int, confidence: float, rng: np.random.Generator, method: str
+    baseline_values,
+    model_values,
+    n_resamples: int,
+    confidence: float,
+    rng: np.random.Generator,
+    method: str,
+    power: float = 0.8,
 ) -> dict:
-    """The paired columns of one statistics row: n_pairs, paired_diff [CI] (pairs resampled), paired_t, paired_p."""
+    """The paired columns of one statistics row: n_pairs, n_pairs_dropped, paired_diff [CI] (pairs resampled),
+    paired_t, paired_p, paired_sd (SD of the differences, ddof 1) and detectable_diff (at ``power``)."""
     d = paired_differences(baseline_values, model_values)
     lo, hi = bootstrap_mean_ci(d, n_resamples, confidence, rng, method)
     test = paired_t_test(d)
+    sd = float(np.std(d, ddof=1)) if d.size >= 2 else math.nan
     return {
         "paired": True,
         "n_pairs": int(d.size),
+        "n_pairs_dropped": int(np.asarray(baseline_values).size - d.size),
+        "paired_sd": sd,
+        "detectable_diff": detectable_difference(sd, int(d.size), 1 - confidence, power),
+        "power": power,
         "paired_diff": float(d.mean()) if d.size else math.nan,
         "paired_ci_low": lo,
         "paired_ci_high": hi,
@@ -102,6 +121,10 @@ def paired_columns(
 UNPAIRED = {
     "paired": False,
     "n_pairs": 0,
+    "n_pairs_dropped": 0,
+    "paired_sd": math.nan,
+    "detectable_diff": math.nan,
+    "power": math.nan,
     "paired_diff": math.nan,
     "paired_ci_low": math.nan,
     "paired_ci_high": math.nan,

@@ -62,6 +62,10 @@ def _dft(n: int, shift: float, failed: int, seed: int) -> pd.DataFrame:
             "status": np.where(ok, "ok", "scf_not_converged"),
             "force_rms_ev_per_ang": np.where(ok, np.abs(rng.normal(0.5 + shift, 0.1, n)), np.nan),
             "formation_energy_per_atom_ev": np.where(ok, rng.normal(-2.5, 0.05, n), np.nan),
+            "relax_status": np.where(ok, "ok", "skipped"),
+            "relaxation_energy_kcal_mol": np.where(ok, np.abs(rng.normal(5.0, 1.0, n)), np.nan),
+            "relax_steps": np.where(ok, rng.integers(5, 40, n), 0),
+            "relax_heavy_rmsd_ang": np.where(ok, np.abs(rng.normal(0.2, 0.05, n)), np.nan),
         }
     )
 
@@ -86,7 +90,10 @@ def _row(table, metric, model):
 def test_one_row_per_metric_and_model(table):
     assert set(table.model) == {"aligned", "guided"} and set(table.baseline) == {"pretrained"}
     assert set(table.metric) == {s.key for s in METRICS}
-    assert len(table) == 2 * len(METRICS)
+    relax = {"dft_relaxation_energy_kcal_mol", "dft_relax_steps", "dft_relax_heavy_rmsd_ang"}
+    # every guided DFT row failed, so none was relaxed: no relaxation rows for it (not rows of NaN)
+    assert set(table[table.model == "guided"].metric) == {s.key for s in METRICS} - relax
+    assert len(table) == 2 * len(METRICS) - len(relax)
 
 
 def test_failed_rows_are_excluded_and_counted(table):

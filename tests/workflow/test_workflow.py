@@ -103,11 +103,21 @@ def _check_smoke_outputs(root: Path) -> None:
     timing = json.loads((root / "results/timing/qm9_smoke/sampling.json").read_text())
     assert set(timing["ratio_vs_pretrained"]) == {"pretrained", "aligned", "guided"}
     assert timing["ratio_vs_pretrained"]["pretrained"] == 1.0
+    dft = {}
     for model in ("pretrained", "aligned", "guided"):  # 2 molecules per model, each a row with a status
-        dft = pd.read_parquet(root / f"results/dft/qm9_smoke/{model}.parquet")
-        assert len(dft) == 2 and dft["status"].notna().all()
+        dft[model] = pd.read_parquet(root / f"results/dft/qm9_smoke/{model}.parquet")
+        assert len(dft[model]) == 2 and dft[model]["status"].notna().all()
+    selection = pd.read_parquet(root / "results/dft/qm9_smoke/selection.parquet")
+    # paired: the mol_ids chosen from pretrained's sample, for pretrained and for aligned (same noise)
+    assert dft["pretrained"]["mol_id"].tolist() == dft["aligned"]["mol_id"].tolist() == selection["mol_id"].tolist()
+    first = dft["pretrained"].iloc[0]  # dft.relax_molecules: 1 in the smoke config
+    assert first["relax_status"] != "skipped" or "single point failed" in first["relax_reason"]
+    assert (dft["pretrained"]["relax_status"].iloc[1:] == "skipped").all()
     stats = pd.read_csv(root / "results/report/qm9_smoke/statistics.csv")
     assert {"aligned", "guided"} <= set(stats["model"])
+    rows = stats.set_index(["metric", "model"])
+    assert bool(rows.loc[("dft_converged", "aligned"), "paired"])  # DFT rows of the same mol_ids: paired
+    assert not bool(rows.loc[("dft_converged", "guided"), "paired"])  # other noise: unpaired
     html = (root / "results/report/qm9_smoke/index.html").read_text()
     assert "<table" in html and "data:image/png;base64" in html
 
@@ -137,7 +147,7 @@ def test_smoke_run_end_to_end_and_reruns(fresh):
     assert ft.returncode == 0, ft.stdout + ft.stderr
     planned = _planned_jobs(ft.stdout)
     rules = {rule for rule, _ in planned}
-    assert rules == {
+    assert rules == {  # not dft_select: the DFT molecules are chosen from pretrained's sample
         "finetune",
         "sample",
         "evaluate",

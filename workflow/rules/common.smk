@@ -132,11 +132,12 @@ def evaluate_limit(wildcards):
 
 
 DFT_SHARDS = list(range(config["dft"]["shards"]))
+DFT_BASELINE = config["report"]["baseline_model"]  # the DFT molecules are chosen from its sample (rule dft_select)
 
 
 def dft_molecules(wildcards):
     """``--molecules N`` for the guided baseline when dft.guided_molecules is set (its params, so a change reruns
-    it); nothing for the other models (dft.molecules_per_model)."""
+    it): the first N of the selection; nothing for the other models (dft.molecules_per_model)."""
     n = config["dft"]["guided_molecules"]
     return f"--molecules {n}" if wildcards.model == "guided" and n else ""
 
