@@ -44,7 +44,10 @@ def add_parser(sub, name: str) -> None:
         help="policy precision (float64 for exact comparisons in tests)",
     )
     p.add_argument(
-        "--train", default=None, help="training split Parquet (its SMILES; needed when finetune.novelty_penalty is set)"
+        "--train",
+        default=None,
+        help="training split Parquet, or a .txt(.gz) of its novelty keys, one per line (needed when "
+        "finetune.novelty_penalty is set)",
     )
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
@@ -56,6 +59,20 @@ def add_parser(sub, name: str) -> None:
         "(<out>.partial); rerun the same command to go on",
     )
     p.set_defaults(run=run)
+
+
+def training_keys_of(path: str) -> set[str]:
+    """Novelty keys of the training split: from its Parquet, or from a text file of keys, one per line (``.txt``
+    or ``.txt.gz``; a compact stand-in for the split on a machine the Parquet cannot be carried to)."""
+    if path.endswith((".txt", ".txt.gz")):
+        import gzip
+
+        opener = gzip.open if path.endswith(".gz") else open
+        with opener(path, "rt", encoding="utf-8") as fh:
+            return {line.strip() for line in fh if line.strip()}
+    from elign.stages.evaluate import reference_keys
+
+    return reference_keys(path, "smiles")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -93,9 +110,7 @@ def run(args: argparse.Namespace) -> int:
     if config.finetune.novelty_penalty is not None:
         if args.train is None or not Path(args.train).is_file():
             raise ConfigError(f"finetune.novelty_penalty needs the training split: --train {args.train} is not a file")
-        from elign.stages.evaluate import reference_keys
-
-        keys = reference_keys(args.train, "smiles")
+        keys = training_keys_of(args.train)
     result = finetune(
         config,
         args.model,

@@ -115,3 +115,16 @@ def test_the_cli_materializes_instead_of_training(run, tmp_path):
     out = tmp_path / "aligned.pt"
     argv = ["finetune", "--config-json", json.dumps(cfg), "--model", str(pretrained), "--out", str(out)]
     assert main(argv) == 0 and load_checkpoint(out)["extra"]["stage"] == "aligned"
+
+
+def test_training_keys_from_the_split_or_a_keys_file(tiny_qm9_dir, tmp_path):
+    import gzip
+
+    from elign.cli.finetune import training_keys_of
+    from elign.stages.evaluate import reference_keys
+
+    keys = reference_keys(tiny_qm9_dir / "train.parquet", "smiles")
+    assert len(keys) > 10 and training_keys_of(str(tiny_qm9_dir / "train.parquet")) == keys
+    with gzip.open(tmp_path / "keys.txt.gz", "wt", encoding="utf-8") as fh:
+        fh.write("\n".join(sorted(keys)) + "\n")
+    assert training_keys_of(str(tmp_path / "keys.txt.gz")) == keys
