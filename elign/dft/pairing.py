@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 
 from elign.dft.select import Selection, eligible_mask, pick_for_targets, select_molecules
 from elign.io.atomic import atomic_path
-from elign.io.molecules import METADATA_KEY
+from elign.io.molecules import METADATA_KEY, read_tagged_parquet
 from elign.io.table import MoleculeTable
 from elign.stats.paired import DESIGN_KEYS
 
@@ -93,14 +93,8 @@ def write_selection(path: str | os.PathLike, frame: pd.DataFrame, meta: dict) ->
 
 def read_selection(path: str | os.PathLike) -> tuple[pd.DataFrame, dict]:
     """(frame, metadata) of a selection file; a missing file or column is one clear error."""
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"DFT selection file not found: {path} (rule dft_select / elign dft-select)")
-    table = pq.read_table(path)
-    missing = [n for n in SELECTION_SCHEMA.names if n not in table.column_names]
-    if missing:
-        raise ValueError(f"{path}: not a DFT selection file (missing columns {missing})")
-    meta = json.loads((table.schema.metadata or {}).get(METADATA_KEY, b"{}"))
-    return table.to_pandas(), meta
+    hint = " (rule dft_select / elign dft-select)"
+    return read_tagged_parquet(path, SELECTION_SCHEMA.names, "DFT selection file", hint)
 
 
 def same_noise(selection_meta: dict, model_summary: dict | None) -> tuple[bool, str]:

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from elign.io.atomic import atomic_path
-from elign.io.molecules import METADATA_KEY
+from elign.io.molecules import METADATA_KEY, read_tagged_parquet
 
 STATUSES = ("ok", "scf_not_converged", "timeout", "error")
 VEC3_F32 = pa.list_(pa.list_(pa.float32(), 3))
@@ -88,15 +88,7 @@ def write_results(path: str | os.PathLike, rows: list[dict], provenance: dict | 
 
 def read_results(path: str | os.PathLike) -> tuple[pd.DataFrame, dict]:
     """(frame, provenance) of a DFT results file."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"DFT results file not found: {path}")
-    table = pq.read_table(path)
-    missing = [n for n in SCHEMA.names if n not in table.column_names]
-    if missing:
-        raise ValueError(f"{path}: not a DFT results file (missing columns {missing})")
-    meta = json.loads((table.schema.metadata or {}).get(METADATA_KEY, b"{}"))
-    return table.to_pandas(), meta
+    return read_tagged_parquet(Path(path), SCHEMA.names, "DFT results file")
 
 
 def gather(paths: list[str | os.PathLike]) -> tuple[pa.Table, dict]:

@@ -112,3 +112,20 @@ def read_molecules(path: str | os.PathLike, bad_row: Callable[[int, str, str], N
 def read_provenance(path: str | os.PathLike) -> dict:
     meta = pq.read_schema(path).metadata or {}
     return json.loads(meta.get(METADATA_KEY, b"{}"))
+
+
+def read_tagged_parquet(path, columns, what: str, hint: str = ""):
+    """(frame, metadata dict) of a Parquet file that must hold ``columns``; its metadata is the JSON under
+    :data:`METADATA_KEY`. A missing file or column is one clear error naming ``what`` the file should be."""
+    import json
+    import os
+
+    import pyarrow.parquet as pq
+
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{what} not found: {path}{hint}")
+    table = pq.read_table(path)
+    missing = [n for n in columns if n not in table.column_names]
+    if missing:
+        raise ValueError(f"{path}: not a {what} (missing columns {missing})")
+    return table.to_pandas(), json.loads((table.schema.metadata or {}).get(METADATA_KEY, b"{}"))
