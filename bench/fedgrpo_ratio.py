@@ -3,7 +3,7 @@
 Before any update the policy *is* the sampling policy, so every ratio ρ = exp(log p_θ − log p_old) should be 1.
 This bench rolls out one group at the paper's scale (T = 1000, shared prefix 600, every branched step
 recorded) from a checkpoint, recomputes log p_θ for every (rollout, step) pair exactly as the update does
-(:func:`elign.rl.trainer.chunk_loss`, in chunks of ``--chunk`` pairs), and prints |ρ − 1| by t-band and
+(the way :func:`elign.rl.trainer.chunk_loss` does, in chunks of ``--chunk`` pairs), and prints |ρ − 1| by t-band and
 the share beyond the clip range, in float32 and float64 (the same weights, rolled out again in float64).
 It then takes the official code's micro-batched update (one AdamW step per ``--micro`` rollouts) on the same
 rollouts and prints the clip fraction of each micro-batch: the first one sees the sampling policy, later ones
@@ -18,6 +18,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -29,7 +30,7 @@ from elign.config import validate_config  # noqa: E402
 from elign.diffusion.factory import load_model  # noqa: E402
 from elign.rl.advantages import compute_advantages  # noqa: E402
 from elign.rl.rollout import make_prompts, rollout  # noqa: E402
-from elign.rl.trainer import chunk_loss, micro_batches  # noqa: E402
+from elign.rl.trainer import _accumulate, micro_batches  # noqa: E402
 from elign.training.optim import make_optimizer  # noqa: E402
 
 BANDS = ((0.3, 0.4), (0.1, 0.3), (0.03, 0.1), (0.01, 0.03), (0.0, 0.01))  # t = t_int / T
@@ -44,7 +45,6 @@ def recomputed_ratios(model, ro, chunk: int) -> np.ndarray:
     with torch.no_grad():
         for lo in range(0, b * s, chunk):
             sl = slice(lo, lo + chunk)
-            _, stats = chunk_loss(model, model, ro, rows[sl], steps[sl], torch.zeros(len(rows[sl])), 1, 2e-3, 0.0)
             out[sl] = _ratios(model, ro, rows[sl], steps[sl])
     return out.reshape(b, s)
 
@@ -93,19 +93,16 @@ def micro_batch_clipping(model, ro, args) -> list[str]:
     rows, steps = torch.as_tensor(b_idx), torch.as_tensor(j_idx)
     advantage = torch.as_tensor(adv.advantage[b_idx, j_idx])
     lines = [f"{'micro-batch':>11} {'clip frac':>9} {'max|r-1|':>10} {'grad norm':>10}"]
+    fc = SimpleNamespace(
+        minibatch_steps=args.chunk, clip_range=2e-3, kl_weight=0.04, policy_features=True, feature_kl_weight=1.0
+    )
     for k, sel in enumerate(micro_batches(b_idx, ro.num_rollouts, args.micro)):
         opt.zero_grad(set_to_none=True)
-        clipped = n = 0
-        dev_max = 0.0
-        for lo in range(0, len(sel), args.chunk):
-            idx = torch.as_tensor(sel[lo : lo + args.chunk])
-            loss, st = chunk_loss(policy, reference, ro, rows[idx], steps[idx], advantage[idx], len(sel), 2e-3, 0.04)
-            loss.backward()
-            clipped, n = clipped + st.clipped, n + st.n
-            dev_max = max(dev_max, abs(st.ratio_max - 1), abs(st.ratio_min - 1))
+        _, st = _accumulate(policy, reference, ro, rows, steps, advantage, sel, fc)  # the trainer's own update
+        dev_max = max(abs(st.ratio_max - 1), abs(st.ratio_min - 1))
         norm = float(torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0))
         opt.step()
-        lines.append(f"{k:11d} {clipped / n:9.1%} {dev_max:10.2e} {norm:10.3g}")
+        lines.append(f"{k:11d} {st.clipped / st.n:9.1%} {dev_max:10.2e} {norm:10.3g}")
     return lines
 
 
