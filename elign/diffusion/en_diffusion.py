@@ -224,9 +224,6 @@ class EnVariationalDiffusion(DiffusionLossMixin, nn.Module):
         k0, k1 = self.n_dims, self.n_dims + self.num_classes
         return z[..., :k0], z[..., k0:k1], z[..., k1 : k1 + int(self.include_charges)]
 
-    def unnormalize_z(self, z: torch.Tensor, node_mask: torch.Tensor) -> torch.Tensor:
-        return torch.cat(self.unnormalize(*self.split_z(z), node_mask), dim=2)
-
     # ----------------------------------------------------------------------------------- network
     @staticmethod
     def make_graph(node_mask: torch.Tensor, edge_mask: torch.Tensor | None = None) -> MolGraph:
