@@ -9,9 +9,10 @@ kept. The checkpoint's ``extra`` records the source files and the weights' sha25
 from __future__ import annotations
 
 import argparse
-import hashlib
 import logging
 from pathlib import Path
+
+from elign.io.provenance import file_sha256
 
 log = logging.getLogger("elign.import_edm")
 
@@ -37,14 +38,6 @@ def add_parser(sub, name: str) -> None:
     p.set_defaults(run=run)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def run(args: argparse.Namespace) -> int:
     import torch
 
@@ -68,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         "source": "edm",
         "edm_args": str(args.edm_args),
         "edm_weights": str(weights),
-        "edm_weights_sha256": _sha256(weights),
+        "edm_weights_sha256": file_sha256(weights),
     }
     save_checkpoint(args.out, config, model.state_dict(), extra=extra)
     dyn = config["dynamics"]

@@ -18,7 +18,6 @@ Numbers may be written with Mathematica exponents (``2.1997*^-6`` = 2.1997e-6).
 from __future__ import annotations
 
 import bz2
-import hashlib
 import http.client
 import io
 import logging
@@ -38,6 +37,7 @@ from elign.data.split import characterized_from_uncharacterized, edm_qm9_split_l
 from elign.elements import atomic_number
 from elign.io.atomic import atomic_path
 from elign.io.errors import DataFormatError
+from elign.io.provenance import file_sha256
 from elign.io.table import MoleculeRecord, MoleculeTable
 
 log = logging.getLogger(__name__)
@@ -60,17 +60,8 @@ class ChecksumError(RuntimeError):
 
 
 # ------------------------------------------------------------------------------------------ fetching
-def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _check_sha(path: Path, key: str, expected: str) -> str:
-    actual = sha256_file(path)
+    actual = file_sha256(path)
     if actual != expected.lower():
         raise ChecksumError(
             f"sha256 mismatch for {FILENAMES[key]} ({path}): expected {expected}, got {actual}. "
@@ -98,7 +89,7 @@ def fetch_file(src, key: str) -> tuple[Path, dict]:
     path = Path(src.cache_dir) / name
     url = f"{src.base_url.rstrip('/')}/{getattr(src.file_ids, key)}"
     if path.is_file():
-        if sha256_file(path) == expected.lower():
+        if file_sha256(path) == expected.lower():
             log.info("using cached %s", path)
             return path, {"name": name, "sha256": expected.lower(), "source": url}
         log.warning("cached %s has the wrong sha256; downloading it again", path)

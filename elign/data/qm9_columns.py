@@ -1,7 +1,10 @@
 """QM9 property columns, named with their units, in the order of the figshare xyz files' second line.
 
 Second line of each ``dsgdb9nsd_NNNNNN.xyz``: ``gdb idx A B C mu alpha homo lumo gap r2 zpve U0 U H G Cv``
-(Ramakrishnan et al., Sci. Data 1, 140022 (2014), Table 2). Every source of QM9 writes these names.
+(Ramakrishnan et al., Sci. Data 1, 140022 (2014), Table 2). Every source of QM9 writes these names. Besides
+them: per-molecule lists ``mulliken_charges_e`` (e, one per atom) and ``harmonic_freqs_cm1`` (cm^-1), and
+strings ``smiles`` (the GDB-17 SMILES, the first of the xyz file's two) and ``inchi``; the figshare source also
+writes ``smiles_relaxed`` / ``inchi_relaxed`` (the second pair, from the B3LYP geometry).
 """
 
 QM9_SCALAR_COLUMNS: tuple[str, ...] = (
@@ -21,8 +24,3 @@ QM9_SCALAR_COLUMNS: tuple[str, ...] = (
     "g298_ha",  # internal energy 0 K / 298.15 K, enthalpy, free energy, Hartree
     "cv_cal_per_mol_k",  # heat capacity at 298.15 K, cal/(mol K)
 )
-# Per-molecule lists: Mulliken partial charges (e, one per atom) and harmonic frequencies (cm^-1).
-QM9_LIST_COLUMNS: tuple[str, ...] = ("mulliken_charges_e", "harmonic_freqs_cm1")
-# Strings besides ``smiles`` (the GDB-17 SMILES, the first of the two SMILES in the xyz file). The figshare
-# source also writes ``smiles_relaxed`` / ``inchi_relaxed`` (the second pair, from the B3LYP geometry).
-QM9_STRING_COLUMNS: tuple[str, ...] = ("inchi",)

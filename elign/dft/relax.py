@@ -33,7 +33,6 @@ from elign.constants import BOHR_TO_ANG, HARTREE_TO_EV
 from elign.dft.level import DftLevel
 
 HARTREE_TO_KCAL_PER_MOL = HARTREE_TO_EV * 96485.33212 / 4184.0  # eV -> kJ/mol (Faraday) -> kcal/mol
-RELAX_STATUSES = ("ok", "not_converged", "scf_not_converged", "error", "skipped")
 _QUIET_LOG_INI = """[loggers]
 keys=root
 [handlers]

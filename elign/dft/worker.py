@@ -9,7 +9,8 @@ for each result; past it, the child is terminated (SIGTERM, then SIGKILL), the j
 and the next job starts a fresh child. A child that dies
 (e.g. out of memory) gives an ``error`` row with its exit code. Python start-up and the PySCF import
 happen before the clock starts (the child says "ready" first). On Linux the child asks for SIGTERM when
-its parent dies (``PR_SET_PDEATHSIG``), so a killed shard leaves no orphan computing.
+its parent dies (``PR_SET_PDEATHSIG``), so a killed shard leaves no orphan computing. The process and pipe
+handling is :mod:`elign.io.child_process`, shared with the gfn2-xtb pool.
 
 Threads: the child gets OMP_NUM_THREADS / OPENBLAS_NUM_THREADS / MKL_NUM_THREADS = ``threads`` in its
 environment (so numpy's BLAS obeys too) and calls ``pyscf.lib.num_threads(threads)``. It also gets
@@ -19,16 +20,19 @@ threads made a 2-thread formaldehyde single point 1.7-2.4x slower than with slee
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import time
-from multiprocessing.connection import Connection
-from pathlib import Path
 
 from elign.dft.level import DftLevel
+from elign.io.child_process import (
+    ChildProcess,
+    WorkerStartError,
+    child_connections,
+    child_env,
+    die_with_parent,
+    serve,
+)
 
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 START_TIMEOUT_S = 300.0
 
 
@@ -49,37 +53,15 @@ def execute(job: tuple) -> dict:
     raise ValueError(f"unknown job kind {kind!r}")
 
 
-def _die_with_parent() -> None:
-    """Linux: SIGTERM this process when its parent dies (prctl PR_SET_PDEATHSIG); elsewhere nothing."""
+def _answer(job: tuple) -> dict:
+    """The result row of one job with its ``seconds``; an exception becomes an ``error`` row."""
+    t0 = time.perf_counter()
     try:
-        import ctypes
-        import signal
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
-def _serve(conn, threads: int) -> None:
-    """Child main loop: import PySCF, say ready, then answer jobs until None (or the parent's end)."""
-    from pyscf import lib
-
-    lib.num_threads(threads)
-    conn.send("ready")
-    while True:
-        try:
-            job = conn.recv()
-        except EOFError:  # the parent went away
-            break
-        if job is None:
-            break
-        t0 = time.perf_counter()
-        try:
-            result = execute(job)
-        except Exception as exc:  # a bug or odd input must become a row, not a dead worker
-            result = {"status": "error", "reason": f"{type(exc).__name__}: {exc}"}
-        result["seconds"] = time.perf_counter() - t0
-        conn.send(result)
+        result = execute(job)
+    except Exception as exc:  # a bug or odd input must become a row, not a dead worker
+        result = {"status": "error", "reason": f"{type(exc).__name__}: {exc}"}
+    result["seconds"] = time.perf_counter() - t0
+    return result
 
 
 class DftWorker:
@@ -92,8 +74,7 @@ class DftWorker:
     def __init__(self, threads: int = 1, time_limit_s: float = 1800.0):
         self.threads = max(1, int(threads))
         self.time_limit_s = float(time_limit_s)
-        self._proc = None
-        self._conn = None
+        self._child: ChildProcess | None = None
         self._proc_exitcode = None
         self.restarts = 0
 
@@ -104,24 +85,13 @@ class DftWorker:
         self.close()
 
     def _start(self) -> None:
-        job_r, job_w = os.pipe()
-        res_r, res_w = os.pipe()
-        env = {**os.environ, **{k: str(self.threads) for k in THREAD_VARS}}
+        env = child_env(self.threads)
         env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle OpenMP threads sleep: far faster on shared cores
-        package_root = str(Path(__file__).resolve().parents[2])  # the child imports the same elign
-        env["PYTHONPATH"] = os.pathsep.join([package_root] + [p for p in [os.environ.get("PYTHONPATH")] if p])
-        cmd = [sys.executable, "-m", "elign.dft.worker", str(job_r), str(res_w), str(self.threads)]
-        proc = subprocess.Popen(cmd, pass_fds=(job_r, res_w), env=env, stdin=subprocess.DEVNULL)
-        os.close(job_r)
-        os.close(res_w)
-        self._proc, self._conn = proc, _Duplex(Connection(res_r, writable=False), Connection(job_w, readable=False))
-        try:
-            ready = self._conn.poll(START_TIMEOUT_S) and self._conn.recv() == "ready"
-        except (EOFError, OSError):
-            ready = False
-        if not ready:
+        cmd = [sys.executable, "-m", "elign.dft.worker"]
+        self._child = ChildProcess(cmd, env, extra_args=(str(self.threads),))
+        if not self._child.wait_ready(START_TIMEOUT_S):
             self._stop()
-            raise RuntimeError(
+            raise WorkerStartError(
                 f"the DFT worker process did not start within {START_TIMEOUT_S:g} s "
                 f"(exit code {self._proc_exitcode}); see its stderr above"
             )
@@ -130,14 +100,14 @@ class DftWorker:
         """Result of ``job`` (see :func:`execute`), a ``timeout`` row past the limit (``time_limit_s``, None =
         the worker's), or an ``error`` row."""
         limit_s = self.time_limit_s if time_limit_s is None else float(time_limit_s)
-        if self._proc is None or self._proc.poll() is not None:
+        if self._child is None or not self._child.running():
             self._start()
         t0 = time.perf_counter()
         died = False
         try:
-            self._conn.send(job)
-            if self._conn.poll(limit_s):
-                return self._conn.recv()
+            self._child.outbox.send(job)
+            if self._child.inbox.poll(limit_s):
+                return self._child.inbox.recv()
         except (EOFError, OSError):
             died = True
         seconds = time.perf_counter() - t0
@@ -157,56 +127,25 @@ class DftWorker:
             "reason": f"the DFT worker process died (exit code {self._proc_exitcode}), e.g. out of memory",
         }
 
-    def _stop(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        self._proc_exitcode = proc.returncode
-        self._conn.close()
-        self._conn = None
+    def _stop(self, graceful_wait_s: float | None = None) -> None:
+        child, self._child = self._child, None
+        if child is not None:
+            self._proc_exitcode = child.stop(graceful_wait_s)
 
     def close(self) -> None:
         """Ask the child to finish (then stop it if it does not)."""
-        if self._proc is not None and self._proc.poll() is None:
-            try:
-                self._conn.send(None)
-                self._proc.wait(10)
-            except (OSError, subprocess.TimeoutExpired):
-                pass
-        self._stop()
-
-
-class _Duplex:
-    """Two one-way connections (results in, jobs out) used as one."""
-
-    def __init__(self, inbox: Connection, outbox: Connection):
-        self.inbox, self.outbox = inbox, outbox
-
-    def send(self, obj) -> None:
-        self.outbox.send(obj)
-
-    def recv(self):
-        return self.inbox.recv()
-
-    def poll(self, timeout: float) -> bool:
-        return self.inbox.poll(timeout)
-
-    def close(self) -> None:
-        self.inbox.close()
-        self.outbox.close()
+        self._stop(graceful_wait_s=10)
 
 
 def _child_main(argv: list[str]) -> None:
-    _die_with_parent()
-    job_fd, result_fd, threads = (int(v) for v in argv)
-    _serve(_Duplex(Connection(job_fd, writable=False), Connection(result_fd, readable=False)), threads)
+    """Child main: import PySCF, say ready, then answer jobs until None (or the parent's end)."""
+    die_with_parent()
+    jobs, results, (threads,) = child_connections(argv)
+    from pyscf import lib
+
+    lib.num_threads(int(threads))
+    results.send("ready")
+    serve(jobs, results, _answer)
 
 
 def atom_solver(worker: DftWorker, level: DftLevel, init_guess: str = "minao"):

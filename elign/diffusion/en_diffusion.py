@@ -33,7 +33,6 @@ Usage (B molecules padded to N atoms; build the sparse graph once per batch and 
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
@@ -225,9 +224,6 @@ class EnVariationalDiffusion(DiffusionLossMixin, nn.Module):
         k0, k1 = self.n_dims, self.n_dims + self.num_classes
         return z[..., :k0], z[..., k0:k1], z[..., k1 : k1 + int(self.include_charges)]
 
-    def unnormalize_z(self, z: torch.Tensor, node_mask: torch.Tensor) -> torch.Tensor:
-        return torch.cat(self.unnormalize(*self.split_z(z), node_mask), dim=2)
-
     # ----------------------------------------------------------------------------------- network
     @staticmethod
     def make_graph(node_mask: torch.Tensor, edge_mask: torch.Tensor | None = None) -> MolGraph:
@@ -268,10 +264,12 @@ class EnVariationalDiffusion(DiffusionLossMixin, nn.Module):
         node_mask: torch.Tensor,
         generator: torch.Generator | None = None,
         dtype: torch.dtype | None = None,
+        check_mask: bool = True,
     ) -> torch.Tensor:
-        """[zero-CoM Gaussian for x, masked Gaussian for h]: (B, N, 3 + in_node_nf)."""
+        """[zero-CoM Gaussian for x, masked Gaussian for h]: (B, N, 3 + in_node_nf), x drawn first.
+        ``check_mask`` False: no host-synchronising check of the padded slots (zero by construction)."""
         z_x = geo.sample_center_gravity_zero_gaussian_with_mask(
-            (n_samples, n_nodes, self.n_dims), node_mask, generator, dtype
+            (n_samples, n_nodes, self.n_dims), node_mask, generator, dtype, check_mask
         )
         z_h = geo.sample_gaussian_with_mask((n_samples, n_nodes, self.in_node_nf), node_mask, generator, dtype)
         return torch.cat([z_x, z_h], dim=2)
@@ -316,9 +314,14 @@ class EnVariationalDiffusion(DiffusionLossMixin, nn.Module):
     def sample_from_step(
         self, mu: torch.Tensor, sigma: torch.Tensor, node_mask: torch.Tensor, generator: torch.Generator | None = None
     ) -> torch.Tensor:
-        """z_s = μ + σ·ε (ε zero-CoM for x), then x re-centred against round-off drift (EDM)."""
-        z_s = self.sample_normal(mu, sigma, node_mask, generator)
-        x = geo.remove_mean_with_mask(z_s[:, :, : self.n_dims], node_mask)
+        """The one draw of a reverse step, for every sampler (:func:`elign.diffusion.sampler.reverse_step`,
+        RL rollouts, :meth:`sample_p_zs_given_zt`): z_s = μ + σ·ε with ε from
+        :meth:`sample_combined_position_feature_noise` (x then h, from ``generator``), then x re-centred
+        against round-off drift (EDM). No host-synchronising mask checks: μ and ε are zero in padded slots."""
+        b, n, _ = node_mask.shape
+        eps = self.sample_combined_position_feature_noise(b, n, node_mask, generator, mu.dtype, check_mask=False)
+        z_s = mu + sigma * eps
+        x = geo.remove_mean_with_mask(z_s[:, :, : self.n_dims], node_mask, check_mask=False)
         return torch.cat([x, z_s[:, :, self.n_dims :]], dim=2)
 
     def sample_p_zs_given_zt(
@@ -368,33 +371,3 @@ class EnVariationalDiffusion(DiffusionLossMixin, nn.Module):
         one_hot = F.one_hot(torch.argmax(h_cat, dim=2), self.num_classes).to(z0.dtype) * node_mask
         charges = torch.round(h_int) * node_mask if self.include_charges else h_int
         return Decoded(x, one_hot, charges)
-
-    @torch.no_grad()
-    def sample(
-        self,
-        n_samples: int,
-        n_nodes: int,
-        node_mask: torch.Tensor,
-        edge_mask: torch.Tensor | None = None,
-        context: torch.Tensor | None = None,
-        generator: torch.Generator | None = None,
-    ) -> Decoded:
-        """Ancestral sampling t = T … 1 then the decode (EDM ``sample``), graph built once."""
-        graph = self.make_graph(node_mask, edge_mask)
-        dtype = node_mask.dtype if node_mask.is_floating_point() else torch.get_default_dtype()
-        z = self.sample_combined_position_feature_noise(n_samples, n_nodes, node_mask, generator, dtype)
-        geo.assert_mean_zero_with_mask(z[:, :, : self.n_dims], node_mask)
-        for s in reversed(range(self.T)):
-            s_arr = torch.full((n_samples, 1), float(s), dtype=dtype, device=z.device)
-            z = self.sample_p_zs_given_zt(
-                s_arr / self.T, (s_arr + 1) / self.T, z, node_mask, context=context, graph=graph, generator=generator
-            )
-        out = self.sample_p_xh_given_z0(z, node_mask, context=context, graph=graph, generator=generator)
-        geo.assert_mean_zero_with_mask(out.x, node_mask)
-        max_cog = torch.sum(out.x, dim=1, keepdim=True).abs().max().item()
-        if max_cog > 5e-2:
-            warnings.warn(
-                f"centre-of-gravity drift {max_cog:.3f}; projecting the positions down", RuntimeWarning, stacklevel=2
-            )
-            out = out._replace(x=geo.remove_mean_with_mask(out.x, node_mask))
-        return out

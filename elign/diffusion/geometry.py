@@ -67,14 +67,16 @@ def sample_center_gravity_zero_gaussian_with_mask(
     node_mask: torch.Tensor,
     generator: torch.Generator | None = None,
     dtype: torch.dtype | None = None,
+    check_mask: bool = True,
 ) -> torch.Tensor:
     """Standard Gaussian on the zero-CoM subspace of each molecule, zero in padded slots.
 
-    size (B, N, D); returns (B, N, D) in ``dtype`` (default: node_mask's floating dtype).
+    size (B, N, D); returns (B, N, D) in ``dtype`` (default: node_mask's floating dtype). ``check_mask``
+    False skips :func:`remove_mean_with_mask`'s host-synchronising check (the draw is masked by construction).
     """
     dtype = dtype or (node_mask.dtype if node_mask.is_floating_point() else torch.get_default_dtype())
     x = torch.randn(size, generator=generator, dtype=dtype, device=node_mask.device)
-    return remove_mean_with_mask(x * node_mask, node_mask)
+    return remove_mean_with_mask(x * node_mask, node_mask, check_mask=check_mask)
 
 
 def sample_gaussian_with_mask(

@@ -98,13 +98,10 @@ class StepOutput:
 def draw_noise(
     model: EnVariationalDiffusion, node_mask: torch.Tensor, generator: torch.Generator | None, dtype: torch.dtype
 ) -> torch.Tensor:
-    """ε = [zero-CoM Gaussian x, masked Gaussian h] (B, N, D): the same draws, in the same order, as
-    ``model.sample_combined_position_feature_noise`` but without its host-synchronising mask check."""
+    """ε = [zero-CoM Gaussian x, masked Gaussian h] (B, N, D) for ``node_mask``: the model's
+    ``sample_combined_position_feature_noise`` without its host-synchronising mask check."""
     b, n, _ = node_mask.shape
-    x = torch.randn((b, n, model.n_dims), generator=generator, dtype=dtype, device=node_mask.device)
-    x = geo.remove_mean_with_mask(x * node_mask, node_mask, check_mask=False)
-    h = torch.randn((b, n, model.in_node_nf), generator=generator, dtype=dtype, device=node_mask.device)
-    return torch.cat([x, h * node_mask], dim=2)
+    return model.sample_combined_position_feature_noise(b, n, node_mask, generator, dtype, check_mask=False)
 
 
 def reverse_step(
@@ -120,7 +117,8 @@ def reverse_step(
     context: torch.Tensor | None = None,
 ) -> StepOutput:
     """One ancestral step z_t → z_s: ε̂ = φ(z_t, t), (μ, σ) of p(z_s | z_t), optional hook on μ, then
-    z_s = μ + σ·ε with x re-centred (EDM ``sample_p_zs_given_zt``; bit-identical to it without a hook).
+    z_s = μ + σ·ε with x re-centred (``model.sample_from_step``, the one draw; bit-identical to EDM's
+    ``sample_p_zs_given_zt`` without a hook).
 
     s, t: (B, 1) in [0, 1]; z_t (B, N, D) model units; graph from ``model.make_graph(node_mask)``;
     context: (B, N, c) node context of a conditional model, or None.
@@ -130,9 +128,7 @@ def reverse_step(
     if hook is not None:
         new_mu = hook(StepState(model, t_int, s, t, z_t, mu, sigma, node_mask, graph))
         mu = mu if new_mu is None else new_mu
-    z_s = mu + sigma * draw_noise(model, node_mask, generator, mu.dtype)
-    x = geo.remove_mean_with_mask(z_s[:, :, : model.n_dims], node_mask, check_mask=False)
-    return StepOutput(torch.cat([x, z_s[:, :, model.n_dims :]], dim=2), mu, sigma, eps)
+    return StepOutput(model.sample_from_step(mu, sigma, node_mask, generator), mu, sigma, eps)
 
 
 def compile_network(model: EnVariationalDiffusion, **kwargs) -> EnVariationalDiffusion:

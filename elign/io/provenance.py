@@ -32,6 +32,15 @@ def git_sha() -> str:
         return "unknown"
 
 
+def file_sha256(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes, read in ``chunk_bytes`` blocks (1 MiB): the one file hash of elign."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk_bytes):
+            h.update(block)
+    return h.hexdigest()
+
+
 def config_hash(config: dict) -> str:
     """sha256 of the config's canonical JSON (sorted keys)."""
     blob = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)

@@ -88,21 +88,6 @@ class MLFFResult:
     def __len__(self) -> int:
         return int(self.energy_ev.shape[0])
 
-    def to_frame(self):
-        """One row per molecule with the scalar columns (no forces), as a pandas DataFrame."""
-        import pandas as pd
-
-        return pd.DataFrame(
-            {
-                "energy_ev": self.energy_ev,
-                "reference_energy_ev": self.reference_energy_ev,
-                "formation_energy_per_atom_ev": self.formation_energy_per_atom_ev,
-                "num_atoms": self.num_atoms,
-                "status": self.status,
-                "reason": self.reason,
-            }
-        )
-
 
 def pad_molecules(
     atomic_numbers: Sequence[np.ndarray], positions_ang: Sequence[np.ndarray], num_atoms_max: int | None = None

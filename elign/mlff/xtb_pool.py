@@ -8,81 +8,39 @@ result and its child is stopped (SIGTERM, then SIGKILL) and replaced (a result t
 even if a busy parent reads it late); a child that dies (e.g. out of memory) gives a ``died`` result with
 its exit code. Children start once and serve every later call (start-up and the tblite import happen before
 any clock starts); they stop on :meth:`XTBPool.close`, when the pool is garbage collected, at interpreter
-exit, or (Linux) when the parent dies.
+exit, or (Linux) when the parent dies. The process and pipe handling is :mod:`elign.io.child_process`, shared
+with the DFT worker.
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
 import weakref
 from collections import deque
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import wait
 from pathlib import Path
 
+from elign.io.child_process import ChildProcess, WorkerStartError, child_env
+
+__all__ = ["WorkerStartError", "XTBPool"]
+
 WORKER_SCRIPT = Path(__file__).with_name("xtb_worker.py")
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 START_TIMEOUT_S = 120.0  # interpreter start + numpy/tblite import; ~0.2 s when idle, far more on a loaded node
 
 
-class WorkerStartError(RuntimeError):
-    """A worker process did not say it was ready."""
+def _start_child(settings: dict) -> ChildProcess:
+    """A tblite child with one thread, sent its settings (it says ready once tblite is imported)."""
+    cmd = [sys.executable, "-P", str(WORKER_SCRIPT)]
+    child = ChildProcess(cmd, child_env(1), stdout=subprocess.DEVNULL)
+    child.outbox.send(settings)
+    return child
 
 
-class _Child:
-    """One worker process and its two pipes."""
-
-    def __init__(self, settings: dict) -> None:
-        job_r, job_w = os.pipe()
-        res_r, res_w = os.pipe()
-        env = {**os.environ, **{k: "1" for k in THREAD_VARS}}
-        cmd = [sys.executable, "-P", str(WORKER_SCRIPT), str(job_r), str(res_w)]
-        self.proc = subprocess.Popen(
-            cmd, pass_fds=(job_r, res_w), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL
-        )
-        os.close(job_r)
-        os.close(res_w)
-        self.inbox = Connection(res_r, writable=False)
-        self.outbox = Connection(job_w, readable=False)
-        self.outbox.send(settings)
-
-    def wait_ready(self, timeout_s: float) -> None:
-        try:
-            ready = self.inbox.poll(timeout_s) and self.inbox.recv() == "ready"
-        except (EOFError, OSError):
-            ready = False
-        if not ready:
-            code = self.stop()
-            raise WorkerStartError(
-                f"a gfn2-xtb worker ({WORKER_SCRIPT.name}) did not start within {timeout_s:g} s "
-                f"(exit code {code}); is tblite installed (pip install tblite)? See stderr above"
-            )
-
-    def stop(self, graceful: bool = False) -> int | None:
-        """End the process (ask first if ``graceful``); returns its exit code."""
-        if graceful and self.proc.poll() is None:
-            try:
-                self.outbox.send(None)
-                self.proc.wait(5)
-            except (OSError, subprocess.TimeoutExpired):
-                pass
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.inbox.close()
-        self.outbox.close()
-        return self.proc.returncode
-
-
-def _stop_all(children: list[_Child]) -> None:
+def _stop_all(children: list[ChildProcess]) -> None:
     while children:
-        children.pop().stop(graceful=True)
+        children.pop().stop(graceful_wait_s=5)
 
 
 class XTBPool:
@@ -99,7 +57,7 @@ class XTBPool:
         if not time_limit_s > 0:
             raise ValueError(f"time_limit_s must be > 0, got {time_limit_s}")
         self.workers, self.time_limit_s, self.settings = int(workers), float(time_limit_s), dict(settings)
-        self._children: list[_Child] = []
+        self._children: list[ChildProcess] = []
         self.restarts = 0
         self._finalizer = weakref.finalize(self, _stop_all, self._children)
 
@@ -107,20 +65,22 @@ class XTBPool:
         """Replace idle children that have exited, then start children up to ``workers`` (all, then wait)."""
         for child in [c for c in self._children if c not in busy and c.proc.poll() is not None]:
             self._replace(child, died=True)
-        new = [_Child(self.settings) for _ in range(self.workers - len(self._children))]
+        new = [_start_child(self.settings) for _ in range(self.workers - len(self._children))]
         self._children.extend(new)
         for child in new:
-            try:
-                child.wait_ready(START_TIMEOUT_S)
-            except WorkerStartError:
+            if not child.wait_ready(START_TIMEOUT_S):
+                code = child.stop()
                 self._children.remove(child)
-                raise
+                raise WorkerStartError(
+                    f"a gfn2-xtb worker ({WORKER_SCRIPT.name}) did not start within {START_TIMEOUT_S:g} s "
+                    f"(exit code {code}); is tblite installed (pip install tblite)? See stderr above"
+                )
 
     def run(self, jobs: list[tuple]) -> list[tuple]:
         """Results of ``jobs`` in job order (each molecule to the next idle child, whichever answers first)."""
         results: list[tuple | None] = [None] * len(jobs)
         todo = deque(range(len(jobs)))
-        busy: dict[_Child, tuple[int, float]] = {}  # child -> (job index, start time)
+        busy: dict[ChildProcess, tuple[int, float]] = {}  # child -> (job index, start time)
         while todo or busy:
             self._fill(busy)
             for child in list(self._children):
@@ -157,7 +117,7 @@ class XTBPool:
                     )
         return results  # type: ignore[return-value]
 
-    def _replace(self, child: _Child, died: bool) -> str:
+    def _replace(self, child: ChildProcess, died: bool) -> str:
         """Stop ``child`` and drop it (the next round starts a fresh one); returns a reason if it had died."""
         code = child.stop()
         self._children.remove(child)

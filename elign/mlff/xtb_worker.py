@@ -2,7 +2,8 @@
 
 Started by :class:`elign.mlff.xtb_pool.XTBPool` as a *script* (``python -P .../xtb_worker.py JOB_FD RESULT_FD``),
 not with ``-m``: importing it as ``elign.mlff.xtb_worker`` would run ``elign/mlff/__init__.py``, which imports
-torch (~2 s and a few hundred MB per worker). This file imports only the standard library, numpy and tblite;
+torch (~2 s and a few hundred MB per worker). This file imports only the standard library, numpy, tblite and
+:mod:`elign.io.child_process` (standard library only; the parent puts its elign first on ``PYTHONPATH``);
 ``-P`` keeps its own folder off ``sys.path``. The parent sets OMP_NUM_THREADS=1 in the child's environment.
 
 Protocol (pickled over two pipes, ``multiprocessing.connection.Connection``):
@@ -27,6 +28,8 @@ import time
 from multiprocessing.connection import Connection
 
 import numpy as np
+
+from elign.io.child_process import child_connections, die_with_parent, serve
 
 
 def single_point(settings: dict, numbers, positions_bohr, charge: int, uhf: int):
@@ -58,36 +61,21 @@ def single_point(settings: dict, numbers, positions_bohr, charge: int, uhf: int)
     return "ok", energy, gradient, ""
 
 
-def _die_with_parent() -> None:
-    """Linux: SIGTERM this process when its parent dies (prctl PR_SET_PDEATHSIG); elsewhere nothing."""
-    try:
-        import ctypes
-        import signal
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
-def serve(jobs: Connection, results: Connection) -> None:
+def serve_xtb(jobs: Connection, results: Connection) -> None:
     """Read the settings, import tblite, say ready, then answer jobs until ``None`` or the parent's end."""
     settings = jobs.recv()
     import tblite.interface  # noqa: F401 - before "ready", so start-up never counts against a time limit
 
-    results.send("ready")
-    while True:
-        try:
-            job = jobs.recv()
-        except EOFError:  # the parent went away
-            break
-        if job is None:
-            break
+    def answer(job: tuple) -> tuple:
         start = time.perf_counter()
         kind, energy, gradient, message = single_point(settings, *job)
-        results.send((kind, energy, gradient, message, time.perf_counter() - start))
+        return kind, energy, gradient, message, time.perf_counter() - start
+
+    results.send("ready")
+    serve(jobs, results, answer)
 
 
 if __name__ == "__main__":
-    _die_with_parent()
-    job_fd, result_fd = (int(v) for v in sys.argv[1:3])
-    serve(Connection(job_fd, writable=False), Connection(result_fd, readable=False))
+    die_with_parent()
+    job_conn, result_conn, _ = child_connections(sys.argv[1:])
+    serve_xtb(job_conn, result_conn)

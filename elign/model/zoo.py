@@ -18,13 +18,13 @@ molecule_stability, validity, uniqueness, novelty, ..., sampling {molecules_per_
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from elign.config import ConfigError
+from elign.io.provenance import file_sha256
 
 CARD_FORMAT = "elign.card/1"
 CARD_FILE = "card.json"
@@ -51,15 +51,6 @@ class ShippedModel:
     @property
     def sha256(self) -> str:
         return str(self.card["weights"]["sha256"])
-
-
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def read_card(folder: str | Path) -> dict[str, Any]:

@@ -30,11 +30,12 @@ from elign.diffusion.factory import build_model
 from elign.diffusion.sampler import sample_molecules
 from elign.io.atomic import atomic_paths, json_text
 from elign.io.molecules import read_molecules
+from elign.io.provenance import file_sha256
 from elign.metrics.chemistry import training_keys
 from elign.metrics.evaluate import evaluate_table, summarize
 from elign.mlff.base import MLFFBackend
 from elign.mlff.relax import FireSettings
-from elign.model.zoo import CARD_FORMAT, ShippedModelError, file_sha256, find_shipped, verify_weights
+from elign.model.zoo import CARD_FORMAT, ShippedModelError, find_shipped, verify_weights
 from elign.report.card import json_safe
 from elign.report.plots import plot_finetune
 from elign.stats.paired import paired_columns

@@ -26,9 +26,10 @@ from elign.diffusion.factory import build_model
 from elign.diffusion.sampler import sample_molecules
 from elign.io.atomic import atomic_paths, json_text
 from elign.io.molecules import read_molecules
+from elign.io.provenance import file_sha256
 from elign.metrics.chemistry import training_keys
 from elign.metrics.evaluate import evaluate_table, summarize
-from elign.model.zoo import CARD_FORMAT, file_sha256
+from elign.model.zoo import CARD_FORMAT
 from elign.report.card_text import card_markdown
 from elign.report.plots import plot_pretrain_loss
 from elign.training.evaluation import validation_loss

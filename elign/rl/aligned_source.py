@@ -24,7 +24,8 @@ from typing import Any
 from elign.config import AlignedSource, ConfigError
 from elign.diffusion.checkpoint import load_checkpoint, save_checkpoint
 from elign.io.atomic import atomic_paths
-from elign.model.zoo import ShippedModelError, file_sha256, find_shipped, verify_weights
+from elign.io.provenance import file_sha256
+from elign.model.zoo import ShippedModelError, find_shipped, verify_weights
 from elign.rl import trainer_state as st
 
 __all__ = ["backbone_sha256", "materialize_aligned", "resolve_aligned"]

@@ -25,8 +25,6 @@ from elign.io.table import MoleculeTable
 from elign.metrics.evaluate import evaluate_table, summarize
 from elign.rl.rollout import Rollouts
 
-ROLLOUT_COLUMNS = ("rollout_molecule_stability", "rollout_validity", "rollout_uniqueness")
-
 
 def rollout_table(ro: Rollouts) -> MoleculeTable:
     """The rollouts' final molecules (B rows; a chain that went non-finite gets status "nan")."""

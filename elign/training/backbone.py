@@ -29,7 +29,8 @@ import torch
 from elign.config import ConfigError, PretrainedSource
 from elign.diffusion.checkpoint import load_checkpoint, save_checkpoint
 from elign.io.atomic import atomic_paths, write_json_atomic
-from elign.model.zoo import ShippedModelError, file_sha256, find_shipped, verify_weights
+from elign.io.provenance import file_sha256
+from elign.model.zoo import ShippedModelError, find_shipped, verify_weights
 from elign.training import checkpointing as ckpt_io
 from elign.training import pretrain_state as ts
 

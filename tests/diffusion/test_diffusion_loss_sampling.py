@@ -10,6 +10,7 @@ from torch.nn import functional as F
 
 from elign.diffusion import geometry as geo
 from elign.diffusion.factory import build_model
+from elign.diffusion.sampler import sample_batch
 from elign.model.presets import make_model_config
 from elign.testing.fixtures import tiny_edm_model
 
@@ -127,9 +128,9 @@ def test_sample_end_to_end_short_schedule():
     torch.manual_seed(1)
     cfg = make_model_config("small_cpu", hidden_nf=8, n_layers=1, diffusion={"timesteps": 20})
     m = build_model(cfg, dtype=DT).eval()
-    mask = torch.zeros(3, 6, 1, dtype=DT)
-    mask[0, :6], mask[1, :3], mask[2, :5] = 1, 1, 1
-    out = m.sample(3, 6, mask, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        mask, _, out, bad = sample_batch(m, [6, 3, 5], generator=torch.Generator().manual_seed(0))
+    assert bad.tolist() == [-1, -1, -1] and out.x.abs().max() > 0.1
     assert geo.max_centre_of_mass(out.x, mask) < 1e-10
     assert torch.equal(out.one_hot.sum(-1, keepdim=True), mask)
     assert torch.equal(out.charges, torch.round(out.charges))

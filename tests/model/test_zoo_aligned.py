@@ -15,7 +15,8 @@ import torch
 from elign.cli.main import main
 from elign.config import AlignedSource, validate_config
 from elign.diffusion.checkpoint import load_checkpoint
-from elign.model.zoo import ShippedModelError, file_sha256, find_shipped
+from elign.io.provenance import file_sha256
+from elign.model.zoo import ShippedModelError, find_shipped
 from elign.report.aligned_card import AlignedShipRequest, paired_comparison, ship_aligned
 from elign.rl.aligned_source import materialize_aligned
 from elign.rl.trainer import finetune

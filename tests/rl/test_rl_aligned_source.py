@@ -14,7 +14,8 @@ from elign.cli.main import main
 from elign.config import AlignedSource, ConfigError, validate_config
 from elign.diffusion.checkpoint import load_checkpoint, save_checkpoint
 from elign.diffusion.factory import load_model
-from elign.model.zoo import CARD_FORMAT, ShippedModelError, file_sha256
+from elign.io.provenance import file_sha256
+from elign.model.zoo import CARD_FORMAT, ShippedModelError
 from elign.rl.aligned_source import backbone_sha256, materialize_aligned
 from elign.rl.trainer import finetune
 
