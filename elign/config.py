@@ -649,9 +649,9 @@ class DftConfig(Section):
     density_fit: bool = Field(True, description="density fitting (RI-J) for speed")
     grid_level: int = Field(3, ge=0, le=9, description="PySCF DFT grid level")
     conv_tol: float = Field(1e-9, gt=0, description="SCF energy convergence (Ha)")
-    max_cycles: int = Field(40, ge=1, description="DIIS SCF cycles")
+    max_cycles: int = Field(100, ge=1, description="DIIS SCF cycles")
     newton_cycles: int = Field(
-        10,
+        30,
         ge=0,
         description="if DIIS has not converged: second-order (Newton) SCF from its last density, at most "
         "this many macro cycles; 0 = none (sampled geometries far from minima need it)",
