@@ -1,4 +1,4 @@
-"""The FED-GRPO loop (Elign, arXiv 2601.21985; DESIGN.md "Science, pinned down").
+"""The FED-GRPO loop (Elign, arXiv 2601.21985; docs/design.md, "Science, pinned down").
 
 Per iteration i (all randomness seeded by (seed, i), see :mod:`elign.rl.trainer_state`):
 

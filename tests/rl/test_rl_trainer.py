@@ -30,6 +30,7 @@ RUN = {
     "rollouts_per_prompt": 3,
     "sizes": [4, 6],
     "shared_prefix_steps": 12,
+    "reference_prefix": False,  # one network at every step; test_reference_prefix_... compares with the gate
     "train_steps_per_rollout": 5,
     "energy_every": 2,
     "minibatch_steps": 4,
