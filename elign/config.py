@@ -35,7 +35,7 @@ from elign.config_checks import (  # noqa: F401 (callers import ConfigError and 
 )
 from elign.config_rules import WORKFLOW_MODELS, semantic_problems  # noqa: F401 (common.smk reads WORKFLOW_MODELS)
 from elign.registries import ALL as REGISTRIES
-from elign.registries import DATA_SOURCES, MLFF_BACKENDS, REWARDS, names_key
+from elign.registries import DATA_SOURCES, METRICS, MLFF_BACKENDS, REWARDS, names_key
 
 SEED_MAX = 2**32 - 1  # numpy's legacy seeding range; seed + any offset stays far inside torch's and Parquet's int64
 
@@ -654,6 +654,16 @@ class EvaluateConfig(Section):
     novelty_reference: Literal["smiles", "geometry"] = Field(
         "smiles", description="training set for novelty: its SMILES column, or SMILES rebuilt from its geometries"
     )
+    metrics: list[str] = Field(
+        [], description="registered metrics (elign.metrics.registry) whose columns are added to the built-in ones"
+    )
+
+    @field_validator("metrics")
+    @classmethod
+    def _registered_metrics(cls, value: list[str]) -> list[str]:
+        if len(set(value)) < len(value):
+            raise ValueError(f"a metric may appear once, got {value}")
+        return [METRICS.check(name) for name in value]
 
 
 class DftConfig(Section):
