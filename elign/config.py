@@ -34,6 +34,8 @@ from elign.config_checks import (  # noqa: F401 (callers import ConfigError and 
     yaml_scalars,
 )
 from elign.config_rules import WORKFLOW_MODELS, semantic_problems  # noqa: F401 (common.smk reads WORKFLOW_MODELS)
+from elign.registries import ALL as REGISTRIES
+from elign.registries import DATA_SOURCES, METRICS, MLFF_BACKENDS, REWARDS, names_key
 
 SEED_MAX = 2**32 - 1  # numpy's legacy seeding range; seed + any offset stays far inside torch's and Parquet's int64
 
@@ -161,7 +163,9 @@ class DataConfig(Section):
     """The data stage: where molecules come from, how they are split, filtered and checked."""
 
     dataset: str = Field("qm9", pattern=r"^[A-Za-z0-9_\-]+$", description="name used in results/ paths")
-    source: Literal["qm9pack", "figshare", "geom_drugs", "files"] = "qm9pack"
+    source: str = Field(
+        "qm9pack", description="a registered data source (elign.registries)", json_schema_extra=DATA_SOURCES.schema_enum
+    )
     on_error: Literal["raise", "skip"] = Field(
         "raise", description="bad input record: stop with file/record/problem, or skip and count it"
     )
@@ -170,6 +174,11 @@ class DataConfig(Section):
     figshare: FigshareSource = FigshareSource()
     geom_drugs: GeomDrugsSource = GeomDrugsSource()
     files: FilesSource = FilesSource()
+
+    @field_validator("source")
+    @classmethod
+    def _registered_source(cls, value: str) -> str:
+        return DATA_SOURCES.check(value)
 
 
 # ------------------------------------------------------------------------------- later stages (shape)
@@ -323,8 +332,11 @@ class PretrainConfig(Section):
 class MLFFConfig(Section):
     """Which force field scores molecules (elign.mlff registry); energies in eV, forces in eV/Å."""
 
-    backend: Literal["ani2x", "ani1x", "ani1ccx", "aimnet2", "mace-off", "uma", "gfn2-xtb"] = Field(
-        "ani2x", description="default ANI-2x (torchani; H C N O F S Cl); gfn2-xtb: GFN2-xTB (tblite; H-Rn)"
+    backend: str = Field(
+        "ani2x",
+        description="a registered backend (elign.registries); default ANI-2x (torchani; H C N O F S Cl); "
+        "gfn2-xtb: GFN2-xTB (tblite; H-Rn)",
+        json_schema_extra=MLFF_BACKENDS.schema_enum,
     )
     model_path: str | None = Field(None, description="weights file for aimnet2 / mace-off / uma")
     model: str | None = Field(None, description="mace-off size: small | medium | large")
@@ -347,6 +359,11 @@ class MLFFConfig(Section):
         description="gfn2-xtb only: Fermi smearing temperature; null = tblite's 300 K. Higher (e.g. "
         "3000) lets SCFs of far-from-equilibrium geometries converge, with smeared energies",
     )
+
+    @field_validator("backend")
+    @classmethod
+    def _registered_backend(cls, value: str) -> str:
+        return MLFF_BACKENDS.check(value)
 
     @field_validator("workers", "time_limit_s", "electronic_temperature_k")
     @classmethod
@@ -402,6 +419,25 @@ class FinetuneLrSchedule(Section):
         return self
 
 
+class RewardSpec(Section):
+    """A reward beyond force and energy: one more advantage channel (elign.rl.reward_registry)."""
+
+    name: str = Field(description="a reward registered with elign.rl.reward_registry.register_reward")
+    weight: float = Field(1.0, ge=0, description="its weight w in A = clip(sum of w * A_channel)")
+    normalize: Literal["zscore", "center", "none"] = Field(
+        "zscore",
+        description="within each group: zscore (as force and energy, with group_std), center (minus the group "
+        "mean) or none (the values as they are)",
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _registered_reward(cls, value: str) -> str:
+        if value in REWARDS.builtin_names():
+            raise ValueError(f"{value!r} is a FED-GRPO channel: set finetune.weight_{value} instead")
+        return REWARDS.check(value)
+
+
 class FinetuneConfig(Section):
     """FED-GRPO post-training (Elign, arXiv 2601.21985; docs/design.md, "Science, pinned down").
 
@@ -430,6 +466,9 @@ class FinetuneConfig(Section):
     energy_every: int = Field(10, ge=1, description="PBRS potential evaluated every k-th trained step")
     weight_force: float = Field(1.0, ge=0, description="w_F (paper: 1)")
     weight_energy: float = Field(0.1, ge=0, description="w_E (paper: 0.05 or 0.1)")
+    extra_rewards: list[RewardSpec] = Field(
+        [], description="registered rewards mixed into the advantage beside force and energy: {name, weight, normalize}"
+    )
     advantage_clip: float = Field(5.0, gt=0, description="advantages clipped to +-this (paper: 5)")
     clip_range: float = Field(2e-3, gt=0, description="PPO ratio clip epsilon (paper: 2e-3)")
     kl_weight: float = Field(0.04, ge=0, description="weight of KL to the frozen pretrained policy (paper: 0.04)")
@@ -497,6 +536,14 @@ class FinetuneConfig(Section):
     )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     mlff: MLFFConfig = MLFFConfig()
+
+    @field_validator("extra_rewards")
+    @classmethod
+    def _once_each(cls, value: list[RewardSpec]) -> list[RewardSpec]:
+        names = [spec.name for spec in value]
+        if len(set(names)) < len(names):
+            raise ValueError(f"a reward may appear once, got {names}")
+        return value
 
 
 class SamplingTiming(Section):
@@ -610,6 +657,16 @@ class EvaluateConfig(Section):
     novelty_reference: Literal["smiles", "geometry"] = Field(
         "smiles", description="training set for novelty: its SMILES column, or SMILES rebuilt from its geometries"
     )
+    metrics: list[str] = Field(
+        [], description="registered metrics (elign.metrics.registry) whose columns are added to the built-in ones"
+    )
+
+    @field_validator("metrics")
+    @classmethod
+    def _registered_metrics(cls, value: list[str]) -> list[str]:
+        if len(set(value)) < len(value):
+            raise ValueError(f"a metric may appear once, got {value}")
+        return [METRICS.check(name) for name in value]
 
 
 class DftConfig(Section):
@@ -832,11 +889,30 @@ def _allowed_keys(loc: tuple) -> list[str]:
     return list(model.model_fields)
 
 
-@functools.lru_cache(maxsize=1)
 def _schema_validator():
+    """The validator of the config's JSON schema, with the names registered at run time (plug-ins, tests) added to
+    the registries' enums (the schema file lists the built-in names only)."""
+    return _schema_validator_for(names_key())
+
+
+@functools.lru_cache(maxsize=4)
+def _schema_validator_for(_names: tuple) -> Any:
     import jsonschema
 
-    return jsonschema.Draft202012Validator(json_schema())
+    return jsonschema.Draft202012Validator(_widen_registry_enums(json_schema()))
+
+
+def _widen_registry_enums(node: Any) -> Any:
+    """Every ``enum`` that lists a registry's built-in names lists all its registered names instead."""
+    if isinstance(node, list):
+        return [_widen_registry_enums(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _widen_registry_enums(v) for k, v in node.items()}
+    for registry in REGISTRIES:
+        if out.get("enum") == registry.builtin_names() and out["enum"]:
+            out["enum"] = registry.names()
+    return out
 
 
 def json_schema() -> dict:

@@ -2,12 +2,12 @@
 
 A source is ``loader(cfg: DataConfig, errors: ErrorPolicy, seed: int) -> SourceResult``: the molecules,
 each one's split label and notes for ``stats.json``. ``seed`` (the run's master seed) drives random splits;
-QM9 sources ignore it (EDM's split is fixed). Sources import lazily so that e.g. msgpack is only needed for GEOM.
+QM9 sources ignore it (EDM's split is fixed). The names live in :data:`elign.registries.DATA_SOURCES`, where a
+built-in source is declared with its module: sources import lazily, so that e.g. msgpack is only needed for GEOM.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -15,6 +15,7 @@ import numpy as np
 
 from elign.data.errors import ErrorPolicy
 from elign.io.table import MoleculeTable
+from elign.registries import DATA_SOURCES
 
 SPLITS = ("train", "valid", "test")
 
@@ -37,26 +38,17 @@ class SourceResult:
 
 
 SourceLoader = Callable[["DataConfig", ErrorPolicy, int], SourceResult]  # noqa: F821 (DataConfig: elign.config)
-_LOADERS: dict[str, SourceLoader] = {}
-_MODULES = {
-    "qm9pack": "elign.data.qm9pack",
-    "figshare": "elign.data.figshare",
-    "geom_drugs": "elign.data.geom",
-    "files": "elign.data.files",
-}
 
 
 def register_source(name: str) -> Callable[[SourceLoader], SourceLoader]:
+    """Decorator: register a loader as data source ``name`` (the value of ``data.source``)."""
+
     def deco(fn: SourceLoader) -> SourceLoader:
-        _LOADERS[name] = fn
-        return fn
+        return DATA_SOURCES.register(name, fn)
 
     return deco
 
 
 def get_source(name: str) -> SourceLoader:
-    if name not in _LOADERS and name in _MODULES:
-        importlib.import_module(_MODULES[name])
-    if name not in _LOADERS:
-        raise KeyError(f"unknown data source {name!r} (known: {', '.join(sorted(_MODULES))})")
-    return _LOADERS[name]
+    """The loader registered as ``name`` (importing a built-in's module first); KeyError listing the names."""
+    return DATA_SOURCES.get(name)

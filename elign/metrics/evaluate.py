@@ -10,12 +10,14 @@ force_max_ev_per_ang``, and with relaxation settings the columns of :mod:`elign.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
 from elign.io.table import MoleculeTable
 from elign.metrics.chemistry import evaluate_chemistry
+from elign.metrics.registry import MetricBatch, run_metric
 from elign.metrics.relaxation import NOT_SCORED, relaxation_columns, summarize_relaxation
 from elign.metrics.stability import check_stability
 from elign.mlff.base import MLFFBackend, pad_molecules
@@ -104,12 +106,14 @@ def evaluate_table(
     training_keys: set[str] | None,
     relax: FireSettings | None = None,
     bond_rules: str = "qm9",
+    metrics: Sequence[str] = (),
 ) -> pd.DataFrame:
     """All per-molecule metrics of ``table`` (samples or a data split) as a DataFrame, one row per molecule.
 
     ``relax``: also relax every scorable molecule with ``backend`` (FIRE) and add the relaxation columns.
     ``bond_rules``: "qm9", or "geom" for EDM's GEOM-Drugs validity (every inferred bond single,
     ``limit_bonds_to_one``); stability uses EDM's tables and bond orders either way, as EDM does.
+    ``metrics``: registered metrics (:mod:`elign.metrics.registry`) whose columns are added after these.
     """
     if bond_rules not in ("qm9", "geom"):
         raise ValueError(f"bond_rules must be 'qm9' or 'geom', got {bond_rules!r}")
@@ -136,9 +140,29 @@ def evaluate_table(
         t0 = time.perf_counter()
         frame.update(relaxation_columns(table, backend, sample_ok, relax))
         attrs["relax_seconds"] = time.perf_counter() - t0  # wall time of the whole relaxation, for the summary
+    if metrics:
+        attrs["metrics"] = _metric_columns(table, sample_ok, backend, metrics, frame)
     out = pd.DataFrame(frame)
     out.attrs.update(attrs)
     return out
+
+
+def _metric_columns(table, sample_ok, backend, metrics: Sequence[str], frame: dict) -> dict[str, list[str]]:
+    """Add the columns of the registered ``metrics`` to ``frame``; {metric: its value columns}."""
+    batch, added = MetricBatch(table, sample_ok, backend), {}
+    for name in metrics:
+        columns = run_metric(name, batch)
+        if clash := sorted(set(columns) & set(frame)):
+            raise ValueError(f"metric {name!r} would overwrite the columns {clash}")
+        frame.update(columns)
+        added[name] = [c for c in columns if c not in (f"{name}_status", f"{name}_reason")]
+    return added
+
+
+def summary_columns(row: dict) -> list[str]:
+    """The summary table's columns present in ``row``: :data:`SUMMARY_COLUMNS`, then the registered metrics'."""
+    extra = [c for c in row.get("metric_columns", []) if c in row]
+    return [c for c in SUMMARY_COLUMNS if c in row] + extra
 
 
 def _mean_sem(values: pd.Series) -> tuple[float, float]:
@@ -177,4 +201,9 @@ def summarize(frame: pd.DataFrame, name: str) -> dict:
         row["mlff_failures"] = ";".join(f"{k}:{v}" for k, v in failures.items())
     if "relax_status" in frame:
         row.update(summarize_relaxation(frame))
+    for name, columns in frame.attrs.get("metrics", {}).items():
+        scored = frame[f"{name}_status"] == "ok"
+        for column in columns:
+            row[f"{column}_mean"] = float(frame.loc[scored, column].mean()) if scored.any() else float("nan")
+        row.setdefault("metric_columns", []).extend(f"{column}_mean" for column in columns)
     return row

@@ -1,5 +1,7 @@
 """Backend registry: ``register_backend(name)`` on a factory, ``get_backend(name, **options)`` to build one.
 
+The names live in :data:`elign.registries.MLFF_BACKENDS` (where a built-in backend is declared with the
+module that registers it, so that the config can check ``mlff.backend`` without importing torch).
 Registering costs nothing: a backend imports its library (torchani, mace-torch, fairchem, ...) only when it
 is built, so a missing optional package fails there with a message saying what to ``pip install``.
 """
@@ -12,43 +14,34 @@ from collections.abc import Callable
 from elign.config import MLFFConfig
 from elign.device import resolve_device
 from elign.mlff.base import MissingDependencyError, MLFFBackend
+from elign.registries import MLFF_BACKENDS
 
 DEFAULT_BACKEND = "ani2x"
 
-_FACTORIES: dict[str, Callable[..., MLFFBackend]] = {}
-
 
 def register_backend(name: str) -> Callable:
-    """Decorator: register a backend class or factory under ``name`` (case-insensitive)."""
-    key = name.lower()
+    """Decorator: register a backend class or factory under ``name`` (case-insensitive). The factory is called
+    with the options of :func:`get_backend` (device, dtype, batch_size and the config's backend options)."""
 
     def decorate(factory: Callable[..., MLFFBackend]) -> Callable[..., MLFFBackend]:
-        if key in _FACTORIES and _FACTORIES[key] is not factory:
-            raise ValueError(f"MLFF backend {name!r} is already registered")
-        _FACTORIES[key] = factory
-        return factory
+        return MLFF_BACKENDS.register(name, factory)
 
     return decorate
 
 
 def available_backends() -> list[str]:
-    """Names accepted by get_backend."""
-    return sorted(_FACTORIES)
+    """Names accepted by get_backend (and by ``mlff.backend``), sorted."""
+    return MLFF_BACKENDS.names()
 
 
 def get_backend(name: str = DEFAULT_BACKEND, **options) -> MLFFBackend:
     """Build the backend registered as ``name`` with its options (device, dtype, batch_size, model_path, ...)."""
-    key = str(name).lower()
-    if key not in _FACTORIES:
-        raise KeyError(f"unknown MLFF backend {name!r}; known backends: {', '.join(available_backends())}")
-    return _FACTORIES[key](**options)
+    return MLFF_BACKENDS.get(name)(**options)
 
 
 def backend_from_config(cfg: MLFFConfig) -> MLFFBackend:
     """The one MLFF factory from config: the backend an :class:`~elign.config.MLFFConfig` names, with its
     options (device ``auto`` = CUDA when torch sees a GPU)."""
-    from elign import mlff  # noqa: F401  (importing the package registers the backends)
-
     device = str(resolve_device(cfg.device, "mlff.device"))
     options = {
         k: v

@@ -1,4 +1,5 @@
-"""FED-GRPO advantages: force and energy channels z-scored separately within each group, then mixed.
+"""FED-GRPO advantages: reward channels (force, energy, and any ``finetune.extra_rewards``) normalized
+separately within each group, then mixed. FED-GRPO's force and energy channels are z-scored:
 
 For group g (the K rollouts of one prompt) and a channel with values v (NaN = excluded member):
 
@@ -11,7 +12,10 @@ rollout (the terminal R_F); the energy channel has one value per rollout and tra
 z-scored across the group at each trained step separately (the K members of a group share their trained
 steps). Then
 
-    A = clip(w_F · A_F + w_E · A_E, −c, c).
+    A = clip(w_F · A_F + w_E · A_E, −c, c)    (+ w_c · A_c for each extra channel c, :func:`mix_advantages`).
+
+An extra channel is normalized as its config says (:data:`NORMALIZE_MODES`): ``zscore`` as above, ``center``
+(v − group mean, no division; degenerate below 2 members) or ``none`` (the values themselves).
 
 Degenerate cases get no signal in that channel (advantage 0) and are counted: a group (or group-step) with
 fewer than 2 scorable members, or with std ≤ ``min_std`` (all members equal: nothing to prefer). Excluded
@@ -29,29 +33,51 @@ status row (``Rewards.status``: the MLFF's status, e.g. ``unknown_element``) say
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Advantages", "group_zscore", "compute_advantages"]
+__all__ = ["Advantages", "Channel", "group_zscore", "group_center", "mix_advantages", "compute_advantages"]
 
 #: a channel whose group std is at or below this counts as degenerate (reward units: eV/Å or eV/atom).
 MIN_STD = 1e-8
 #: added to the population std in "population" mode (the official code's ``std + 1e-8``).
 POPULATION_EPS = 1e-8
 STD_MODES = ("sample", "population")
+#: how a channel is normalized within its group (``finetune.extra_rewards[].normalize``)
+NORMALIZE_MODES = ("zscore", "center", "none")
 
 
 @dataclass
 class Advantages:
-    """advantage (B, S') mixed and clipped; force (B,) A_F; energy (B, S') A_E; in_loss (B, S') bool;
-    counts: degenerate_force_groups, degenerate_energy_group_steps."""
+    """advantage (B, S') mixed and clipped; channels: each reward's normalized advantage by name ((B,) for a
+    terminal reward, (B, S') per step; ``force`` = A_F, ``energy`` = A_E); in_loss (B, S') bool; counts:
+    degenerate_<name>_groups (terminal) or degenerate_<name>_group_steps (per step), and <name>_signal."""
 
     advantage: np.ndarray
-    force: np.ndarray
-    energy: np.ndarray
+    channels: dict[str, np.ndarray]
     in_loss: np.ndarray
     counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def force(self) -> np.ndarray:
+        return self.channels["force"]
+
+    @property
+    def energy(self) -> np.ndarray:
+        return self.channels["energy"]
+
+
+@dataclass(frozen=True)
+class Channel:
+    """One reward in the advantage: values (B,) terminal or (B, S') per trained step, NaN = no value; its
+    weight; how it is normalized within each group (:data:`NORMALIZE_MODES`)."""
+
+    name: str
+    values: np.ndarray
+    weight: float
+    normalize: str = "zscore"
 
 
 def group_zscore(
@@ -89,6 +115,74 @@ def group_zscore(
     return z, signal, degenerate
 
 
+def group_center(values: np.ndarray, group: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """v − mean_g(v) over each group's members with a value (NaN = excluded), per column; (centred values, 0
+    where excluded or degenerate; has_signal; number of degenerate (group, column) cells: fewer than 2 members)."""
+    v = np.asarray(values, dtype=np.float64)
+    flat = v[:, None] if v.ndim == 1 else v
+    out, signal, degenerate = np.zeros_like(flat), np.zeros(flat.shape, dtype=bool), 0
+    for g in np.unique(group):
+        rows = np.flatnonzero(group == g)
+        block = flat[rows]
+        ok = np.isfinite(block)
+        n = ok.sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.nansum(np.where(ok, block, 0.0), axis=0) / n
+        good = n >= 2
+        degenerate += int((~good).sum())
+        use = ok & good[None, :]
+        out[rows] = np.where(use, block - mean, 0.0)
+        signal[rows] = use
+    return (out[:, 0], signal[:, 0], degenerate) if v.ndim == 1 else (out, signal, degenerate)
+
+
+def normalize_channel(
+    values: np.ndarray, group: np.ndarray, mode: str, min_std: float = MIN_STD, std_mode: str = "sample"
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """(advantage, has_signal, degenerate cells) of one channel: ``zscore`` (:func:`group_zscore`, the GRPO and
+    FED-GRPO rule), ``center`` (:func:`group_center`: v − group mean, no division), ``none`` (the values as they
+    are; excluded members 0)."""
+    if mode == "zscore":
+        return group_zscore(values, group, min_std, std_mode)
+    if mode == "center":
+        return group_center(values, group)
+    if mode == "none":
+        v = np.asarray(values, dtype=np.float64)
+        ok = np.isfinite(v)
+        return np.where(ok, v, 0.0), ok, 0
+    raise ValueError(f"normalize must be one of {NORMALIZE_MODES}, got {mode!r}")
+
+
+def mix_advantages(
+    channels: Sequence[Channel],
+    group: np.ndarray,
+    num_steps: int,
+    *,
+    clip: float,
+    min_std: float = MIN_STD,
+    std_mode: str = "sample",
+) -> Advantages:
+    """A = clip(Σ_c w_c · A_c, −clip, clip) over the reward channels, each normalized within its groups
+    (module doc); (B, S') with S' = ``num_steps`` (a terminal channel's A_c applies to every step)."""
+    if not channels:
+        raise ValueError("no reward channel")
+    group = np.asarray(group)
+    b = len(group)
+    mixed, in_loss, per_channel, counts = None, np.zeros((b, num_steps), dtype=bool), {}, {}
+    for ch in channels:
+        a, signal, degenerate = normalize_channel(ch.values, group, ch.normalize, min_std, std_mode)
+        terminal = a.ndim == 1
+        term = ch.weight * (a[:, None] if terminal else a)
+        mixed = term if mixed is None else mixed + term
+        has = np.isfinite(np.asarray(ch.values, dtype=np.float64)) & (ch.weight > 0)
+        in_loss = in_loss | np.broadcast_to(has[:, None] if terminal else has, (b, num_steps))
+        per_channel[ch.name] = a
+        counts[f"degenerate_{ch.name}_{'groups' if terminal else 'group_steps'}"] = degenerate
+        counts[f"{ch.name}_signal"] = int(signal.sum())
+    mixed = np.clip(np.broadcast_to(mixed, (b, num_steps)), -clip, clip)
+    return Advantages(mixed, per_channel, in_loss, counts)
+
+
 def compute_advantages(
     force_reward: np.ndarray,
     energy_return: np.ndarray,
@@ -100,21 +194,9 @@ def compute_advantages(
     min_std: float = MIN_STD,
     std_mode: str = "sample",
 ) -> Advantages:
-    """Mixed, clipped advantages of B rollouts × S' trained steps (module doc).
-
-    force_reward: (B,) R_F (NaN = excluded); energy_return: (B, S') G_t (NaN = excluded); group: (B,).
+    """FED-GRPO's two channels mixed and clipped (module doc): :func:`mix_advantages` of the force and energy
+    channels. force_reward: (B,) R_F (NaN = excluded); energy_return: (B, S') G_t (NaN = excluded); group: (B,).
     """
-    group = np.asarray(group)
-    a_f, sig_f, deg_f = group_zscore(force_reward, group, min_std, std_mode)
-    a_e, sig_e, deg_e = group_zscore(energy_return, group, min_std, std_mode)
-    mixed = np.clip(weight_force * a_f[:, None] + weight_energy * a_e, -clip, clip)
-    has_f = np.isfinite(np.asarray(force_reward, dtype=np.float64))[:, None] & (weight_force > 0)
-    has_e = np.isfinite(np.asarray(energy_return, dtype=np.float64)) & (weight_energy > 0)
-    in_loss = np.broadcast_to(has_f, mixed.shape) | has_e
-    counts = {
-        "degenerate_force_groups": deg_f,
-        "degenerate_energy_group_steps": deg_e,
-        "force_signal": int(sig_f.sum()),
-        "energy_signal": int(sig_e.sum()),
-    }
-    return Advantages(mixed, a_f, a_e, in_loss, counts)
+    channels = [Channel("force", force_reward, weight_force), Channel("energy", energy_return, weight_energy)]
+    steps = np.asarray(energy_return).shape[1]
+    return mix_advantages(channels, group, steps, clip=clip, min_std=min_std, std_mode=std_mode)

@@ -37,12 +37,19 @@ Exclusions (never a made-up number; each is counted):
 * ``penalties_in_energy``: the penalties of a scorable molecule are also subtracted from its Ψ_0, so every
   return G_t = Ψ_0 − Ψ_t carries them. The official code adds its penalties to the terminal reward of every
   channel; with G_t a return-to-go, that is the same as lowering Ψ_0. Penalties sum when several apply.
+
+The two channels are the registered rewards ``force`` and ``energy`` (:mod:`elign.rl.reward_registry`): each a
+function of a :class:`RewardBatch` (the iteration's rollouts, with the MLFF's score of the final molecules and the
+gates computed once and shared) returning values and a status per rollout. :func:`compute_rewards` runs them and
+any further rewards the config names (``finetune.extra_rewards``).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -51,9 +58,21 @@ from elign.metrics.chemistry import evaluate_chemistry
 from elign.metrics.evaluate import force_rms
 from elign.metrics.stability import check_stability
 from elign.mlff.base import MLFFBackend
+from elign.rl.advantages import Channel
+from elign.rl.reward_registry import RewardValues, register_reward, score_reward
 from elign.rl.rollout import Rollouts
 
-__all__ = ["Penalties", "Rewards", "compute_rewards", "energy_slots", "returns_to_go", "force_reward", "final_table"]
+__all__ = [
+    "Penalties",
+    "Rewards",
+    "RewardBatch",
+    "compute_rewards",
+    "reward_channels",
+    "energy_slots",
+    "returns_to_go",
+    "force_reward",
+    "final_table",
+]
 
 
 @dataclass
@@ -65,7 +84,8 @@ class Rewards:
     unscorable; potential: (B, S') Ψ_t at the trained slots (NaN where not evaluated or unscorable);
     energy_return: (B, S') G_t, NaN where unknown; final_ok: (B,) bool; counts: exclusion counters;
     seconds: wall time spent in the MLFF and the gates; status, reason: (B,) the status row of each final
-    molecule ("ok", the MLFF's failure status such as ``unknown_element``, or ``non_finite_rollout``).
+    molecule ("ok", the MLFF's failure status such as ``unknown_element``, or ``non_finite_rollout``);
+    channels: every reward computed, by name (``force``, ``energy`` and the extra ones), with its own statuses.
     """
 
     force_rms: np.ndarray
@@ -78,6 +98,7 @@ class Rewards:
     seconds: float = 0.0
     status: np.ndarray | None = None  # (B,) "ok" or why the final molecule has no reward (the MLFF's status)
     reason: np.ndarray | None = None  # (B,) "" where ok
+    channels: dict[str, RewardValues] = field(default_factory=dict)
 
 
 def force_reward(forces_ev_per_ang: np.ndarray, num_atoms: np.ndarray) -> np.ndarray:
@@ -191,6 +212,99 @@ def _potentials(
     return psi
 
 
+@dataclass
+class FinalScore:
+    """The MLFF's score of the final molecules, computed once per iteration and shared by the rewards.
+
+    ok: (B,) scored and the chain stayed finite; force_rms (B,) eV/Å and formation (B,) eV/atom, NaN where not
+    ok; status, reason: (B,) the MLFF's status (``non_finite_rollout`` where the chain went non-finite);
+    gated_force: (B,) R_F after the gates and penalties; energy_penalty: (B,) what ``Penalties.in_energy``
+    subtracts from Ψ_0 (zeros otherwise); counts: failures and the gates' counters.
+    """
+
+    ok: np.ndarray
+    force_rms: np.ndarray
+    formation: np.ndarray
+    status: np.ndarray
+    reason: np.ndarray
+    gated_force: np.ndarray
+    energy_penalty: np.ndarray
+    counts: dict[str, int]
+
+
+@dataclass
+class RewardBatch:
+    """What every reward sees of one iteration (:mod:`elign.rl.reward_registry`).
+
+    rollouts; trained: (B, S') branched-step indices trained per rollout; backend: the MLFF; energy_every and
+    penalties: the settings of FED-GRPO's channels. ``numbers`` (B, N) int64 (0 = padding), ``x_ang`` (B, N, 3)
+    Å and ``finite`` (B,) describe the final molecules; :meth:`final` is the MLFF's score of them.
+    """
+
+    rollouts: Rollouts
+    trained: np.ndarray
+    backend: MLFFBackend
+    energy_every: int = 1
+    penalties: Penalties = field(default_factory=Penalties)
+    _final: FinalScore | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.numbers = self.rollouts.final_numbers.cpu().numpy().astype(np.int64)
+        self.x_ang = self.rollouts.final_x_ang.double().cpu().numpy()
+        self.finite = self.rollouts.finite.cpu().numpy()
+
+    @property
+    def num_rollouts(self) -> int:
+        return self.rollouts.num_rollouts
+
+    @property
+    def num_trained(self) -> int:
+        return int(self.trained.shape[1])
+
+    def final_table(self, rows: np.ndarray) -> MoleculeTable:
+        """The final molecules ``rows`` as a MoleculeTable (rows of finite chains only: others are NaN)."""
+        return final_table(self.numbers, self.x_ang, rows)
+
+    def final(self) -> FinalScore:
+        """The MLFF's score of the final molecules and the gates (one MLFF call per iteration)."""
+        if self._final is None:
+            final = self.backend.evaluate(self.numbers, self.x_ang)
+            ok = final.ok & self.finite
+            rms = np.where(ok, force_rms(final.forces_ev_per_ang, final.num_atoms)[0], np.nan)
+            counts = {"mlff_failures": int((~ok).sum()), "nonfinite_rollouts": int((~self.rollouts.finite).sum())}
+            reward, energy_penalty = _gate(self.numbers, self.x_ang, ok, -rms, self.penalties, counts)
+            formation = np.where(ok, final.formation_energy_per_atom_ev, np.nan)
+            status, reason = final.status.astype(object), final.reason.astype(object)
+            chain_bad = ~self.finite
+            status[chain_bad], reason[chain_bad] = "non_finite_rollout", "the reverse chain went non-finite"
+            counts["unknown_element"] = int((status == "unknown_element").sum())
+            self._final = FinalScore(ok, rms, formation, status, reason, reward, energy_penalty, counts)
+        return self._final
+
+
+@register_reward("force")
+def force_channel(batch: RewardBatch) -> RewardValues:
+    """R_F = −RMS force of the final molecule after the gates and penalties (module doc); terminal."""
+    final = batch.final()
+    reward = final.gated_force
+    status, reason = final.status.copy(), final.reason.copy()
+    gated = final.ok & ~np.isfinite(reward)
+    why = ("unstable_excluded", "not EDM-stable (finetune.stable_only)") if batch.penalties.stable_only else None
+    status[gated], reason[gated] = why or ("non_finite", "the force reward is not finite")
+    return RewardValues(reward, status, reason, {"force_excluded": int((~np.isfinite(reward)).sum())})
+
+
+@register_reward("energy")
+def energy_channel(batch: RewardBatch) -> RewardValues:
+    """G_t = Ψ_0 − Ψ_t, the PBRS return-to-go of the formation energy per atom (module doc); per trained step."""
+    final, counts = batch.final(), {}
+    psi = _potentials(batch.rollouts, batch.trained, batch.backend, batch.energy_every, counts)
+    psi_final = -final.formation - final.energy_penalty if batch.penalties.in_energy else -final.formation
+    returns = returns_to_go(psi, psi_final, batch.energy_every)
+    counts["energy_excluded_steps"] = int((~np.isfinite(returns)).sum())
+    return RewardValues(returns, final.status.copy(), final.reason.copy(), counts, {"potential": psi})
+
+
 def compute_rewards(
     rollouts: Rollouts,
     trained: np.ndarray,
@@ -198,29 +312,45 @@ def compute_rewards(
     *,
     energy_every: int,
     penalties: Penalties | None = None,
+    extra: Sequence[str] = (),
 ) -> Rewards:
-    """Force rewards and energy returns of one iteration's rollouts (module doc).
+    """FED-GRPO's force rewards and energy returns of one iteration's rollouts (module doc), and the rewards
+    named in ``extra`` (registered with :func:`elign.rl.reward_registry.register_reward`) in ``channels``.
 
     trained: (B, S') branched-step indices trained for each rollout (ascending = sampling order).
     """
     penalties = Penalties() if penalties is None else penalties
     t0 = time.perf_counter()
-    numbers = rollouts.final_numbers.cpu().numpy().astype(np.int64)
-    x_ang = rollouts.final_x_ang.double().cpu().numpy()
-    final = backend.evaluate(numbers, x_ang)
-    ok = final.ok & rollouts.finite.cpu().numpy()
-    rms = np.where(ok, force_rms(final.forces_ev_per_ang, final.num_atoms)[0], np.nan)
-    counts = {"mlff_failures": int((~ok).sum()), "nonfinite_rollouts": int((~rollouts.finite).sum())}
-    reward, energy_penalty = _gate(numbers, x_ang, ok, -rms, penalties, counts)
-    formation = np.where(ok, final.formation_energy_per_atom_ev, np.nan)
-    psi = _potentials(rollouts, trained, backend, energy_every, counts)
-    psi_final = -formation - energy_penalty if penalties.in_energy else -formation
-    returns = returns_to_go(psi, psi_final, energy_every)
-    counts["force_excluded"] = int((~np.isfinite(reward)).sum())
-    counts["energy_excluded_steps"] = int((~np.isfinite(returns)).sum())
-    status, reason = final.status.astype(object), final.reason.astype(object)
-    chain_bad = ~rollouts.finite.cpu().numpy()
-    status[chain_bad], reason[chain_bad] = "non_finite_rollout", "the reverse chain went non-finite"
-    counts["unknown_element"] = int((status == "unknown_element").sum())
+    batch = RewardBatch(rollouts, trained, backend, energy_every, penalties)
+    channels = {name: score_reward(name, batch) for name in dict.fromkeys(("force", "energy", *extra))}
+    final = batch.final()
+    counts = dict(final.counts)
+    for values in channels.values():
+        counts.update(values.counts)
+    force, energy = channels["force"], channels["energy"]
     seconds = time.perf_counter() - t0
-    return Rewards(rms, reward, formation, psi, returns, ok, counts, seconds, status, reason)
+    return Rewards(
+        final.force_rms,
+        force.values,
+        final.formation,
+        energy.details["potential"],
+        energy.values,
+        final.ok,
+        counts,
+        seconds,
+        final.status,
+        final.reason,
+        channels,
+    )
+
+
+def reward_channels(rewards: Rewards, fc: Any) -> list[Channel]:
+    """The advantage's channels from ``finetune`` (``fc``): force (weight_force) and energy (weight_energy), z-scored
+    with ``group_std``, then each of ``extra_rewards`` with its weight and normalization."""
+    channels = [
+        Channel("force", rewards.force_reward, fc.weight_force),
+        Channel("energy", rewards.energy_return, fc.weight_energy),
+    ]
+    for spec in fc.extra_rewards:
+        channels.append(Channel(spec.name, rewards.channels[spec.name].values, spec.weight, spec.normalize))
+    return channels

@@ -6,8 +6,9 @@ Per iteration i (all randomness seeded by (seed, i), see :mod:`elign.rl.trainer_
    histogram, one size, or a list), ``rollouts_per_prompt`` rollouts each sharing z_T and the first
    ``shared_prefix_steps`` steps (:mod:`elign.rl.rollout`).
 2. **Rewards** from the MLFF (:mod:`elign.rl.rewards`) on a random subset of ``train_steps_per_rollout``
-   branched steps per group (the same steps for the K members; all steps if null).
-3. **Advantages**, z-scored per group and channel, mixed and clipped (:mod:`elign.rl.advantages`).
+   branched steps per group (the same steps for the K members; all steps if null): the registered rewards
+   ``force`` and ``energy`` and those of ``extra_rewards`` (:mod:`elign.rl.reward_registry`).
+3. **Advantages**, normalized per group and channel, mixed and clipped (:mod:`elign.rl.advantages`).
 4. **Update**: ``update_epochs`` passes; each pass recomputes μ_θ (with grad) and μ_ref (frozen copy of
    the input model, no grad) for every (rollout, trained step) pair in the loss, in chunks of
    ``minibatch_steps`` pairs whose gradients are accumulated, then one AdamW step (EDM's optimizer:
@@ -48,10 +49,10 @@ from elign.mlff.base import MLFFBackend
 from elign.mlff.registry import backend_from_config
 from elign.mlff.relax import FireSettings
 from elign.rl import trainer_state as st
-from elign.rl.advantages import Advantages, compute_advantages
+from elign.rl.advantages import Advantages, mix_advantages
 from elign.rl.objective import LossStats, ppo_kl_loss
 from elign.rl.quality import evaluation_due, rollout_quality
-from elign.rl.rewards import Penalties, Rewards, compute_rewards
+from elign.rl.rewards import Penalties, Rewards, compute_rewards, reward_channels
 from elign.rl.rollout import Rollouts, choose_trained_steps, make_prompts, rollout, step_times
 from elign.rl.schedule import learning_rate
 from elign.training import checkpointing as ckpt_io
@@ -385,16 +386,12 @@ class FinetuneTrainer:
         rng = np.random.default_rng(derive_seed(seed, "finetune/steps", it))
         group = ro.group.cpu().numpy()
         trained = choose_trained_steps(ro.num_steps, len(ro.prompts), fc.train_steps_per_rollout, rng)[group]
-        rw = compute_rewards(ro, trained, self.backend, energy_every=fc.energy_every, penalties=self.penalties())
-        adv = compute_advantages(
-            rw.force_reward,
-            rw.energy_return,
-            group,
-            weight_force=fc.weight_force,
-            weight_energy=fc.weight_energy,
-            clip=fc.advantage_clip,
-            std_mode=fc.group_std,
+        extra = [spec.name for spec in fc.extra_rewards]
+        rw = compute_rewards(
+            ro, trained, self.backend, energy_every=fc.energy_every, penalties=self.penalties(), extra=extra
         )
+        channels = reward_channels(rw, fc)
+        adv = mix_advantages(channels, group, trained.shape[1], clip=fc.advantage_clip, std_mode=fc.group_std)
         t2 = time.perf_counter()
         lr_at = lambda k: learning_rate(k, fc.lr, fc.lr_schedule)  # noqa: E731
         upd = update_policy(

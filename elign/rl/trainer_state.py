@@ -127,8 +127,14 @@ def find_resume(out: str | Path) -> Resume | None:
     return ckpt_io.find_resume(out, "finetune", "iteration", "finetune")
 
 
+#: finetune keys added after runs were checkpointed: a checkpoint without one was written with its default
+ADDED_KEYS: dict[str, Any] = {"extra_rewards": []}
+
+
 def trajectory_config(config: dict) -> dict:
     ft = {k: v for k, v in config.get("finetune", {}).items() if k not in RESUMABLE_CHANGES}
+    for key, default in ADDED_KEYS.items():
+        ft.setdefault(key, default)
     if isinstance(ft.get("mlff"), dict):  # the MLFF's device does not change what it computes
         ft["mlff"] = {k: v for k, v in ft["mlff"].items() if k != "device"}
     return {

@@ -22,7 +22,7 @@ from elign.io.atomic import atomic_path, write_json_atomic, write_text_atomic
 from elign.io.molecules import read_molecules
 from elign.io.provenance import provenance
 from elign.metrics.chemistry import evaluate_chemistry, training_keys
-from elign.metrics.evaluate import SUMMARY_COLUMNS, evaluate_table, random_subset, summarize
+from elign.metrics.evaluate import SUMMARY_COLUMNS, evaluate_table, random_subset, summarize, summary_columns
 from elign.mlff.registry import backend_from_config
 from elign.mlff.relax import FireSettings
 
@@ -69,7 +69,7 @@ def run_evaluate(cfg: ElignConfig, req: EvaluateRequest) -> dict:
     keys = reference_keys(req.train, cfg.evaluate.novelty_reference, cfg.evaluate.bond_rules)
     log.info("%s: %d molecules; %d training keys (%.1f s)", req.name, len(table), len(keys), time.perf_counter() - t0)
     backend = backend_from_config(cfg.evaluate.mlff)
-    frame = evaluate_table(table, backend, keys, relax_settings(cfg), cfg.evaluate.bond_rules)
+    frame = evaluate_table(table, backend, keys, relax_settings(cfg), cfg.evaluate.bond_rules, cfg.evaluate.metrics)
     row = summarize(frame, req.name)
     if subset is not None:
         row["subset"] = subset
@@ -104,7 +104,7 @@ def summarize_files(summaries: list[str | Path], csv: str | Path, markdown: str 
         if not Path(path).exists():
             raise FileNotFoundError(f"summary not found: {path}")
         rows.append(json.loads(Path(path).read_text()))
-    table = pd.DataFrame(rows)[[c for c in SUMMARY_COLUMNS if c in rows[0]]]
+    table = pd.DataFrame(rows)[summary_columns(rows[0])]
     with atomic_path(csv) as tmp:
         table.to_csv(tmp, index=False)
     write_text_atomic(markdown, table.to_markdown(index=False, floatfmt=".4f") + "\n")
