@@ -42,6 +42,9 @@ BASE = {
     "lr": 1e-3,
     "ema_decay": 0.5,
     "device": "cpu",
+    # the code defaults of c405080 that later changed to the default run's values (tests/test_config_defaults.py)
+    "reference_prefix": False,
+    "eval_every": None,
 }
 #: case → (finetune overrides, HarmonicBackend options, training keys for the novelty penalty)
 CASES = {
