@@ -2,6 +2,8 @@
 
 Registering costs nothing: a backend imports its library (torchani, mace-torch, fairchem, ...) only when it
 is built, so a missing optional package fails there with a message saying what to ``pip install``.
+Importing this module runs ``elign/mlff/__init__.py`` first, which imports every backend module: the registry
+is full before any of its functions runs.
 """
 
 from __future__ import annotations
@@ -47,8 +49,6 @@ def get_backend(name: str = DEFAULT_BACKEND, **options) -> MLFFBackend:
 def backend_from_config(cfg: MLFFConfig) -> MLFFBackend:
     """The one MLFF factory from config: the backend an :class:`~elign.config.MLFFConfig` names, with its
     options (device ``auto`` = CUDA when torch sees a GPU)."""
-    from elign import mlff  # noqa: F401  (importing the package registers the backends)
-
     device = str(resolve_device(cfg.device, "mlff.device"))
     options = {
         k: v

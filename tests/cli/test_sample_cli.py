@@ -11,8 +11,8 @@ import torch
 from rdkit import Chem
 
 from elign.cli.main import main
-from elign.diffusion.checkpoint import save_checkpoint
-from elign.diffusion.factory import build_model, load_model, model_config_of
+from elign.diffusion.checkpoint import load_model, save_checkpoint
+from elign.diffusion.factory import build_model, model_config_of
 from elign.io.molecules import read_molecules, read_provenance
 from elign.model.presets import make_model_config
 

@@ -14,8 +14,7 @@ import pytest
 import torch
 
 from elign.config import ConfigError, PretrainedSource, validate_config
-from elign.diffusion.checkpoint import load_checkpoint, save_checkpoint
-from elign.diffusion.factory import load_model
+from elign.diffusion.checkpoint import load_checkpoint, load_model, save_checkpoint
 from elign.diffusion.sampler import sample_molecules
 from elign.io.molecules import read_molecules
 from elign.model.zoo import ShippedModelError, file_sha256, find_shipped, list_shipped, verify_weights

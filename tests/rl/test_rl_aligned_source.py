@@ -12,8 +12,7 @@ from rl_toys import HarmonicBackend, save_tiny
 
 from elign.cli.main import main
 from elign.config import AlignedSource, ConfigError, validate_config
-from elign.diffusion.checkpoint import load_checkpoint, save_checkpoint
-from elign.diffusion.factory import load_model
+from elign.diffusion.checkpoint import load_checkpoint, load_model, save_checkpoint
 from elign.model.zoo import CARD_FORMAT, ShippedModelError, file_sha256
 from elign.rl.aligned_source import backbone_sha256, materialize_aligned
 from elign.rl.trainer import finetune
