@@ -24,7 +24,7 @@ from elign.data.sizes import resolve_sizes, stage_histogram
 from elign.device import resolve_device
 from elign.diffusion.checkpoint import load_model
 from elign.diffusion.en_diffusion import EnVariationalDiffusion
-from elign.rl.guidance import MLFFGuidance
+from elign.diffusion.guidance import MLFFGuidance
 
 log = logging.getLogger("elign.sample")
 

@@ -208,7 +208,7 @@ class _NoForceField:
 
 def test_guided_sampling_takes_guidance_num_molecules(tiny, tmp_path, monkeypatch):
     """sample.guidance_num_molecules sets how many molecules the guided baseline draws."""
-    from elign.rl import guidance
+    from elign.diffusion import guidance
 
     monkeypatch.setattr(
         guidance.MLFFGuidance,

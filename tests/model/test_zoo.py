@@ -18,7 +18,7 @@ from elign.diffusion.checkpoint import load_checkpoint, load_model, save_checkpo
 from elign.diffusion.sampler import sample_molecules
 from elign.io.molecules import read_molecules
 from elign.model.zoo import ShippedModelError, file_sha256, find_shipped, list_shipped, verify_weights
-from elign.report.card import ShipRequest, ship_backbone
+from elign.stages.ship import ShipRequest, ship_backbone
 from elign.training.backbone import materialize_pretrained
 from elign.training.pretrain import pretrain
 

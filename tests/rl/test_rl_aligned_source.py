@@ -119,8 +119,8 @@ def test_the_cli_materializes_instead_of_training(run, tmp_path):
 def test_training_keys_from_the_split_or_a_keys_file(tiny_qm9_dir, tmp_path):
     import gzip
 
-    from elign.cli.finetune import training_keys_of
     from elign.stages.evaluate import reference_keys
+    from elign.stages.finetune import training_keys_of
 
     keys = reference_keys(tiny_qm9_dir / "train.parquet", "smiles")
     assert len(keys) > 10 and training_keys_of(str(tiny_qm9_dir / "train.parquet")) == keys
