@@ -7,7 +7,8 @@ parses every module with ``ast``, takes every ``import`` / ``from ... import`` w
 ``from pkg import submodule``, builds the module graph and fails listing each cycle: a strongly connected
 component of more than one module, or a module that imports itself.
 
-A package's ``__init__`` is a module of its own (``elign.stages``): an import of ``elign.stages.sample``
+Imports of a string at run time (``importlib.import_module``, as the data-source registry does) are not
+seen. A package's ``__init__`` is a module of its own (``elign.stages``): an import of ``elign.stages.sample``
 runs ``elign/stages/__init__.py`` first, so it counts as an edge to the package as well.
 """
 
