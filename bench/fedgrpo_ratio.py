@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from elign.config import validate_config  # noqa: E402
-from elign.diffusion.factory import load_model  # noqa: E402
+from elign.diffusion.checkpoint import load_model  # noqa: E402
 from elign.rl.advantages import compute_advantages  # noqa: E402
 from elign.rl.rollout import make_prompts, rollout  # noqa: E402
 from elign.rl.trainer import _accumulate, micro_batches  # noqa: E402

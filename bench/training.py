@@ -28,7 +28,8 @@ import torch
 
 from elign.config import validate_config
 from elign.io.molecules import read_molecules
-from elign.training.pretrain import Pretrainer, global_batch
+from elign.training.determinism import global_batch
+from elign.training.pretrain import Pretrainer
 
 
 def make_trainer(train, preset: str, batch: int, device: str, compiled: bool) -> tuple[Pretrainer, float]:

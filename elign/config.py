@@ -582,7 +582,7 @@ class SampleConfig(Section):
         1.0,
         gt=0,
         description="MLFF-guided baseline trust region: a molecule's guidance shift is scaled so no atom "
-        "moves more than this many reverse-step noise stds per step (elign.rl.guidance); null = no cap",
+        "moves more than this many reverse-step noise stds per step (elign.diffusion.guidance); null = no cap",
     )
     guidance_max_t: float | None = Field(
         0.2,

@@ -1,23 +1,13 @@
 """``elign dft-select``: the paired DFT selection; ``elign dft``: one shard of a model's DFT molecules;
 ``elign dft-gather``: join.
 
-``elign dft-select --samples pretrained.parquet --metrics pretrained_metrics.parquet --summary
-pretrained.summary.json --out results/dft/{dataset}/selection.parquet`` chooses ``dft.molecules_per_model``
-mol_ids from the baseline's sample alone (:mod:`elign.dft.pairing`).
+    elign dft-select --samples pretrained.parquet --metrics pretrained_metrics.parquet \
+        --summary pretrained.summary.json --out results/dft/{dataset}/selection.parquet
+    elign dft --samples S.parquet --selection selection.parquet --sample-summary S.summary.json \
+        --shard i --of n --out results/dft/{dataset}/{model}/shard_{i}.parquet
+    elign dft-gather --shards shard_*.parquet --out results/dft/{dataset}/{model}.parquet
 
-``elign dft --samples S.parquet --selection selection.parquet --sample-summary S.summary.json --shard i --of n
---out results/dft/{dataset}/{model}/shard_{i}.parquet`` takes the selection's mol_ids when the model was sampled
-with the baseline's noise (paired), else molecules of the same sizes (unpaired); without ``--selection``, a
-size-matched draw per model (:mod:`elign.dft.select`, seed = config seed + 3000). It takes contiguous shard i
-of n, and runs each molecule through
-PySCF in a child process (:mod:`elign.dft.worker`; SCF cycle caps bound the work, ``dft.safety_time_limit_s``
-is a wall-clock safety net). A killed shard resumes from
-``<out>.partial.jsonl`` (:mod:`elign.dft.jobs`); the shard file is written atomically at the end.
-Isolated-atom energies for formation energies are cached in ``--atom-cache`` (:mod:`elign.dft.atoms`).
-
-``elign dft-gather --shards shard_*.parquet --out results/dft/{dataset}/{model}.parquet`` checks that the
-shards form one complete set, concatenates them and prints the status counts (and a summary JSON).
-The arguments only; the work: :mod:`elign.dft.stage`.
+The arguments only; the work (pairing, shards, resume, gather): :mod:`elign.stages.dft`.
 """
 
 from __future__ import annotations
@@ -25,7 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from elign.cli.options import add_config_options, resolve_config
+from elign.cli.options import add_config_options, add_shared_options, request_from_args, resolve_config
 
 
 def add_select_parser(sub, name: str) -> None:
@@ -40,7 +30,7 @@ def add_select_parser(sub, name: str) -> None:
 
 
 def run_select(args: argparse.Namespace) -> int:
-    from elign.dft.stage import choose_selection
+    from elign.stages.dft import choose_selection
 
     n = choose_selection(resolve_config(args), args.samples, args.metrics, args.stats, args.summary, args.out)
     print(f"{args.out}: {n} molecules")
@@ -76,31 +66,16 @@ def add_parser(sub, name: str) -> None:
         help="molecules of this model (default: dft.molecules_per_model; the rule passes dft.guided_molecules "
         "for the guided baseline): the first ones of the selection",
     )
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        help="OpenMP threads for PySCF (overrides dft.threads; the rule passes its own threads)",
+    add_shared_options(
+        p, "--threads", help="OpenMP threads for PySCF (overrides dft.threads; the rule passes its own threads)"
     )
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from elign.dft.stage import ShardRequest, run_shard
+    from elign.stages.dft import ShardRequest, run_shard
 
-    request = ShardRequest(
-        samples=args.samples,
-        out=args.out,
-        metrics=args.metrics,
-        stats=args.stats,
-        shard=args.shard,
-        of=args.of,
-        atom_cache=args.atom_cache,
-        threads=args.threads,
-        molecules=args.molecules,
-        selection=args.selection,
-        sample_summary=args.sample_summary,
-    )
+    request = request_from_args(ShardRequest, args)
     print(json.dumps(run_shard(resolve_config(args), request)))
     return 0
 
@@ -114,7 +89,7 @@ def add_gather_parser(sub, name: str) -> None:
 
 
 def run_gather(args: argparse.Namespace) -> int:
-    from elign.dft.stage import gather_shards
+    from elign.stages.dft import gather_shards
 
     summary = gather_shards(args.shards, args.out, args.summary)
     print(f"{args.out}: {summary['num_molecules']} molecules; status {json.dumps(summary['status_counts'])}")

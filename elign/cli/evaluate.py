@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from elign.cli.options import add_config_options, resolve_config
+from elign.cli.options import add_config_options, add_shared_options, resolve_config, set_threads
 
 
 def add_parser(sub, name: str) -> None:
@@ -24,7 +24,7 @@ def add_parser(sub, name: str) -> None:
         default=None,
         help="evaluate a random subset of N molecules (seed: seed + evaluate.reference_seed_offset; file order kept)",
     )
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (the MLFF); default: torch's")
+    add_shared_options(p, "--threads")
     p.set_defaults(run=run)
 
 
@@ -32,10 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from elign.stages.evaluate import EvaluateRequest, run_evaluate
 
     cfg = resolve_config(args)
-    if args.threads is not None:
-        import torch
-
-        torch.set_num_threads(max(1, args.threads))
+    set_threads(args.threads)
     run_evaluate(cfg, EvaluateRequest(args.input, args.name, args.train, args.out, args.summary, args.max_molecules))
     return 0
 

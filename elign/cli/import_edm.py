@@ -1,20 +1,12 @@
 """``elign import-edm``: turn an EDM run (``args.pickle`` + ``generative_model_ema.npy``) into our checkpoint.
 
-The args are read with a Namespace-only unpickler (or from JSON); the state dict is renamed onto our model
-and loaded strictly (:func:`elign.diffusion.edm_import.import_edm`). A mismatch between the args and the
-weights is a one-line error and exit code 2. The weights keep their stored dtype; the stored γ table is
-kept. The checkpoint's ``extra`` records the source files and the weights' sha256.
+A mismatch between the args and the weights is a one-line error and exit code 2.
+The arguments only; the work: :mod:`elign.stages.import_edm`.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
-from pathlib import Path
-
-from elign.io.provenance import file_sha256
-
-log = logging.getLogger("elign.import_edm")
 
 
 def add_parser(sub, name: str) -> None:
@@ -39,40 +31,7 @@ def add_parser(sub, name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
+    from elign.stages.import_edm import run_import_edm
 
-    from elign.diffusion.checkpoint import save_checkpoint
-    from elign.diffusion.edm_import import EDMImportError, import_edm
-
-    weights = Path(args.weights)
-    if not weights.is_file():
-        raise FileNotFoundError(f"EDM weights file {weights} does not exist")
-    try:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for a file that is not a tensor pickle
-        raise EDMImportError(f"{weights} is not a readable EDM state dict: {exc}") from None
-    if not isinstance(state, dict):
-        raise EDMImportError(f"{weights}: expected a state dict, found {type(state).__name__}")
-    try:
-        model, config = import_edm(args.edm_args, state, atom_decoder=args.atom_decoder)
-    except EDMImportError as exc:
-        raise EDMImportError(f"{args.edm_args} + {weights}: {exc}") from None
-    extra = {
-        "source": "edm",
-        "edm_args": str(args.edm_args),
-        "edm_weights": str(weights),
-        "edm_weights_sha256": file_sha256(weights),
-    }
-    save_checkpoint(args.out, config, model.state_dict(), extra=extra)
-    dyn = config["dynamics"]
-    log.info(
-        "wrote %s: EDM %d layers x %d, atom types %s, charges %s, T = %d, dtype %s",
-        args.out,
-        dyn["n_layers"],
-        dyn["hidden_nf"],
-        config["atom_decoder"],
-        config["include_charges"],
-        config["diffusion"]["timesteps"],
-        next(model.parameters()).dtype,
-    )
+    run_import_edm(args.edm_args, args.weights, args.out, args.atom_decoder)
     return 0

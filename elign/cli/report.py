@@ -15,8 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from elign.cli.options import add_config_options, named_path, resolve_config
-from elign.cli.stats import named_paths
+from elign.cli.options import add_config_options, named_path, named_paths, resolve_config
 
 log = logging.getLogger("elign.report")
 

@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import argparse
 
-from elign.cli.options import add_config_options, resolve_config
+from elign.cli.options import (
+    add_config_options,
+    add_shared_options,
+    resolve_config,
+    set_threads,
+)
 
 
 def add_parser(sub, name: str) -> None:
@@ -24,18 +29,12 @@ def add_parser(sub, name: str) -> None:
         action="store_true",
         help="torch.compile the network first (pays for long runs of big models; round-off differs from eager)",
     )
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        help="CPU threads for torch (default: torch's); 1 is often fastest on a shared machine",
-    )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_shared_options(p, "--threads", "--no-progress")
     p.add_argument(
         "--guidance",
         choices=("none", "mlff"),
         default="none",
-        help="mlff: MLFF-guided baseline, mean += scale * sigma^2 * F(x0_hat) each step (elign.rl.guidance)",
+        help="mlff: MLFF-guided baseline, mean += scale * sigma^2 * F(x0_hat) each step (elign.diffusion.guidance)",
     )
     p.add_argument(
         "--guidance-scale", type=float, default=None, help="overrides sample.guidance_scale (1/(k_B T) in 1/eV)"
@@ -60,13 +59,10 @@ def _progress_bar(disable: bool):
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
     from elign.stages.sample import SampleRequest, run_sample
 
     config = resolve_config(args)
-    if args.threads is not None:
-        torch.set_num_threads(max(1, args.threads))
+    set_threads(args.threads)
     request = SampleRequest(
         model=args.model,
         out=args.out,

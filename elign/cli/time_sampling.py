@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 
-from elign.cli.options import add_config_options, named_path, resolve_config
+from elign.cli.options import add_config_options, add_shared_options, named_path, resolve_config, set_threads
 
 
 def add_parser(sub, name: str) -> None:
@@ -39,17 +39,14 @@ def add_parser(sub, name: str) -> None:
     )
     p.add_argument("--stats", default=None, help="stats.json (atom counts from the training histogram)")
     p.add_argument("--out", required=True, help="JSON, e.g. results/timing/qm9/sampling.json")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (as the sample rule)")
+    add_shared_options(p, "--threads")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
     from elign.stages.sample import run_time_sampling
 
     config = resolve_config(args)
-    if args.threads is not None:
-        torch.set_num_threads(max(1, args.threads))
+    set_threads(args.threads)
     run_time_sampling(config, args.model, args.guided, args.stats, args.out)
     return 0

@@ -16,6 +16,8 @@ Reading checks, before any weight reaches a model, that the file is one (not a f
 complete torch archive), that it has our format and keys, and that ``state_dict`` and ``ema_state_dict``
 hold exactly the tensors, of the shapes, that ``model_config`` builds, all finite. Each failure is one
 :class:`CheckpointError` naming the file and the mismatch, never torch's ``size mismatch`` traceback.
+
+:func:`load_model` / :func:`model_from_checkpoint` turn a checkpoint into a model in eval mode.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from typing import Any
 import torch
 
 import elign
+from elign.diffusion.en_diffusion import EnVariationalDiffusion
+from elign.diffusion.factory import build_model
 from elign.io.errors import DataFormatError
 
 CHECKPOINT_FORMAT = "elign.checkpoint/1"
@@ -132,8 +136,6 @@ def _state_problem(state: Any, expected: Mapping[str, torch.Size]) -> str | None
 
 def check_architecture(ckpt: Mapping[str, Any], path: str | Path) -> None:
     """CheckpointError unless the weights are exactly those of the model ``ckpt["model_config"]`` builds."""
-    from elign.diffusion.factory import build_model  # the factory imports this module
-
     with torch.random.fork_rng(devices=[]):  # building initialises weights: leave the global RNG as it was
         try:
             model = build_model(ckpt["model_config"])
@@ -184,3 +186,30 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(path, "model_config and extra must be mappings")
     check_architecture(ckpt, path)
     return LoadedCheckpoint(path, ckpt, sha256)
+
+
+def load_model(
+    path: str | Path, use_ema: bool = True, dtype: torch.dtype | None = None, map_location: str | torch.device = "cpu"
+) -> EnVariationalDiffusion:
+    """Model from one of our checkpoints (EMA weights when present and ``use_ema``), in eval mode.
+
+    dtype: default = the dtype the weights were saved in (the stored γ table is loaded as saved).
+    """
+    return model_from_checkpoint(load_checkpoint(path, map_location=map_location), use_ema, dtype)
+
+
+def model_from_checkpoint(
+    ckpt: Mapping[str, Any], use_ema: bool = True, dtype: torch.dtype | None = None
+) -> EnVariationalDiffusion:
+    """Model from a checkpoint already read (:func:`read_checkpoint`); as
+    :func:`load_model`."""
+    model = build_model(ckpt["model_config"])
+    state = ckpt.get("ema_state_dict") if use_ema and ckpt.get("ema_state_dict") is not None else ckpt["state_dict"]
+    if dtype is None:  # the dtype the weights were saved in
+        dtype = next(
+            (v.dtype for k, v in state.items() if k != "schedule.gamma" and v.is_floating_point()),
+            torch.get_default_dtype(),
+        )
+    model = model.to(dtype)
+    model.load_state_dict(state, strict=True)
+    return model.eval()

@@ -4,7 +4,8 @@ EDM writes ``args.pickle`` (an ``argparse.Namespace``) and ``generative_model[_e
 state dict of ``EnVariationalDiffusion``) per run. :func:`load_edm_args` reads the pickle with an
 unpickler that accepts ``argparse.Namespace`` and nothing else (or a JSON file of the same fields);
 :func:`import_edm` builds our model from the args, renames EDM's keys onto ours and loads them, refusing
-any architecture mismatch with a message that names the key and both shapes.
+any architecture mismatch with a message that names the key and both shapes. :func:`import_edm_files` is
+the one way the stages read an EDM run from its two files (``elign import-edm``, ``pretrain.source.kind: edm``).
 
 Key mapping (EDM -> ours)::
 
@@ -258,3 +259,24 @@ def import_edm(
     model = model.to(dtype)
     model.load_state_dict(mapped, strict=True)
     return model.eval(), config
+
+
+def import_edm_files(
+    args_path: str | Path, weights_path: str | Path, atom_decoder: list[str] | None = None
+) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """:func:`import_edm` of an EDM run's files (``args.pickle`` or its JSON, ``generative_model[_ema].npy``):
+    a missing weights file is FileNotFoundError, an unreadable one or a mismatch one EDMImportError naming
+    the files."""
+    weights = Path(weights_path)
+    if not weights.is_file():
+        raise FileNotFoundError(f"EDM weights file {weights} does not exist")
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for a file that is not a tensor pickle
+        raise EDMImportError(f"{weights} is not a readable EDM state dict: {exc}") from None
+    if not isinstance(state, dict):
+        raise EDMImportError(f"{weights}: expected a state dict, found {type(state).__name__}")
+    try:
+        return import_edm(args_path, state, atom_decoder=atom_decoder)
+    except EDMImportError as exc:
+        raise EDMImportError(f"{args_path} + {weights}: {exc}") from None

@@ -1,17 +1,16 @@
-"""Build an :class:`EnVariationalDiffusion` from a model-config dict, and back; load our checkpoints.
+"""Build an :class:`EnVariationalDiffusion` from a model-config dict, and back.
 
-The model-config layout is documented in :mod:`elign.model.presets`.
+The model-config layout is documented in :mod:`elign.model.presets`. Reading a model from one of our
+checkpoint files is :func:`elign.diffusion.checkpoint.load_model` (the checkpoint module builds on this one).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from elign.diffusion.checkpoint import load_checkpoint
 from elign.diffusion.en_diffusion import DiffusionConfig, EnVariationalDiffusion
 from elign.model.dynamics import DynamicsConfig, EGNNDynamics
 from elign.model.presets import MODEL_CONFIG_FORMAT
@@ -57,30 +56,3 @@ def model_config_of(model: EnVariationalDiffusion) -> dict[str, Any]:
         "diffusion": model.config.to_dict(),
         **({"time_gate": {"t_above": model.gate_t}} if model.prefix_dynamics is not None else {}),
     }
-
-
-def load_model(
-    path: str | Path, use_ema: bool = True, dtype: torch.dtype | None = None, map_location: str | torch.device = "cpu"
-) -> EnVariationalDiffusion:
-    """Model from one of our checkpoints (EMA weights when present and ``use_ema``), in eval mode.
-
-    dtype: default = the dtype the weights were saved in (the stored γ table is loaded as saved).
-    """
-    return model_from_checkpoint(load_checkpoint(path, map_location=map_location), use_ema, dtype)
-
-
-def model_from_checkpoint(
-    ckpt: Mapping[str, Any], use_ema: bool = True, dtype: torch.dtype | None = None
-) -> EnVariationalDiffusion:
-    """Model from a checkpoint already read (:func:`elign.diffusion.checkpoint.read_checkpoint`); as
-    :func:`load_model`."""
-    model = build_model(ckpt["model_config"])
-    state = ckpt.get("ema_state_dict") if use_ema and ckpt.get("ema_state_dict") is not None else ckpt["state_dict"]
-    if dtype is None:  # the dtype the weights were saved in
-        dtype = next(
-            (v.dtype for k, v in state.items() if k != "schedule.gamma" and v.is_floating_point()),
-            torch.get_default_dtype(),
-        )
-    model = model.to(dtype)
-    model.load_state_dict(state, strict=True)
-    return model.eval()

@@ -4,6 +4,8 @@ The names live in :data:`elign.registries.MLFF_BACKENDS` (where a built-in backe
 module that registers it, so that the config can check ``mlff.backend`` without importing torch).
 Registering costs nothing: a backend imports its library (torchani, mace-torch, fairchem, ...) only when it
 is built, so a missing optional package fails there with a message saying what to ``pip install``.
+Importing this module runs ``elign/mlff/__init__.py`` first, which imports every backend module: the registry
+is full before any of its functions runs.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Shipped backbones: ``models/<name>/`` holds the weights and a model card, and loading checks the weights.
 
-Layout of one shipped backbone (written by ``elign models ship``, :mod:`elign.report.card`)::
+Layout of one shipped backbone (written by ``elign models ship``, :mod:`elign.stages.ship`)::
 
     models/<name>/weights.pt       our checkpoint format: state_dict = the EMA weights (float32), no optimizer
     models/<name>/card.json        machine-readable card (format ``elign.card/1``, keys below)

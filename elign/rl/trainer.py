@@ -41,9 +41,9 @@ from tqdm import tqdm
 from elign.config import ConfigError, ElignConfig
 from elign.data.sizes import resolve_sizes
 from elign.device import resolve_device
-from elign.diffusion.checkpoint import LoadedCheckpoint, read_checkpoint
+from elign.diffusion.checkpoint import LoadedCheckpoint, model_from_checkpoint, read_checkpoint
 from elign.diffusion.en_diffusion import EnVariationalDiffusion
-from elign.diffusion.factory import build_model, model_config_of, model_from_checkpoint
+from elign.diffusion.factory import build_model, model_config_of
 from elign.io.provenance import provenance
 from elign.mlff.base import MLFFBackend
 from elign.mlff.registry import backend_from_config
@@ -56,9 +56,9 @@ from elign.rl.rewards import Penalties, Rewards, compute_rewards, reward_channel
 from elign.rl.rollout import Rollouts, choose_trained_steps, make_prompts, rollout, step_times
 from elign.rl.schedule import learning_rate
 from elign.training import checkpointing as ckpt_io
+from elign.training.determinism import derive_seed
 from elign.training.evaluation import empty_evaluation, evaluate_weights
 from elign.training.optim import EMA, make_optimizer, set_learning_rate
-from elign.training.pretrain import derive_seed
 
 log = logging.getLogger("elign.finetune")
 

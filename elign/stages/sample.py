@@ -22,9 +22,9 @@ import torch
 from elign.config import ConfigError, ElignConfig, SampleConfig
 from elign.data.sizes import resolve_sizes, stage_histogram
 from elign.device import resolve_device
+from elign.diffusion.checkpoint import load_model
 from elign.diffusion.en_diffusion import EnVariationalDiffusion
-from elign.diffusion.factory import load_model
-from elign.rl.guidance import MLFFGuidance
+from elign.diffusion.guidance import MLFFGuidance
 
 log = logging.getLogger("elign.sample")
 

@@ -28,6 +28,7 @@ import torch
 
 from elign.config import ConfigError, PretrainedSource
 from elign.diffusion.checkpoint import load_checkpoint, save_checkpoint
+from elign.diffusion.edm_import import import_edm_files
 from elign.io.atomic import atomic_paths, write_json_atomic
 from elign.io.provenance import file_sha256
 from elign.model.zoo import ShippedModelError, find_shipped, verify_weights
@@ -70,12 +71,10 @@ def _file(source: PretrainedSource) -> tuple[dict, dict, dict]:
 
 
 def _edm(source: PretrainedSource) -> tuple[dict, dict, dict]:
-    from elign.diffusion.edm_import import import_edm
-
     for key, value in (("path", source.path), ("edm_args", source.edm_args)):
         if not Path(value).is_file():
             raise FileNotFoundError(f"pretrain.source.{key}: {value} does not exist")
-    model, config = import_edm(source.edm_args, source.path)
+    model, config = import_edm_files(source.edm_args, source.path)
     return (
         config,
         model.state_dict(),

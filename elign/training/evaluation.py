@@ -23,10 +23,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from elign.data.batching import MoleculeBatcher
 from elign.data.sizes import sizes_from_histogram
 from elign.diffusion.factory import build_model
 from elign.diffusion.sampler import compile_network, sample_molecules
 from elign.metrics.evaluate import evaluate_table, summarize
+from elign.training.determinism import draw_training_noise
 
 EVAL_COLUMNS = (
     "eval_molecules",
@@ -105,9 +107,6 @@ def validation_loss(
     comes from a generator seeded by ``seed``, so two models are compared on the same (t, ε) draws.
     Returns {"valid_loss", "valid_loss_sem", "valid_molecules"}.
     """
-    from elign.data.batching import MoleculeBatcher
-    from elign.training.pretrain import draw_noise
-
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(table))[:max_molecules]
     batcher = MoleculeBatcher(table, model.atom_decoder, source)
@@ -120,7 +119,7 @@ def validation_loss(
         for start in range(0, len(order), batch_size):
             index = order[start : start + batch_size]
             sizes = batcher.num_atoms[index]
-            t_int, eps = draw_noise(model, sizes, int(sizes.max()), gen, dtype)
+            t_int, eps = draw_training_noise(model, sizes, int(sizes.max()), gen, dtype)
             batch = batcher.batch(index, dtype=dtype)
             charges = batch.charges if model.include_charges else batch.charges[..., :0]
             losses.append(model(batch.x, batch.one_hot, charges, batch.node_mask, t_int=t_int, eps=eps).numpy())

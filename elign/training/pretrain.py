@@ -11,7 +11,8 @@ epoch; the last incomplete batch of an epoch is dropped), rows e·S… of a perm
 generator seeded by (seed, epoch). The diffusion times t and noise ε of the whole global batch come from one
 ``torch.Generator`` (seeded from ``seed``) whose state is checkpointed, so a run killed at any time and
 restarted from its last checkpoint reaches bit-identical weights on CPU (on CUDA up to the GPU kernels'
-own non-determinism). Checkpoint layout and the resume-file convention: :mod:`elign.training.pretrain_state`.
+own non-determinism). Checkpoint layout and the resume-file convention: :mod:`elign.training.pretrain_state`;
+the seeds, the batch order and the noise draw: :mod:`elign.training.determinism`.
 
 Data parallel (``torchrun``): see :mod:`elign.training.distributed`; only rank 0 writes files.
 """
@@ -23,7 +24,6 @@ import logging
 import math
 import sys
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +34,7 @@ import torch
 from tqdm import tqdm
 
 from elign.config import ConfigError, ElignConfig, PretrainConfig
-from elign.data.batching import MoleculeBatcher, node_mask_from_sizes, plan_batches
+from elign.data.batching import MoleculeBatcher, plan_batches
 from elign.diffusion.checkpoint import load_checkpoint, save_checkpoint
 from elign.diffusion.en_diffusion import EnVariationalDiffusion
 from elign.diffusion.factory import build_model, model_config_of
@@ -46,6 +46,7 @@ from elign.training import checkpointing as ckpt_io
 from elign.training import distributed as ddp
 from elign.training import evaluation as train_eval
 from elign.training import pretrain_state as ts
+from elign.training.determinism import derive_seed, draw_training_noise, global_batch
 from elign.training.optim import (
     EMA,
     GradNormQueue,
@@ -69,37 +70,6 @@ class PretrainResult:
     loss: float | None
     resumed_from: int | None
     seconds: float
-
-
-# --------------------------------------------------------------------------------------- determinism
-def derive_seed(seed: int, *keys: str | int) -> int:
-    """A 63-bit seed from the master seed and a path of keys (strings hashed with crc32)."""
-    ints = [int(seed)] + [k if isinstance(k, int) else zlib.crc32(k.encode()) for k in keys]
-    return int(np.random.SeedSequence(ints).generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
-
-
-def epoch_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
-    """(n,) order of the training molecules in ``epoch``; depends only on (seed, epoch)."""
-    return np.random.default_rng(derive_seed(seed, "pretrain/data", epoch)).permutation(n)
-
-
-def global_batch(step: int, n: int, batch_size: int, seed: int) -> tuple[int, int, np.ndarray]:
-    """(epoch, index inside the epoch, (batch_size,) molecule positions) of 0-based step ``step``."""
-    per_epoch = n // batch_size
-    epoch, pos = divmod(step, per_epoch)
-    return epoch, pos, epoch_permutation(n, seed, epoch)[pos * batch_size : (pos + 1) * batch_size]
-
-
-def draw_noise(
-    model: EnVariationalDiffusion, sizes: np.ndarray, n_slots: int, generator: torch.Generator, dtype: torch.dtype
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Training noise of a global batch, drawn on CPU: t (B, 1) int64 in {0…T} and ε (B, N, 3 + F)
-    (zero-CoM for x, zero in padded slots), in the order EDM's ``compute_loss`` draws them."""
-    b = len(sizes)
-    mask = node_mask_from_sizes(sizes, n_slots, dtype)
-    t_int = torch.randint(0, model.T + 1, (b, 1), generator=generator)
-    eps = model.sample_combined_position_feature_noise(b, n_slots, mask, generator, dtype)
-    return t_int, eps
 
 
 # ------------------------------------------------------------------------------------------- model
@@ -225,7 +195,7 @@ class Pretrainer:
         """
         sizes = self.batcher.num_atoms[index]
         n_slots = int(sizes.max())
-        t_int, eps = draw_noise(self.model, sizes, n_slots, self.generator, self.dtype)
+        t_int, eps = draw_training_noise(self.model, sizes, n_slots, self.generator, self.dtype)
         shard, dev = self.info.shard(len(index)), self.info.device
         rows = np.arange(len(index))[shard]
         cap = self.pc.max_batch_edges  # micro-batches under the edge budget (by size); no cap: one pass, as EDM

@@ -8,8 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from elign.cli.main import main
-from elign.diffusion.checkpoint import load_checkpoint
-from elign.diffusion.factory import load_model
+from elign.diffusion.checkpoint import load_checkpoint, load_model
 from elign.io.molecules import read_molecules, write_molecules
 
 TINY = {

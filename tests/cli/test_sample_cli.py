@@ -11,8 +11,8 @@ import torch
 from rdkit import Chem
 
 from elign.cli.main import main
-from elign.diffusion.checkpoint import save_checkpoint
-from elign.diffusion.factory import build_model, load_model, model_config_of
+from elign.diffusion.checkpoint import load_model, save_checkpoint
+from elign.diffusion.factory import build_model, model_config_of
 from elign.io.molecules import read_molecules, read_provenance
 from elign.model.presets import make_model_config
 
@@ -208,7 +208,7 @@ class _NoForceField:
 
 def test_guided_sampling_takes_guidance_num_molecules(tiny, tmp_path, monkeypatch):
     """sample.guidance_num_molecules sets how many molecules the guided baseline draws."""
-    from elign.rl import guidance
+    from elign.diffusion import guidance
 
     monkeypatch.setattr(
         guidance.MLFFGuidance,

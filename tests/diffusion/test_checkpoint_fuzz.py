@@ -14,8 +14,8 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from elign.diffusion.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from elign.diffusion.factory import build_model, load_model
+from elign.diffusion.checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
+from elign.diffusion.factory import build_model
 from elign.io.errors import DataFormatError
 from elign.model.presets import make_model_config
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from elign.diffusion.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
+from elign.diffusion.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, load_model, save_checkpoint
 from elign.diffusion.edm_import import EDMImportError, edm_args_to_model_config, import_edm, load_edm_args, map_edm_key
-from elign.diffusion.factory import build_model, load_model, model_config_of
+from elign.diffusion.factory import build_model, model_config_of
 from elign.model.presets import make_model_config
 
 REF = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "edm"

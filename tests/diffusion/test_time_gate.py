@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from elign.diffusion import geometry as geo
-from elign.diffusion.checkpoint import save_checkpoint
-from elign.diffusion.factory import build_model, load_model, model_config_of
+from elign.diffusion.checkpoint import load_model, save_checkpoint
+from elign.diffusion.factory import build_model, model_config_of
 from elign.model.presets import make_model_config
 from elign.training.optim import EMA
 

@@ -14,13 +14,12 @@ import pytest
 import torch
 
 from elign.config import ConfigError, PretrainedSource, validate_config
-from elign.diffusion.checkpoint import load_checkpoint, save_checkpoint
-from elign.diffusion.factory import load_model
+from elign.diffusion.checkpoint import load_checkpoint, load_model, save_checkpoint
 from elign.diffusion.sampler import sample_molecules
 from elign.io.molecules import read_molecules
 from elign.io.provenance import file_sha256
 from elign.model.zoo import ShippedModelError, find_shipped, list_shipped, verify_weights
-from elign.report.card import ShipRequest, ship_backbone
+from elign.stages.ship import ShipRequest, ship_backbone
 from elign.training.backbone import materialize_pretrained
 from elign.training.pretrain import pretrain
 

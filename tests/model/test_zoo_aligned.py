@@ -17,9 +17,10 @@ from elign.config import AlignedSource, validate_config
 from elign.diffusion.checkpoint import load_checkpoint
 from elign.io.provenance import file_sha256
 from elign.model.zoo import ShippedModelError, find_shipped
-from elign.report.aligned_card import AlignedShipRequest, paired_comparison, ship_aligned
+from elign.report.aligned_card import paired_comparison
 from elign.rl.aligned_source import materialize_aligned
 from elign.rl.trainer import finetune
+from elign.stages.ship_aligned import AlignedShipRequest, ship_aligned
 from elign.training.backbone import materialize_pretrained
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "rl"))

@@ -12,8 +12,7 @@ from rl_toys import HarmonicBackend, save_tiny
 
 from elign.cli.main import main
 from elign.config import AlignedSource, ConfigError, validate_config
-from elign.diffusion.checkpoint import load_checkpoint, save_checkpoint
-from elign.diffusion.factory import load_model
+from elign.diffusion.checkpoint import load_checkpoint, load_model, save_checkpoint
 from elign.io.provenance import file_sha256
 from elign.model.zoo import CARD_FORMAT, ShippedModelError
 from elign.rl.aligned_source import backbone_sha256, materialize_aligned
@@ -121,8 +120,8 @@ def test_the_cli_materializes_instead_of_training(run, tmp_path):
 def test_training_keys_from_the_split_or_a_keys_file(tiny_qm9_dir, tmp_path):
     import gzip
 
-    from elign.cli.finetune import training_keys_of
     from elign.stages.evaluate import reference_keys
+    from elign.stages.finetune import training_keys_of
 
     keys = reference_keys(tiny_qm9_dir / "train.parquet", "smiles")
     assert len(keys) > 10 and training_keys_of(str(tiny_qm9_dir / "train.parquet")) == keys

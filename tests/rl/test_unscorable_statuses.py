@@ -15,9 +15,9 @@ from rl_toys import fake_rollouts, molecule_batch
 
 from elign.data.errors import ErrorPolicy
 from elign.data.geom import read_geom_drugs
+from elign.diffusion.guidance import MLFFGuidance
 from elign.metrics.evaluate import evaluate_table
 from elign.rl.advantages import compute_advantages
-from elign.rl.guidance import MLFFGuidance
 from elign.rl.rewards import compute_rewards
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures/geom/drugs_crude_fixture.msgpack"

@@ -108,7 +108,7 @@ def test_align_by_mol_id_needs_the_same_molecules_once_each():
 
 
 def test_a_dft_only_model_is_paired_by_its_sample_design():
-    from elign.cli.stats import paired_models
+    from elign.stages.stats import paired_models
 
     design = {"seed": 1000, "batch_size": 64, "num_molecules": 256}
     summaries = {"pretrained": design, "aligned": dict(design), "guided": {**design, "num_molecules": 64}}

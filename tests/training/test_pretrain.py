@@ -16,15 +16,16 @@ import torch
 from torch import nn
 
 from elign.config import ConfigError, LrDecay, validate_config
-from elign.diffusion.checkpoint import load_checkpoint, save_checkpoint
-from elign.diffusion.factory import build_model, load_model
+from elign.diffusion.checkpoint import load_checkpoint, load_model, save_checkpoint
+from elign.diffusion.factory import build_model
 from elign.io.molecules import read_molecules
 from elign.model.presets import make_model_config
 from elign.testing.resume import assert_same_training_state, killed_at_marker
 from elign.training import distributed as ddp
 from elign.training.checkpointing import partial_path
+from elign.training.determinism import derive_seed, global_batch
 from elign.training.optim import EMA, GradNormQueue, clip_gradients, learning_rate
-from elign.training.pretrain import derive_seed, global_batch, model_config_from, pretrain
+from elign.training.pretrain import model_config_from, pretrain
 from elign.training.pretrain_state import HISTORY_COLUMNS
 
 REPO = Path(__file__).resolve().parents[2]

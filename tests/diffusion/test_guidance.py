@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from rl_toys import HarmonicBackend, save_tiny
 
 from elign.cli.main import main
+from elign.diffusion.guidance import MLFFGuidance, x0_from_mean
 from elign.diffusion.sampler import StepState, draw_noise, make_node_mask
 from elign.io.molecules import read_molecules
-from elign.rl.guidance import MLFFGuidance, x0_from_mean
 from elign.rl.rollout import step_times
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "rl"))
+from rl_toys import HarmonicBackend, save_tiny, tiny_model  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_thread_offline_ani")  # as tests/rl/conftest.py: one thread, ANI offline
+
+
+@pytest.fixture(scope="module")
+def tiny64():
+    return tiny_model(torch.float64)
 
 
 @pytest.fixture(scope="module")
