@@ -89,5 +89,28 @@ def aligned_card_markdown(card: dict) -> str:
             f"| {s.get('started')} | {str(s.get('code_sha'))[:10]} | {hw} | {s.get('threads')} | "
             f"{it[0]} → {it[1]} | {s.get('wall_seconds', 0) / 3600:.2f} |"
         )
+    lines += _evaluation_lines(t.get("evaluations") or [])
     lines += ["", "![FED-GRPO curves](curves.png)", "", f"Reproduce: `{card['reproduce']['command']}`", ""]
     return "\n".join(lines)
+
+
+def _evaluation_lines(rows: list[dict]) -> list[str]:
+    """The run's fresh-sample evaluations on fixed noise, the backbone's first (iteration 0)."""
+    if not rows:
+        return []
+    pct = lambda v: "n/a" if v is None or v != v else f"{100 * v:.1f} %"  # noqa: E731
+    num = lambda v: "n/a" if v is None or v != v else f"{v:.3g}"  # noqa: E731
+    lines = [
+        "",
+        f"## Fresh samples during training ({rows[0].get('eval_molecules')} molecules, the same noise each time)",
+        "",
+        "| iteration | model | molecule stability | validity | uniqueness | force RMS (eV/Å) | relaxation (kcal/mol) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['iteration']} | {r['model']} | {pct(r.get('eval_molecule_stability'))} | "
+            f"{pct(r.get('eval_validity'))} | {pct(r.get('eval_uniqueness'))} | "
+            f"{num(r.get('eval_force_rms_mean_ev_per_ang'))} | {num(r.get('eval_relaxation_energy_mean_kcal_mol'))} |"
+        )
+    return lines

@@ -19,11 +19,22 @@ evaluate stage.
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Mapping
+from typing import Any
 
+import numpy as np
+import torch
+
+from elign.config import ElignConfig
+from elign.data.sizes import resolve_sizes
 from elign.io.table import MoleculeTable
 from elign.metrics.evaluate import evaluate_table, summarize
+from elign.mlff.base import MLFFBackend
+from elign.mlff.relax import FireSettings
 from elign.rl.rollout import Rollouts
+from elign.rl.trainer_state import EVAL_MLFF_COLUMNS
+from elign.training.determinism import derive_seed
+from elign.training.evaluation import evaluate_weights
 
 
 def rollout_table(ro: Rollouts) -> MoleculeTable:
@@ -58,3 +69,25 @@ def rollout_quality(ro: Rollouts) -> dict[str, float]:
 def evaluation_due(iteration: int, total: int, every: int | None) -> bool:
     """Whether the fresh-sample evaluation runs after 1-based ``iteration`` of ``total``."""
     return every is not None and (iteration % every == 0 or iteration == total)
+
+
+def evaluate_policy(
+    config: ElignConfig,
+    model_config: dict,
+    weights: Mapping[str, torch.Tensor],
+    histogram: Mapping[int, int] | None,
+    device: torch.device,
+    backend: MLFFBackend,
+) -> dict[str, Any]:
+    """The run's fresh-sample evaluation of ``weights``: ``finetune.eval_molecules`` molecules whose sizes and
+    noise depend only on the config's seed (the same at every evaluation, so evaluations differ only by the
+    weights; the backbone's own evaluation is iteration 0 of the curves). Returns the ``eval_*`` columns."""
+    fc = config.finetune
+    seed, n, spec = derive_seed(config.seed, "finetune/eval"), fc.eval_molecules, fc.sizes
+    if isinstance(spec, list):  # the prompts' sizes, in turn
+        sizes = [int(spec[i % len(spec)]) for i in range(n)]
+    else:
+        sizes = resolve_sizes(spec, n, seed, histogram)  # checked at start-up (prompt_sizes)
+    relax = FireSettings(max_steps=fc.eval_relax_steps) if fc.eval_relax_steps > 0 else None
+    row = evaluate_weights(model_config, weights, sizes, seed, device=device, backend=backend, relax=relax)
+    return {**{c: None for c in EVAL_MLFF_COLUMNS}, **row}

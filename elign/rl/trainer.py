@@ -47,17 +47,16 @@ from elign.diffusion.factory import build_model, model_config_of
 from elign.io.provenance import provenance
 from elign.mlff.base import MLFFBackend
 from elign.mlff.registry import backend_from_config
-from elign.mlff.relax import FireSettings
 from elign.rl import trainer_state as st
 from elign.rl.advantages import Advantages, mix_advantages
 from elign.rl.objective import LossStats, ppo_kl_loss
-from elign.rl.quality import evaluation_due, rollout_quality
+from elign.rl.quality import evaluate_policy, evaluation_due, rollout_quality
 from elign.rl.rewards import Penalties, Rewards, compute_rewards, reward_channels
 from elign.rl.rollout import Rollouts, choose_trained_steps, make_prompts, rollout, step_times
 from elign.rl.schedule import learning_rate
 from elign.training import checkpointing as ckpt_io
 from elign.training.determinism import derive_seed
-from elign.training.evaluation import empty_evaluation, evaluate_weights
+from elign.training.evaluation import empty_evaluation
 from elign.training.optim import EMA, make_optimizer, set_learning_rate
 
 log = logging.getLogger("elign.finetune")
@@ -465,17 +464,8 @@ class FinetuneTrainer:
 
     def evaluate(self) -> dict[str, Any]:
         """Fresh samples of the current policy (its EMA when it has one): the eval columns (elign.rl.quality)."""
-        seed, n, spec = derive_seed(self.config.seed, "finetune/eval"), self.fc.eval_molecules, self.fc.sizes
-        if isinstance(spec, list):  # the prompts' sizes, in turn
-            sizes = [int(spec[i % len(spec)]) for i in range(n)]
-        else:
-            sizes = resolve_sizes(spec, n, seed, self.histogram)  # checked at start-up (prompt_sizes)
         weights = self.ema.state_dict(self.policy) if self.ema is not None else self.policy.state_dict()
-        relax = FireSettings(max_steps=self.fc.eval_relax_steps) if self.fc.eval_relax_steps > 0 else None
-        row = evaluate_weights(
-            self.model_config, weights, sizes, seed, device=self.device, backend=self.backend, relax=relax
-        )
-        row = {**{c: None for c in st.EVAL_MLFF_COLUMNS}, **row}
+        row = evaluate_policy(self.config, self.model_config, weights, self.histogram, self.device, self.backend)
         log.info(
             "finetune eval after iteration %d: %s",
             self.iteration,

@@ -24,9 +24,10 @@ from typing import Any
 import pandas as pd
 import torch
 
+from elign.config import ElignConfig
 from elign.data.sizes import load_size_histogram, resolve_sizes
-from elign.diffusion.checkpoint import load_checkpoint, save_checkpoint
-from elign.diffusion.factory import build_model
+from elign.diffusion.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from elign.diffusion.factory import build_model, model_config_of
 from elign.diffusion.sampler import sample_molecules
 from elign.io.atomic import atomic_paths, json_text
 from elign.io.molecules import read_molecules
@@ -39,6 +40,8 @@ from elign.model.zoo import CARD_FORMAT, ShippedModelError, find_shipped, verify
 from elign.report.aligned_card import SET_KEYS, aligned_card_markdown, paired_comparison
 from elign.report.card import json_safe
 from elign.report.plots import plot_finetune
+from elign.rl.quality import evaluate_policy
+from elign.rl.trainer_state import EVAL_MLFF_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,24 @@ def compare_with_backbone(req: AlignedShipRequest, ckpt: dict, backbone_ckpt: di
     }
 
 
+EVAL_KEYS = ("eval_molecules", "eval_molecule_stability", "eval_validity", "eval_uniqueness", *EVAL_MLFF_COLUMNS)
+
+
+def evaluations(req: AlignedShipRequest, ckpt: dict, backbone_ckpt: dict, backend: MLFFBackend) -> list[dict]:
+    """The run's fresh-sample evaluations (fixed noise, every ``finetune.eval_every`` iterations) with the
+    backbone's own evaluation on the same noise as iteration 0, the weights FED-GRPO started from."""
+    config = ElignConfig.model_validate(ckpt["extra"]["config"])
+    start = model_from_checkpoint(backbone_ckpt, use_ema=config.sample.use_ema)
+    histogram = load_size_histogram(req.data_dir / "stats.json") if config.finetune.sizes == "histogram" else None
+    row = evaluate_policy(config, model_config_of(start), start.state_dict(), histogram, torch.device("cpu"), backend)
+    rows = [{"iteration": 0, "model": "backbone", **{k: row.get(k) for k in EVAL_KEYS}}]
+    history = pd.DataFrame(ckpt["extra"]["history"])
+    if "eval_molecules" in history:
+        for _, h in history[history["eval_molecules"].notna()].iterrows():
+            rows.append({"iteration": int(h["iteration"]), "model": "aligned", **{k: h.get(k) for k in EVAL_KEYS}})
+    return rows
+
+
 def _segments(path: Path | None) -> list[dict]:
     if path is None or not path.is_file():
         return []
@@ -148,6 +169,7 @@ def ship_aligned(req: AlignedShipRequest, backend: MLFFBackend) -> dict[str, Any
         )
     backbone_ckpt = load_checkpoint(verify_weights(backbone))
     comparison = compare_with_backbone(req, ckpt, backbone_ckpt, backend)
+    evaluated = evaluations(req, ckpt, backbone_ckpt, backend)
     weights = ckpt["ema_state_dict"] if ckpt.get("ema_state_dict") is not None else ckpt["state_dict"]
     folder = req.models_dir / req.name
     folder.mkdir(parents=True, exist_ok=True)
@@ -158,6 +180,7 @@ def ship_aligned(req: AlignedShipRequest, backend: MLFFBackend) -> dict[str, Any
         history.to_parquet(h, index=False)
         plot_finetune(history, c, dpi=110)
         card = build_card(req, ckpt, backbone, w, comparison)
+        card["training"]["evaluations"] = evaluated
         card["weights"]["file"] = "weights.pt"
         card = json_safe(card)
         cj.write_text(json_text(card))

@@ -19,7 +19,7 @@ from elign.io.provenance import file_sha256
 from elign.model.zoo import ShippedModelError, find_shipped
 from elign.report.aligned_card import paired_comparison
 from elign.rl.aligned_source import materialize_aligned
-from elign.rl.trainer import finetune
+from elign.rl.trainer import FinetuneTrainer, finetune
 from elign.stages.ship_aligned import AlignedShipRequest, ship_aligned
 from elign.training.backbone import materialize_pretrained
 
@@ -35,6 +35,8 @@ RUN = {
     "sizes": [5],
     "shared_prefix_steps": 14,
     "train_steps_per_rollout": 2,
+    "eval_every": 1,
+    "eval_molecules": 3,
     "device": "cpu",
 }
 
@@ -75,6 +77,24 @@ def test_the_card_holds_the_paired_comparison(aligned, shipped):  # noqa: F811
     assert card["weights"]["sha256"] == file_sha256(folder / "weights.pt")
     assert {"card.md", "curves.png", "finetune_history.parquet"} <= {p.name for p in folder.iterdir()}
     assert "Paired comparison" in (folder / "card.md").read_text()
+
+
+def test_the_card_lists_the_runs_evaluations_after_the_backbones_own(aligned, shipped, tmp_path):  # noqa: F811
+    """Iteration 0 is the trainer's own evaluation of the weights it starts from (same noise, same sizes)."""
+    _, card = aligned
+    rows = card["training"]["evaluations"]
+    assert [(r["iteration"], r["model"]) for r in rows] == [(0, "backbone"), (1, "aligned"), (2, "aligned")]
+    trainer = FinetuneTrainer(
+        validate_config({"finetune": RUN}),
+        find_shipped("tiny", shipped).weights,
+        tmp_path / "a.pt",
+        backend=HarmonicBackend(),
+        progress=False,
+    )
+    start = trainer.evaluate()  # no iteration run: the starting weights
+    for key in ("eval_molecule_stability", "eval_validity", "eval_force_rms_mean_ev_per_ang"):
+        assert rows[0][key] == start[key], key
+    assert "## Fresh samples during training (3 molecules" in (shipped / "tiny-elign" / "card.md").read_text()
 
 
 def test_paired_comparison_of_a_model_with_itself_is_zero():
