@@ -22,6 +22,7 @@ def _run(root: Path, url: str, md5: str | None) -> subprocess.CompletedProcess:
         "data:\n  geom_drugs:\n"
         f"    path: resources/geom/drugs_crude.msgpack\n    download_url: {url}\n"
         f"    md5: {repr(md5) if md5 else 'null'}\n"
+        "pretrain:\n  init_from: null\n"  # the smoke backbone is not copied here: only the download runs
     )
     exe = str(Path(sys.executable).parent / "snakemake")
     cmd = [
