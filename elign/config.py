@@ -86,20 +86,28 @@ class FigshareSource(Section):
 class GeomDrugsSource(Section):
     """GEOM-Drugs (Axelrod & Gomez-Bombarelli, Sci. Data 9, 185, 2022) from ``drugs_crude.msgpack``.
 
-    Download: Harvard Dataverse, doi:10.7910/DVN/JNGTDF, file 4360331 (rdkit_folder.tar.gz, ~50 GB),
-    then extract ``drugs_crude.msgpack``.
+    Download: Harvard Dataverse, doi:10.7910/DVN/JNGTDF, file 4360331 (drugs_crude.msgpack.tar.gz, ~43 GB; the
+    URL EDM's README gives), then extract ``drugs_crude.msgpack``. Its MD5 (the checksum Dataverse lists; no
+    sha256 is published) is pinned below.
     """
 
     path: str = "resources/geom/drugs_crude.msgpack"
     download_url: str = Field(
         "https://dataverse.harvard.edu/api/access/datafile/4360331",
-        description="rdkit_folder.tar.gz; the workflow fetches it (rule geom_drugs_download) only when path is missing",
+        description="drugs_crude.msgpack.tar.gz; the workflow fetches it (rule geom_drugs_download) only when path "
+        "is missing",
+    )
+    md5: str | None = Field(
+        "7778e84c50b7cde755cca670d1f75091",
+        pattern=r"^[0-9a-f]{32}$",
+        description="expected MD5 of the downloaded archive (Dataverse's checksum of file 4360331, GEOM release v4 "
+        "of 2022-02-11): a mismatch stops the download before anything is extracted; null = not checked",
     )
     sha256: str | None = Field(
         None,
         pattern=r"^[0-9a-f]{64}$",
-        description="expected sha256 of the downloaded archive: a mismatch stops the download; null = not "
-        "checked, the hash is written beside the archive (<archive>.sha256) to pin here",
+        description="expected sha256 of the downloaded archive (none is published): a mismatch stops the download; "
+        "null = not checked, the hash is written beside the archive (<archive>.sha256) to pin here",
     )
     conformers_per_molecule: int = Field(30, ge=1, description="lowest-energy conformers kept (EDM: 30)")
     valid_fraction: float = Field(0.1, ge=0, lt=1)
@@ -501,6 +509,13 @@ class FinetuneConfig(Section):
     grad_clip: float = Field(1.0, gt=0, description="max gradient norm")
     update_epochs: int = Field(2, ge=1, description="passes over the iteration's rollouts (official config: 1)")
     minibatch_steps: int = Field(16, ge=1, description="trained steps per gradient accumulation chunk")
+    max_batch_edges: int | None = Field(
+        None,
+        ge=2,
+        description="cap on the directed edges (sum of n(n-1)) of one network pass: rollout steps run in row chunks "
+        "and accumulation chunks end early under it (same gradients, same random stream; GEOM's 181-atom molecules "
+        "have 32,580 edges each); null = whole rollout batches and minibatch_steps alone",
+    )
     ema_decay: float = Field(0.95, ge=0, lt=1, description="EMA of the aligned weights; 0 disables (official: none)")
     stable_only: bool = Field(False, description="gate: only chemically stable molecules get the force reward")
     invalid_penalty: float | None = Field(

@@ -133,7 +133,9 @@ for _section in MLFF_SECTIONS:
     _mlff_model_files(_section)
 
 
-@rule("data.source", "data.files.paths", "data.geom_drugs.path", "data.figshare.local_dir")
+@rule(
+    "data.source", "data.files.paths", "data.geom_drugs.path", "data.geom_drugs.download_url", "data.figshare.local_dir"
+)
 def _data_files(config: Any) -> Iterator[Problem]:
     data = config.data
     if data.source == "files":
@@ -142,7 +144,8 @@ def _data_files(config: Any) -> Iterator[Problem]:
         for i, path in enumerate(data.files.paths):
             if why := file_problem(path):
                 yield (f"data.files.paths.{i}",), f"{why}; fix or remove the entry"
-    if data.source == "geom_drugs" and (why := file_problem(data.geom_drugs.path)):
+    geom = data.geom_drugs  # a missing file with a download URL is fetched by the workflow (rule geom_drugs_download)
+    if data.source == "geom_drugs" and not geom.download_url and (why := file_problem(geom.path)):
         yield ("data.geom_drugs.path",), f"{why}; download drugs_crude.msgpack (see elign.config.GeomDrugsSource)"
     local = data.figshare.local_dir
     if data.source == "figshare" and local is not None and (why := file_problem(local, folder=True)):

@@ -51,6 +51,7 @@ def test_the_table_covers_every_trajectory_key_of_finetune():
         "device",
         "checkpoint_every",
         "minibatch_steps",
+        "max_batch_edges",
         "mlff",
     }
     keys = set(load_config().finetune.model_dump())

@@ -156,6 +156,36 @@ def plan_batches(sizes: Sequence[int] | np.ndarray, batch_size: int, max_edges: 
     return plan
 
 
+def plan_chunks(
+    sizes: Sequence[int] | np.ndarray, max_items: int | None = None, max_edges: int | None = None
+) -> list[np.ndarray]:
+    """Positions 0 … M−1 of ``sizes`` in their given order, cut into contiguous chunks of at most ``max_items``
+    items and ``max_edges`` directed edges (Σ n(n-1)); an item with more edges than the cap alone gets a chunk
+    of its own. None = no such limit; without either limit, one chunk of everything.
+
+    For work whose order matters, which :func:`plan_batches` (sorted by size) would change: FED-GRPO's
+    network passes over a rollout batch (rows prompt by prompt) and the update's accumulation chunks ((rollout,
+    step) pairs in their order). With a cap that never binds, the chunks are ``range(0, M, max_items)`` slices,
+    exactly the unbudgeted loop.
+    """
+    if max_items is not None and int(max_items) < 1:
+        raise ValueError(f"max_items must be >= 1 or None, got {max_items}")
+    if max_edges is not None and int(max_edges) < 1:
+        raise ValueError(f"max_edges must be >= 1 or None, got {max_edges}")
+    edges = edge_count(np.asarray(sizes, dtype=np.int64).reshape(-1))
+    cap_items = len(edges) if max_items is None else int(max_items)
+    cap_edges = np.inf if max_edges is None else int(max_edges)
+    plan, start, total = [], 0, 0
+    for k, e in enumerate(edges.tolist()):
+        if k > start and (k - start >= cap_items or total + e > cap_edges):
+            plan.append(np.arange(start, k))
+            start, total = k, 0
+        total += e
+    if len(edges):
+        plan.append(np.arange(start, len(edges)))
+    return plan
+
+
 def encode_atom_types(table: MoleculeTable, atom_decoder: Sequence[str], source: str = "molecules") -> np.ndarray:
     """(A,) int64 one-hot column of every atom; DataFormatError naming molecule and element if unknown."""
     decoder_z = np.array([atomic_number(s) for s in atom_decoder], dtype=np.int64)

@@ -1,6 +1,6 @@
 """GEOM-Drugs from ``drugs_crude.msgpack`` (Axelrod & Gómez-Bombarelli, Sci. Data 9, 185, 2022).
 
-File layout (as distributed inside ``rdkit_folder.tar.gz``): a stream of msgpack maps, each mapping
+File layout (as distributed inside ``drugs_crude.msgpack.tar.gz``): a stream of msgpack maps, each mapping
 SMILES → molecule info. ``info["conformers"]`` is a list of dicts with ``"xyz"`` (list of
 ``[atomic_number, x, y, z]`` rows, Å) and ``"totalenergy"`` (Hartree), plus ``boltzmannweight``,
 ``geom_id``, ...; molecule-level keys include ``charge``, ``uniqueconfs``, ``totalconfs``.
@@ -42,7 +42,8 @@ from elign.io.table import MoleculeTable
 SPLIT_SEED = 0
 GEOM_DOWNLOAD = (
     "download it from Harvard Dataverse, doi:10.7910/DVN/JNGTDF, file 4360331 "
-    "(rdkit_folder.tar.gz, ~50 GB), and extract drugs_crude.msgpack from the archive"
+    "(drugs_crude.msgpack.tar.gz, ~43 GB, MD5 7778e84c50b7cde755cca670d1f75091), and extract "
+    "drugs_crude.msgpack from the archive (or let the workflow do it: rule geom_drugs_download)"
 )
 MAX_Z = 118
 

@@ -9,6 +9,9 @@ Status: ``ok`` (converged SCF + gradient), ``scf_not_converged`` (no gradient, e
 gives the cycles and the last energy), ``error`` (bad input or a PySCF exception; the reason says which).
 ``timeout`` rows come from :mod:`elign.dft.worker`, which runs this module in a child process.
 
+Effective core potentials: an element whose basis is defined with one (def2: Z > 36, e.g. I, Hg, Bi) gets it
+(:func:`ecp_spec`); H-Kr stay all-electron and their molecules are built exactly as without ECP handling.
+
 Density fitting: ``mf.density_fit()`` with PySCF's default auxiliary basis for the orbital basis
 (def2-universal-jkfit for Pople bases); the DF error on the total energy is ~1e-5 Ha.
 Device ``cuda``: the same SCF object is moved to gpu4pyscf with ``mf.to_gpu()`` (see :func:`check_cuda`).
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import math
 import types
+import warnings
 
 import numpy as np
 
@@ -109,14 +113,42 @@ def basis_spec(level: DftLevel, symbols: list[str]) -> tuple[dict | str, bool]:
     return spec, cart_d
 
 
+def ecp_spec(basis_name: str, symbols: list[str]) -> dict[str, str]:
+    """{element symbol: basis_name} for each element whose basis comes with an effective core potential.
+
+    The def2 bases (Weigend & Ahlrichs, PCCP 7, 3297 (2005)) are defined with the Stuttgart-Cologne ECPs for
+    Z > 36 (Rb-Rn: ECP28 for I, ECP60 for Hg and Bi): their valence basis for those elements is meaningless
+    without the ECP (PySCF would put all 53 electrons of I into a basis made for 25). PySCF ships each ECP under
+    its basis name; an element without one (H-Kr in def2, everything in sto-3g or 6-31G) is all-electron and
+    gets no entry, so a molecule of only such elements is built exactly as without this function.
+    """
+    return {s: basis_name for s in sorted(set(symbols)) if _has_ecp(basis_name, s)}
+
+
+def _has_ecp(basis_name: str, symbol: str) -> bool:
+    from pyscf import gto
+
+    try:
+        with warnings.catch_warnings():  # PySCF suggests basis-set-exchange for names it has no file for
+            warnings.simplefilter("ignore", UserWarning)
+            return bool(gto.basis.load_ecp(basis_name, symbol))
+    except (RuntimeError, KeyError):  # a name PySCF has no ECP file for at all (e.g. 6-31g(2df,p)): none
+        return False
+
+
 def build_mole(atomic_numbers: np.ndarray, positions_ang: np.ndarray, level: DftLevel, spin: int):
-    """PySCF ``Mole`` (unit Angstrom, charge = level.charge). atomic_numbers (N,), positions_ang (N, 3)."""
+    """PySCF ``Mole`` (unit Angstrom, charge = level.charge, the basis's ECPs where it has them: :func:`ecp_spec`).
+    atomic_numbers (N,), positions_ang (N, 3)."""
     from pyscf import gto
 
     symbols = [gto.mole._symbol(int(z)) for z in atomic_numbers]
     basis, cart = basis_spec(level, symbols)
+    ecp = ecp_spec(level.basis, symbols)
+    extra = {"ecp": ecp} if ecp else {}  # no ECP: the Mole is built exactly as before ECPs were handled
     atoms = [(s, tuple(float(v) for v in p)) for s, p in zip(symbols, np.asarray(positions_ang, np.float64))]
-    return gto.M(atom=atoms, basis=basis, unit="Angstrom", charge=level.charge, spin=spin, cart=cart, verbose=0)
+    return gto.M(
+        atom=atoms, basis=basis, unit="Angstrom", charge=level.charge, spin=spin, cart=cart, verbose=0, **extra
+    )
 
 
 def pure_f_transform(mol) -> np.ndarray | None:

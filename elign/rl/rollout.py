@@ -26,16 +26,18 @@ N = the largest prompt size, D = 3 + F, S = T − shared_prefix_steps branched s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from elign.data.batching import plan_chunks
 from elign.diffusion.en_diffusion import EnVariationalDiffusion
 from elign.diffusion.sampler import atomic_numbers_of_types, draw_noise, make_node_mask, reverse_step
 
-__all__ = ["Prompt", "Rollouts", "rollout", "step_times", "make_prompts", "choose_trained_steps"]
+__all__ = ["Prompt", "Rollouts", "rollout", "step_times", "make_prompts", "choose_trained_steps", "edge_budget"]
 
 
 @dataclass(frozen=True)
@@ -152,21 +154,62 @@ def rollout(
     group_size: int,
     shared_prefix_steps: int,
     generator: torch.Generator | None = None,
+    max_edges: int | None = None,
 ) -> Rollouts:
     """Roll out ``group_size`` trajectories per prompt (module doc). Call under ``torch.no_grad()``;
-    the model's dtype and device are used. All randomness comes from ``generator``."""
+    the model's dtype and device are used. All randomness comes from ``generator``. ``max_edges``: each
+    network pass runs in row chunks of at most this many edges (:func:`edge_budget`); None = whole batches."""
     if not 0 <= shared_prefix_steps < model.T:
         raise ValueError(f"shared_prefix_steps={shared_prefix_steps} must lie in [0, T) with T = {model.T}")
     if group_size < 1 or not prompts:
         raise ValueError("need at least one prompt and one rollout per prompt")
     param = next(model.parameters())
     dtype, device = param.dtype, param.device
-    z, mask_p, ctx_p, finite = _shared_prefix(model, prompts, shared_prefix_steps, generator, dtype, device)
+    with edge_budget(model, max_edges):
+        z, mask_p, ctx_p, finite = _shared_prefix(model, prompts, shared_prefix_steps, generator, dtype, device)
     rep = lambda v: None if v is None else v.repeat_interleave(group_size, dim=0)
     z, node_mask, context, finite = rep(z), rep(mask_p), rep(ctx_p), rep(finite)
     group = torch.arange(len(prompts), device=device).repeat_interleave(group_size)
-    rec = _branch(model, z, node_mask, context, finite, shared_prefix_steps, generator)
+    with edge_budget(model, max_edges):
+        rec = _branch(model, z, node_mask, context, finite, shared_prefix_steps, generator)
     return Rollouts(list(prompts), group, node_mask, context=context, **rec)
+
+
+@contextmanager
+def edge_budget(model: EnVariationalDiffusion, max_edges: int | None) -> Iterator[EnVariationalDiffusion]:
+    """Within the block, ``model.phi`` runs each batch in contiguous row chunks of at most ``max_edges``
+    directed edges (:func:`elign.data.batching.plan_chunks`), each padded to its own largest molecule with its
+    own graph, and returns ε̂ for the whole batch as one call would (padding rows zero). Everything else of a
+    step (the noise draws, the posterior) still sees the whole batch, so the random stream is the same: a
+    budget only changes how rows are grouped in the network, i.e. ε̂ up to float round-off. A batch that fits
+    the budget takes the one-call path unchanged (bit-identical); None changes nothing.
+    """
+    if max_edges is None:
+        yield model
+        return
+    whole = model.phi
+
+    def chunked_phi(z, t, node_mask, edge_mask=None, context=None, graph=None):
+        sizes = node_mask[..., 0].sum(dim=1).round().long().cpu().numpy()
+        chunks = plan_chunks(sizes, max_edges=max_edges)
+        if len(chunks) == 1 or edge_mask is not None:
+            return whole(z, t, node_mask, edge_mask=edge_mask, context=context, graph=graph)
+        t = torch.as_tensor(t, dtype=z.dtype, device=z.device)
+        out = torch.zeros_like(z)
+        for chunk in chunks:
+            rows = torch.as_tensor(chunk, device=z.device)
+            n = int(sizes[chunk].max())
+            mask = node_mask[rows, :n]
+            t_rows = t[rows] if t.ndim and t.shape[0] == len(sizes) else t
+            ctx = None if context is None else context[rows, :n]
+            out[rows, :n] = whole(z[rows, :n], t_rows, mask, context=ctx, graph=model.make_graph(mask))
+        return out
+
+    model.phi = chunked_phi
+    try:
+        yield model
+    finally:
+        del model.phi
 
 
 def _branch(model, z, node_mask, context, finite, prefix, generator) -> dict:

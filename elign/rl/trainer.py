@@ -39,6 +39,7 @@ import torch
 from tqdm import tqdm
 
 from elign.config import ConfigError, ElignConfig
+from elign.data.batching import plan_chunks
 from elign.data.sizes import resolve_sizes
 from elign.device import resolve_device
 from elign.diffusion.checkpoint import LoadedCheckpoint, model_from_checkpoint, read_checkpoint
@@ -138,8 +139,9 @@ def micro_batches(rows: np.ndarray, num_rollouts: int, rollouts_per_step: int | 
 def _accumulate(policy, reference, ro, rows, steps, advantage, sel: np.ndarray, fc) -> tuple[float, LossStats]:
     """Backward the mean loss of the pairs ``sel`` in chunks of ``fc.minibatch_steps``; (loss, statistics)."""
     total, stats = 0.0, LossStats.empty()
-    for start in range(0, len(sel), fc.minibatch_steps):
-        idx = torch.as_tensor(sel[start : start + fc.minibatch_steps], device=rows.device)
+    sizes = ro.sizes[rows[torch.as_tensor(sel, device=rows.device)]].cpu().numpy()  # edge budget: elign.data.batching
+    for chunk in plan_chunks(sizes, fc.minibatch_steps, getattr(fc, "max_batch_edges", None)):
+        idx = torch.as_tensor(sel[chunk], device=rows.device)
         loss, part = chunk_loss(
             policy,
             reference,
@@ -379,7 +381,12 @@ class FinetuneTrainer:
         gen = torch.Generator(device=self.device).manual_seed(derive_seed(seed, "finetune/rollout", it))
         with torch.no_grad():
             ro = rollout(
-                self.policy, make_prompts(self.prompt_sizes(it)), fc.rollouts_per_prompt, fc.shared_prefix_steps, gen
+                self.policy,
+                make_prompts(self.prompt_sizes(it)),
+                fc.rollouts_per_prompt,
+                fc.shared_prefix_steps,
+                gen,
+                max_edges=fc.max_batch_edges,
             )
         t1 = time.perf_counter()
         rng = np.random.default_rng(derive_seed(seed, "finetune/steps", it))

@@ -128,7 +128,7 @@ def find_resume(out: str | Path) -> Resume | None:
 
 
 #: finetune keys added after runs were checkpointed: a checkpoint without one was written with its default
-ADDED_KEYS: dict[str, Any] = {"extra_rewards": []}
+ADDED_KEYS: dict[str, Any] = {"extra_rewards": [], "max_batch_edges": None}
 
 
 def trajectory_config(config: dict) -> dict:

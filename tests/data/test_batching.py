@@ -123,3 +123,28 @@ def test_a_molecule_over_the_budget_gets_its_own_batch():
     assert [b.tolist() for b in plan] == [[0, 2], [3], [1]]
     with pytest.raises(ValueError, match="max_edges"):
         plan_batches([3], 4, max_edges=0)
+
+
+def test_plan_chunks_keeps_the_order_and_cuts_by_count_and_edges():
+    """FED-GRPO's passes (finetune.max_batch_edges): contiguous chunks in the given order."""
+    from elign.data.batching import edge_count, plan_chunks
+
+    rng = np.random.default_rng(1)
+    sizes = np.concatenate([rng.integers(10, 60, 100), [181], rng.integers(10, 60, 20)])
+    # no edge cap: exactly range(0, M, max_items), the unbudgeted loop; no cap at all: one chunk
+    assert [c.tolist() for c in plan_chunks(sizes, 16)] == [list(range(i, min(i + 16, 121))) for i in range(0, 121, 16)]
+    assert [c.tolist() for c in plan_chunks(sizes)] == [list(range(121))]
+    assert [c.tolist() for c in plan_chunks(sizes, 16, max_edges=10**9)] == [c.tolist() for c in plan_chunks(sizes, 16)]
+    budget = 40_000
+    plan = plan_chunks(sizes, 16, budget)
+    assert np.concatenate(plan).tolist() == list(range(len(sizes)))  # every item once, in order
+    for chunk in plan:
+        assert len(chunk) <= 16 and (edge_count(sizes[chunk]).sum() <= budget or len(chunk) == 1)
+        assert (np.diff(chunk) == 1).all()
+    assert any(len(c) < 16 and c[-1] != len(sizes) - 1 for c in plan)  # the budget did cut somewhere
+    assert [c.tolist() for c in plan_chunks([5, 100, 6], max_edges=50)] == [[0], [1], [2]]  # 100 atoms: alone
+    assert plan_chunks([]) == []
+    with pytest.raises(ValueError, match="max_items"):
+        plan_chunks([3], 0)
+    with pytest.raises(ValueError, match="max_edges"):
+        plan_chunks([3], 1, max_edges=0)

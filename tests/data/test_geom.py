@@ -196,7 +196,7 @@ def test_missing_file_names_path_and_download(tmp_path):
     with pytest.raises(FileNotFoundError) as exc:
         load_geom_drugs(data_cfg(path), ErrorPolicy())
     msg = str(exc.value)
-    for part in (str(path), "10.7910/DVN/JNGTDF", "4360331", "rdkit_folder.tar.gz", "drugs_crude.msgpack"):
+    for part in (str(path), "10.7910/DVN/JNGTDF", "4360331", "drugs_crude.msgpack.tar.gz", "7778e84c"):
         assert part in msg
 
 

@@ -233,7 +233,8 @@ def test_guided_dft_molecules_are_passed_only_for_the_guided_model(fresh):
 
 def test_geom_smoke_run_end_to_end(fresh, repo_root):
     """GEOM-Drugs through every stage on the msgpack fixture (config/experiments/geom_smoke.yaml); the report
-    has GEOM rows. ~2-3.5 min on two busy cores."""
+    has GEOM rows and a converged DFT single point (the tiny fixture-trained backbone samples molecule-like
+    geometries). ~2-3.5 min on two busy cores."""
     import pandas as pd
 
     shutil.copytree(repo_root / "tests/fixtures/geom", fresh / "tests/fixtures/geom")
@@ -247,7 +248,11 @@ def test_geom_smoke_run_end_to_end(fresh, repo_root):
     assert reference["validity"] == 1.0 and reference["mlff_ok_fraction"] == 1.0  # real conformers, AIMNet2
     guided = read_molecules(fresh / "results/samples/geom_smoke/guided.parquet")
     assert "guidance_status" in guided.columns
-    for model in ("pretrained", "aligned", "guided"):
-        assert (fresh / f"results/dft/geom_smoke/{model}.parquet").exists()
+    models = ("pretrained", "aligned", "guided")
+    dft = {m: pd.read_parquet(fresh / f"results/dft/geom_smoke/{m}.parquet") for m in models}
+    converged = {m: int((t["status"] == "ok").sum()) for m, t in dft.items()}
+    assert sum(converged.values()) >= 1, {m: t[["status", "reason"]].to_dict("records") for m, t in dft.items()}
+    ok = pd.concat([t[t["status"] == "ok"] for t in dft.values()])
+    assert ok["energy_ha"].notna().all() and (ok["num_atoms"] <= 26).all()  # dft.max_atoms
     html = (fresh / "results/report/geom_smoke/index.html").read_text()
     assert "geom_smoke" in html and "reference" in html

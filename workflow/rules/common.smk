@@ -87,7 +87,9 @@ def pretrain_inputs(wildcards):
     src = config["pretrain"]["source"]
     stats = f"results/data/{wildcards.dataset}/stats.json"
     if src["kind"] == "train":
-        return {"train": f"results/data/{wildcards.dataset}/train.parquet", "stats": stats}
+        init = config["pretrain"]["init_from"]  # the starting weights, when given, are an input too
+        inputs = {"train": f"results/data/{wildcards.dataset}/train.parquet", "stats": stats}
+        return {**inputs, "init": init} if init else inputs
     if src["kind"] == "shipped":
         folder = f"{src['models_dir']}/{src['name']}"
         return {"weights": f"{folder}/weights.pt", "card": f"{folder}/card.json", "stats": stats}

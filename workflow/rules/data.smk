@@ -24,9 +24,9 @@ rule prepare_data:
 
 
 rule geom_drugs_download:
-    """GEOM-Drugs: download rdkit_folder.tar.gz (data.geom_drugs.download_url, ~50 GB), check its sha256
-    (data.geom_drugs.sha256), extract drugs_crude.msgpack to data.geom_drugs.path. Runs only when that file is
-    missing (a local copy at the path is used as it is)."""
+    """GEOM-Drugs: download drugs_crude.msgpack.tar.gz (data.geom_drugs.download_url, ~43 GB; resumes), check its
+    MD5 (data.geom_drugs.md5, pinned) and sha256 (data.geom_drugs.sha256, when set), extract drugs_crude.msgpack
+    to data.geom_drugs.path. Runs only when that file is missing (a local copy at the path is used as it is)."""
     output:
         config["data"]["geom_drugs"]["path"],
     log:
@@ -37,12 +37,18 @@ rule geom_drugs_download:
         runtime=720,
     params:
         url=config["data"]["geom_drugs"]["download_url"],
+        md5=config["data"]["geom_drugs"]["md5"] or "",
         sha256=config["data"]["geom_drugs"]["sha256"] or "",
     shell:
-        "(set -euo pipefail; dir=$(dirname {output}); archive=$dir/rdkit_folder.tar.gz; mkdir -p $dir;"
+        "(set -euo pipefail; dir=$(dirname {output}); archive=$dir/drugs_crude.msgpack.tar.gz; mkdir -p $dir;"
         " curl -L --fail --retry 5 -C - -o $archive {params.url:q};"
+        " md5=$(md5sum $archive | cut -d' ' -f1); echo md5 $md5;"
+        " if [ -n '{params.md5}' ] && [ $md5 != '{params.md5}' ]; then echo \"md5 mismatch: $archive has $md5,"
+        " expected {params.md5} (data.geom_drugs.md5): a truncated or different file; delete it and rerun\" >&2;"
+        " exit 1; fi;"
         " sum=$(sha256sum $archive | cut -d' ' -f1); echo $sum > $archive.sha256; echo sha256 $sum;"
         " if [ -n '{params.sha256}' ] && [ $sum != '{params.sha256}' ]; then"
-        " echo 'sha256 mismatch: expected {params.sha256}' >&2; exit 1; fi;"
-        " tar -xzf $archive -O rdkit_folder/drugs_crude.msgpack > {output}.tmp && mv {output}.tmp {output})"
+        " echo \"sha256 mismatch: $archive has $sum, expected {params.sha256} (data.geom_drugs.sha256)\" >&2;"
+        " exit 1; fi;"
+        " tar -xzf $archive -O --no-anchored drugs_crude.msgpack > {output}.tmp && mv {output}.tmp {output})"
         " > {log} 2>&1"
