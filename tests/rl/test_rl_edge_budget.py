@@ -114,7 +114,7 @@ def test_update_policy_weights_bit_identical_when_the_budget_never_binds(tiny64)
     ro = _roll(tiny64, None)
     rows, steps, adv = _update_inputs(ro)
     b, s = ro.logp_old.shape
-    a = Advantages(adv, np.zeros(b), adv, np.ones((b, s), dtype=bool))
+    a = Advantages(adv, {"force": np.zeros(b), "energy": adv}, np.ones((b, s), dtype=bool))
     trained = np.tile(np.arange(s), (b, 1))
     weights = []
     for cap in (None, 10**9):
