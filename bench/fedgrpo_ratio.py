@@ -3,7 +3,7 @@
 Before any update the policy *is* the sampling policy, so every ratio ρ = exp(log p_θ − log p_old) should be 1.
 This bench rolls out one group at the paper's scale (T = 1000, shared prefix 600, every branched step
 recorded) from a checkpoint, recomputes log p_θ for every (rollout, step) pair exactly as the update does
-(the way :func:`elign.rl.trainer.chunk_loss` does, in chunks of ``--chunk`` pairs), and prints |ρ − 1| by t-band and
+(the way :func:`elign.rl.update.chunk_loss` does, in chunks of ``--chunk`` pairs), and prints |ρ − 1| by t-band and
 the share beyond the clip range, in float32 and float64 (the same weights, rolled out again in float64).
 It then takes the official code's micro-batched update (one AdamW step per ``--micro`` rollouts) on the same
 rollouts and prints the clip fraction of each micro-batch: the first one sees the sampling policy, later ones
@@ -30,7 +30,7 @@ from elign.config import validate_config  # noqa: E402
 from elign.diffusion.checkpoint import load_model  # noqa: E402
 from elign.rl.advantages import compute_advantages  # noqa: E402
 from elign.rl.rollout import make_prompts, rollout  # noqa: E402
-from elign.rl.trainer import _accumulate, micro_batches  # noqa: E402
+from elign.rl.update import _accumulate, micro_batches  # noqa: E402
 from elign.training.optim import make_optimizer  # noqa: E402
 
 BANDS = ((0.3, 0.4), (0.1, 0.3), (0.03, 0.1), (0.01, 0.03), (0.0, 0.01))  # t = t_int / T

@@ -9,8 +9,8 @@ Per iteration i (all randomness seeded by (seed, i), see :mod:`elign.rl.trainer_
    branched steps per group (the same steps for the K members; all steps if null): the registered rewards
    ``force`` and ``energy`` and those of ``extra_rewards`` (:mod:`elign.rl.reward_registry`).
 3. **Advantages**, normalized per group and channel, mixed and clipped (:mod:`elign.rl.advantages`).
-4. **Update**: ``update_epochs`` passes; each pass recomputes μ_θ (with grad) and μ_ref (frozen copy of
-   the input model, no grad) for every (rollout, trained step) pair in the loss, in chunks of
+4. **Update** (:mod:`elign.rl.update`): ``update_epochs`` passes; each pass recomputes μ_θ (with grad) and
+   μ_ref (frozen copy of the input model, no grad) for every (rollout, trained step) pair in the loss, in chunks of
    ``minibatch_steps`` pairs whose gradients are accumulated, then one AdamW step (EDM's optimizer:
    amsgrad, ``lr``, ``weight_decay``) after clipping the global gradient norm to ``grad_clip``, then the
    optional EMA update. The loss is normalised by the number of pairs, so a pass is one gradient step on
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import math
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -39,30 +38,28 @@ import torch
 from tqdm import tqdm
 
 from elign.config import ConfigError, ElignConfig
-from elign.data.batching import plan_chunks
 from elign.data.sizes import resolve_sizes
 from elign.device import resolve_device
 from elign.diffusion.checkpoint import LoadedCheckpoint, model_from_checkpoint, read_checkpoint
-from elign.diffusion.en_diffusion import EnVariationalDiffusion
 from elign.diffusion.factory import build_model, model_config_of
 from elign.io.provenance import provenance
 from elign.mlff.base import MLFFBackend
 from elign.mlff.registry import backend_from_config
 from elign.rl import trainer_state as st
 from elign.rl.advantages import Advantages, mix_advantages
-from elign.rl.objective import LossStats, ppo_kl_loss
 from elign.rl.quality import evaluate_policy, evaluation_due, rollout_quality
 from elign.rl.rewards import Penalties, Rewards, compute_rewards, reward_channels
-from elign.rl.rollout import Rollouts, choose_trained_steps, make_prompts, rollout, step_times
+from elign.rl.rollout import Rollouts, choose_trained_steps, make_prompts, rollout
 from elign.rl.schedule import learning_rate
+from elign.rl.update import update_policy
 from elign.training import checkpointing as ckpt_io
 from elign.training.determinism import derive_seed
 from elign.training.evaluation import empty_evaluation
-from elign.training.optim import EMA, make_optimizer, set_learning_rate
+from elign.training.optim import EMA, make_optimizer
 
 log = logging.getLogger("elign.finetune")
 
-__all__ = ["FinetuneResult", "FinetuneTrainer", "finetune", "update_policy", "chunk_loss", "micro_batches"]
+__all__ = ["FinetuneResult", "FinetuneTrainer", "finetune"]
 
 
 @dataclass(frozen=True)
@@ -73,145 +70,6 @@ class FinetuneResult:
     resumed_from: int | None
     seconds: float
     last: dict[str, Any] | None
-
-
-# ------------------------------------------------------------------------------------------ update
-def chunk_loss(
-    policy: EnVariationalDiffusion,
-    reference: EnVariationalDiffusion,
-    ro: Rollouts,
-    rows: torch.Tensor,
-    steps: torch.Tensor,
-    advantage: torch.Tensor,
-    denominator: int,
-    clip_range: float,
-    kl_weight: float,
-    *,
-    policy_features: bool = True,
-    feature_kl_weight: float = 1.0,
-) -> tuple[torch.Tensor, LossStats]:
-    """Loss of the pairs (rows[m], steps[m]) (branched-step indices), μ_θ with grad, μ_ref without.
-
-    policy_features False: log-probs (new and old, the old one from the recorded μ_old) of the positions only.
-    """
-    n = int(ro.sizes[rows].max())
-    node_mask, z_t, z_s = ro.node_mask[rows, :n], ro.z[rows, steps, :n], ro.z[rows, steps + 1, :n]
-    ctx = None if ro.context is None else ro.context[rows, :n]
-    s, t = step_times(policy, ro.t_int[steps], len(rows), z_t.dtype, z_t.device)
-    graph = policy.make_graph(node_mask)
-    mu, sigma = policy.posterior_from_eps(z_t, policy.phi(z_t, t, node_mask, context=ctx, graph=graph), s, t)
-    if policy_features:
-        logp, logp_old = policy.reverse_step_log_prob(z_s, mu, sigma, node_mask), ro.logp_old[rows, steps]
-    else:
-        x = slice(0, policy.n_dims)
-        logp = policy.reverse_step_log_prob(z_s[..., x], mu[..., x], sigma, node_mask)
-        logp_old = policy.reverse_step_log_prob(z_s[..., x], ro.mu_old[rows, steps, :n, x], sigma, node_mask)
-    with torch.no_grad():
-        mu_ref = reference.posterior_from_eps(z_t, reference.phi(z_t, t, node_mask, context=ctx, graph=graph), s, t)[0]
-    return ppo_kl_loss(
-        logp,
-        logp_old,
-        advantage,
-        mu,
-        mu_ref,
-        sigma,
-        node_mask,
-        clip_range=clip_range,
-        kl_weight=kl_weight,
-        denominator=denominator,
-        feature_kl_weight=feature_kl_weight,
-    )
-
-
-def micro_batches(rows: np.ndarray, num_rollouts: int, rollouts_per_step: int | None) -> list[np.ndarray]:
-    """Indices into the pairs (whose rollout rows are ``rows``, (M,)) of each optimizer step: all pairs in one
-    step (None), or the pairs of rollouts [0, m), [m, 2m), … in row order (the official code chunks its
-    rollout batch in order, without shuffling). A chunk without any pair in the loss takes no step."""
-    if rollouts_per_step is None:
-        return [np.arange(len(rows))]
-    chunks = [
-        np.flatnonzero((rows >= lo) & (rows < lo + rollouts_per_step))
-        for lo in range(0, num_rollouts, rollouts_per_step)
-    ]
-    return [c for c in chunks if len(c)]
-
-
-def _accumulate(policy, reference, ro, rows, steps, advantage, sel: np.ndarray, fc) -> tuple[float, LossStats]:
-    """Backward the mean loss of the pairs ``sel`` in chunks of ``fc.minibatch_steps``; (loss, statistics)."""
-    total, stats = 0.0, LossStats.empty()
-    sizes = ro.sizes[rows[torch.as_tensor(sel, device=rows.device)]].cpu().numpy()  # edge budget: elign.data.batching
-    for chunk in plan_chunks(sizes, fc.minibatch_steps, getattr(fc, "max_batch_edges", None)):
-        idx = torch.as_tensor(sel[chunk], device=rows.device)
-        loss, part = chunk_loss(
-            policy,
-            reference,
-            ro,
-            rows[idx],
-            steps[idx],
-            advantage[idx],
-            len(sel),
-            fc.clip_range,
-            fc.kl_weight,
-            policy_features=fc.policy_features,
-            feature_kl_weight=fc.feature_kl_weight,
-        )
-        loss.backward()
-        total += float(loss.detach())
-        stats = stats.merge(part)
-    return total, stats
-
-
-def update_policy(
-    policy,
-    reference,
-    optimizer,
-    ro: Rollouts,
-    trained: np.ndarray,
-    adv: Advantages,
-    fc,
-    ema: EMA | None = None,
-    first_step: int = 0,
-    lr_at: Callable[[int], float] | None = None,
-) -> dict[str, float]:
-    """``fc.update_epochs`` passes over the pairs in the loss; each pass takes one AdamW step per micro-batch
-    (:func:`micro_batches`) on the mean loss of its pairs, accumulated in chunks, after clipping the gradient
-    norm. ``lr_at(k)`` sets the rate of optimizer step k (counted from ``first_step``). Returns the merged loss
-    statistics, mean loss and mean pre-clipping gradient norm over the steps, and ``optimizer_steps`` taken."""
-    keep = adv.in_loss & ro.finite.cpu().numpy()[:, None]
-    b_idx, j_idx = np.nonzero(keep)
-    dev = ro.z.device
-    rows = torch.as_tensor(b_idx, device=dev)
-    steps = torch.as_tensor(trained[b_idx, j_idx], device=dev)
-    advantage = torch.as_tensor(adv.advantage[b_idx, j_idx], device=dev)
-    n_pairs, stats, losses, norms = len(b_idx), LossStats.empty(), [], []
-    if n_pairs == 0:
-        log.warning("no (rollout, step) pair has a reward signal this iteration: no update")
-    batches = micro_batches(b_idx, ro.num_rollouts, fc.micro_batch_rollouts) if n_pairs else []
-    step = first_step
-    for _ in range(fc.update_epochs):
-        for sel in batches:
-            optimizer.zero_grad(set_to_none=True)
-            total, part = _accumulate(policy, reference, ro, rows, steps, advantage, sel, fc)
-            stats = stats.merge(part)
-            norm = float(torch.nn.utils.clip_grad_norm_(policy.parameters(), fc.grad_clip))
-            if not (math.isfinite(norm) and math.isfinite(total)):
-                raise FloatingPointError(f"non-finite FED-GRPO loss ({total}) or gradient norm ({norm})")
-            if lr_at is not None:
-                set_learning_rate(optimizer, lr_at(step))
-            optimizer.step()
-            step += 1
-            if ema is not None:
-                ema.update(policy)
-            losses.append(total)
-            norms.append(norm)
-    nan = float("nan")
-    return {
-        **stats.summary(),
-        "loss": float(np.mean(losses)) if losses else nan,
-        "grad_norm": float(np.mean(norms)) if norms else nan,
-        "trained_pairs": n_pairs,
-        "optimizer_steps": step - first_step,
-    }
 
 
 def _nanstat(fn, values: np.ndarray) -> float:

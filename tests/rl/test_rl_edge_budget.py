@@ -15,7 +15,7 @@ import torch
 from elign.data.batching import edge_count
 from elign.rl.advantages import Advantages
 from elign.rl.rollout import make_prompts, rollout
-from elign.rl.trainer import _accumulate, update_policy
+from elign.rl.update import _accumulate, update_policy
 from elign.training.optim import make_optimizer
 
 SIZES, K, PREFIX = [4, 7, 5], 3, 12  # 9 rows; 4, 7 and 5 atoms: 12, 42 and 20 edges per molecule

@@ -10,7 +10,7 @@ import torch
 
 from elign.rl.objective import kl_to_reference, ppo_kl_loss
 from elign.rl.rollout import make_prompts, rollout
-from elign.rl.trainer import chunk_loss
+from elign.rl.update import chunk_loss
 from elign.training.optim import make_optimizer
 
 EPS = 0.2

@@ -15,8 +15,9 @@ from rl_toys import HarmonicBackend, save_tiny
 from elign.cli.main import main
 from elign.config import ConfigError, validate_config
 from elign.diffusion.checkpoint import load_checkpoint, load_model
-from elign.rl.trainer import finetune, micro_batches
+from elign.rl.trainer import finetune
 from elign.rl.trainer_state import HISTORY_COLUMNS, trajectory_config
+from elign.rl.update import micro_batches
 from elign.testing.resume import assert_same_training_state, killed_at_marker
 from elign.training.checkpointing import partial_path
 
