@@ -50,8 +50,12 @@ def test_the_paper_run_checkpoint_still_resumes():
     config = load_config(
         REPO / "config" / "config.yaml", REPO / "config" / "experiments" / "qm9_paper.yaml", PAPER_RUN / "cpu.yaml"
     ).model_dump(mode="json")
-    assert "extra_rewards" not in extra["config"]["finetune"] and config["finetune"]["extra_rewards"] == []
     check_resume_compatible(extra, config, extra["input"], extra["size_histogram"], path)  # no ConfigError
+    # the checkpoint as written before the added keys existed (iterations 1-24 of the run were): still resumes
+    before = {k: v for k, v in extra["config"]["finetune"].items() if k not in ("extra_rewards", "max_batch_edges")}
+    older = {**extra, "config": {**extra["config"], "finetune": before}}
+    assert config["finetune"]["extra_rewards"] == []
+    check_resume_compatible(older, config, extra["input"], extra["size_histogram"], path)
     changed = {**config, "finetune": {**config["finetune"], "extra_rewards": [{"name": "x", "weight": 1.0}]}}
     with pytest.raises(ConfigError, match="extra_rewards"):
         check_resume_compatible(extra, changed, extra["input"], extra["size_histogram"], path)
