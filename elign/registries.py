@@ -48,6 +48,10 @@ class Registry:
         self._entries[key] = obj
         return obj
 
+    def decorator(self, name: str) -> Callable[[Any], Any]:
+        """``@registry.decorator(name)``: :meth:`register` the decorated function or class as ``name``."""
+        return lambda obj: self.register(name, obj)
+
     def unregister(self, name: str) -> None:
         """Remove a name registered at run time (a plug-in or a test); built-in names stay declared."""
         key = self._fold(str(name))

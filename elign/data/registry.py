@@ -42,11 +42,7 @@ SourceLoader = Callable[["DataConfig", ErrorPolicy, int], SourceResult]  # noqa:
 
 def register_source(name: str) -> Callable[[SourceLoader], SourceLoader]:
     """Decorator: register a loader as data source ``name`` (the value of ``data.source``)."""
-
-    def deco(fn: SourceLoader) -> SourceLoader:
-        return DATA_SOURCES.register(name, fn)
-
-    return deco
+    return DATA_SOURCES.decorator(name)
 
 
 def get_source(name: str) -> SourceLoader:

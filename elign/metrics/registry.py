@@ -50,11 +50,7 @@ MetricFunction = Callable[[MetricBatch], MetricValues]
 
 def register_metric(name: str) -> Callable[[MetricFunction], MetricFunction]:
     """Decorator: register ``fn(batch) -> MetricValues`` as metric ``name`` (a value of ``evaluate.metrics``)."""
-
-    def decorate(fn: MetricFunction) -> MetricFunction:
-        return METRICS.register(name, fn)
-
-    return decorate
+    return METRICS.decorator(name)
 
 
 def get_metric(name: str) -> MetricFunction:

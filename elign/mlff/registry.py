@@ -24,11 +24,7 @@ DEFAULT_BACKEND = "ani2x"
 def register_backend(name: str) -> Callable:
     """Decorator: register a backend class or factory under ``name`` (case-insensitive). The factory is called
     with the options of :func:`get_backend` (device, dtype, batch_size and the config's backend options)."""
-
-    def decorate(factory: Callable[..., MLFFBackend]) -> Callable[..., MLFFBackend]:
-        return MLFF_BACKENDS.register(name, factory)
-
-    return decorate
+    return MLFF_BACKENDS.decorator(name)
 
 
 def available_backends() -> list[str]:

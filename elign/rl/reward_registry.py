@@ -59,11 +59,7 @@ RewardFunction = Callable[[Any], RewardValues]
 
 def register_reward(name: str) -> Callable[[RewardFunction], RewardFunction]:
     """Decorator: register ``fn(batch) -> RewardValues`` as reward ``name`` (module doc)."""
-
-    def decorate(fn: RewardFunction) -> RewardFunction:
-        return REWARDS.register(name, fn)
-
-    return decorate
+    return REWARDS.decorator(name)
 
 
 def get_reward(name: str) -> RewardFunction:
