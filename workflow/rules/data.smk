@@ -44,11 +44,11 @@ rule geom_drugs_download:
         " curl -L --fail --retry 5 -C - -o $archive {params.url:q};"
         " md5=$(md5sum $archive | cut -d' ' -f1); echo md5 $md5;"
         " if [ -n '{params.md5}' ] && [ $md5 != '{params.md5}' ]; then echo \"md5 mismatch: $archive has $md5,"
-        " expected {params.md5} (data.geom_drugs.md5): a truncated or different file; delete it and rerun\" >&2;"
+        ' expected {params.md5} (data.geom_drugs.md5): a truncated or different file; delete it and rerun" >&2;'
         " exit 1; fi;"
         " sum=$(sha256sum $archive | cut -d' ' -f1); echo $sum > $archive.sha256; echo sha256 $sum;"
         " if [ -n '{params.sha256}' ] && [ $sum != '{params.sha256}' ]; then"
-        " echo \"sha256 mismatch: $archive has $sum, expected {params.sha256} (data.geom_drugs.sha256)\" >&2;"
+        ' echo "sha256 mismatch: $archive has $sum, expected {params.sha256} (data.geom_drugs.sha256)" >&2;'
         " exit 1; fi;"
         " tar -xzf $archive -O --no-anchored drugs_crude.msgpack > {output}.tmp && mv {output}.tmp {output})"
         " > {log} 2>&1"
