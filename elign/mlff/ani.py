@@ -107,6 +107,23 @@ class ANIBackend(MLFFBackend):
         the AEVs or the networks, which is ~20% faster than torchani's padded batch on QM9-sized molecules.
         """
         mask = atomic_numbers > 0
+        with torch.enable_grad():
+            coords = positions_ang[mask].detach().clone().unsqueeze(0).requires_grad_(True)
+            energy_ha = self._energy_ha(atomic_numbers, positions_ang, coords)
+            (grad_ha,) = torch.autograd.grad(energy_ha.sum(), coords)
+        forces = torch.zeros_like(positions_ang)
+        forces[mask] = -grad_ha[0] * HARTREE_TO_EV
+        return energy_ha.detach() * HARTREE_TO_EV, forces
+
+    def _compute_energy(self, atomic_numbers, positions_ang, charge):
+        """(B, N) Z, (B, N, 3) Å -> energy (B,) eV: :meth:`_compute`'s forward pass alone (same values)."""
+        with torch.no_grad():
+            coords = positions_ang[atomic_numbers > 0].unsqueeze(0)
+            return self._energy_ha(atomic_numbers, positions_ang, coords) * HARTREE_TO_EV
+
+    def _energy_ha(self, atomic_numbers, positions_ang, coords):
+        """(B,) Hartree from the flat real-atom coordinates ``coords`` (1, A, 3) of the padded batch."""
+        mask = atomic_numbers > 0
         counts = mask.sum(dim=1)
         node_of = torch.full(mask.shape, -1, dtype=torch.long, device=self.device)
         node_of[mask] = torch.arange(int(counts.sum()), device=self.device)
@@ -118,16 +135,10 @@ class ANIBackend(MLFFBackend):
         neighbor_idxs = torch.stack([node_of[mol, i], node_of[mol, j]])
         shifts = torch.zeros((neighbor_idxs.shape[1], 3), dtype=positions_ang.dtype, device=self.device)
         molecule_of_atom = torch.repeat_interleave(torch.arange(mask.shape[0], device=self.device), counts)
-        with torch.enable_grad():
-            coords = positions_ang[mask].detach().clone().unsqueeze(0).requires_grad_(True)
-            atomic_ha = self.model.compute_from_external_neighbors(
-                atomic_numbers[mask].unsqueeze(0), coords, neighbor_idxs, shifts, atomic=True
-            ).energies[0]
-            energy_ha = atomic_ha.new_zeros(mask.shape[0]).index_add(0, molecule_of_atom, atomic_ha)
-            (grad_ha,) = torch.autograd.grad(energy_ha.sum(), coords)
-        forces = torch.zeros_like(positions_ang)
-        forces[mask] = -grad_ha[0] * HARTREE_TO_EV
-        return energy_ha.detach() * HARTREE_TO_EV, forces
+        atomic_ha = self.model.compute_from_external_neighbors(
+            atomic_numbers[mask].unsqueeze(0), coords, neighbor_idxs, shifts, atomic=True
+        ).energies[0]
+        return atomic_ha.new_zeros(mask.shape[0]).index_add(0, molecule_of_atom, atomic_ha)
 
     def ase_calculator(self):
         """torchani's own ASE calculator for the same model (one molecule at a time; for comparisons)."""

@@ -173,6 +173,12 @@ class MLFFBackend:
         """(B, N) long (0 = padding, atoms first), (B, N, 3) self.dtype Å, (B,) long -> (B,) eV, (B, N, 3) eV/Å."""
         raise NotImplementedError
 
+    def _compute_energy(
+        self, atomic_numbers: torch.Tensor, positions_ang: torch.Tensor, charge: torch.Tensor
+    ) -> torch.Tensor:
+        """:meth:`_compute`'s energy (B,) eV alone; a backend that can skip the forces' backward pass overrides it."""
+        return self._compute(atomic_numbers, positions_ang, charge)[0]
+
     def reference_energies_ev(self) -> dict[int, float]:
         """{Z: eV} per-element reference; default: isolated atoms computed with the model (cached)."""
         return self.isolated_atom_energies_ev(sorted(self.elements))
@@ -209,6 +215,16 @@ class MLFFBackend:
         atomic_numbers: (B, N) int, 0 = padding (anywhere in the row). positions_ang: (B, N, 3) Å.
         charge: (B,) int total charges, default 0. numpy arrays or torch tensors. Returns MLFFResult.
         """
+        return self._evaluate(atomic_numbers, positions_ang, charge, energy_only=False)
+
+    def energies(self, atomic_numbers, positions_ang, charge=None) -> MLFFResult:
+        """:meth:`evaluate` for a caller that needs no forces (FED-GRPO's potential Ψ): the same energies,
+        formation energies and statuses, with ``forces_ev_per_ang`` all NaN and a molecule non-finite only where
+        its energy is. A backend that overrides :meth:`_compute_energy` (ANI) skips the backward pass here
+        (bench/bench_mlff_energies.py measures the gain)."""
+        return self._evaluate(atomic_numbers, positions_ang, charge, energy_only=True)
+
+    def _evaluate(self, atomic_numbers, positions_ang, charge, energy_only: bool) -> MLFFResult:
         z, x, q = _as_numpy_inputs(atomic_numbers, positions_ang, charge)
         n_mol, n_pad = z.shape
         status, reason = self._screen(z, x, q)
@@ -218,9 +234,11 @@ class MLFFBackend:
         todo = todo[np.argsort((z[todo] > 0).sum(axis=1), kind="stable")]  # similar sizes share a chunk
         for start in range(0, len(todo), self.batch_size):
             idx = todo[start : start + self.batch_size]
-            self._score_chunk(idx, z, x, q, energy, forces, status, reason)
+            self._score_chunk(idx, z, x, q, energy, forces, status, reason, energy_only=energy_only)
         forces[z == 0] = 0.0
         forces[status != STATUS_OK] = np.nan
+        if energy_only:
+            forces[:] = np.nan  # not computed
         energy[status != STATUS_OK] = np.nan
         reference = self._reference_sum(z)
         num_atoms = (z > 0).sum(axis=1)
@@ -272,17 +290,17 @@ class MLFFBackend:
             )
         return None
 
-    def _score_chunk(self, idx, z, x, q, energy, forces, status, reason) -> None:
+    def _score_chunk(self, idx, z, x, q, energy, forces, status, reason, energy_only: bool = False) -> None:
         """Run one chunk; if the model raises, retry its molecules one by one to isolate the culprit."""
         try:
-            e, f = self._run_packed(z[idx], x[idx], q[idx])
+            e, f = self._run_packed(z[idx], x[idx], q[idx], energy_only)
         except Exception as exc:  # noqa: BLE001 - the model's own error, kept as a reason
             if len(idx) == 1:
                 status[idx[0]] = STATUS_BACKEND_ERROR
                 reason[idx[0]] = f"{type(exc).__name__}: {exc}"[:500]
                 return
             for i in idx:
-                self._score_chunk(np.array([i]), z, x, q, energy, forces, status, reason)
+                self._score_chunk(np.array([i]), z, x, q, energy, forces, status, reason, energy_only)
             return
         finite = np.isfinite(e) & np.isfinite(f).all(axis=(1, 2))
         energy[idx] = e
@@ -291,8 +309,9 @@ class MLFFBackend:
             status[i] = STATUS_NON_FINITE
             reason[i] = f"{self.name} returned a non-finite energy or force"
 
-    def _run_packed(self, z: np.ndarray, x: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Pack real atoms to the front of each row, trim padding, call _compute, scatter back."""
+    def _run_packed(self, z: np.ndarray, x: np.ndarray, q: np.ndarray, energy_only: bool = False):
+        """Pack real atoms to the front of each row, trim padding, call _compute (or _compute_energy: forces
+        all 0, which the caller replaces with NaN), scatter back. -> (B,) eV, (B, N, 3) eV/Å."""
         order = np.argsort(z <= 0, axis=1, kind="stable")  # real atoms first, original order kept
         z_sorted = np.take_along_axis(z, order, axis=1)
         x_sorted = np.take_along_axis(x, order[..., None], axis=1)
@@ -301,7 +320,10 @@ class MLFFBackend:
         x_t = torch.as_tensor(x_sorted[:, :n_keep], device=self.device).to(self.dtype)
         x_t = x_t.masked_fill((z_t == 0)[..., None], 0.0)
         q_t = torch.as_tensor(q, dtype=torch.long, device=self.device)
-        e_t, f_t = self._compute(z_t, x_t, q_t)
+        if energy_only:
+            e_t, f_t = self._compute_energy(z_t, x_t, q_t), torch.zeros_like(x_t)
+        else:
+            e_t, f_t = self._compute(z_t, x_t, q_t)
         e = e_t.detach().double().cpu().numpy().reshape(-1)
         f_sorted = np.zeros(x.shape, dtype=np.float64)
         f_sorted[:, :n_keep] = f_t.detach().double().cpu().numpy()

@@ -137,8 +137,9 @@ class GFN2XTBBackend(MLFFBackend):
             }
         return dict(self._references)
 
-    def _score_chunk(self, idx, z, x, q, energy, forces, status, reason) -> None:
-        """Score molecules ``idx`` through the worker pool; fill energy (eV), forces (eV/Å) and statuses."""
+    def _score_chunk(self, idx, z, x, q, energy, forces, status, reason, energy_only: bool = False) -> None:
+        """Score molecules ``idx`` through the worker pool; fill energy (eV), forces (eV/Å) and statuses.
+        tblite returns the gradient with the energy, so ``energy_only`` changes nothing here."""
         real = [z[i] > 0 for i in idx]
         jobs = [
             (z[i][m], x[i][m] / BOHR_TO_ANG, int(q[i]), unpaired_electrons(z[i][m], int(q[i])))

@@ -204,7 +204,7 @@ def _potentials(
     z_of = rollouts.type_numbers.cpu().numpy()
     types = rollouts.x0_types[rows, steps].cpu().numpy()
     numbers = np.where(types >= 0, z_of[np.clip(types, 0, None)], 0)
-    result = backend.evaluate(numbers, rollouts.x0_ang[rows, steps].double().cpu().numpy())
+    result = backend.energies(numbers, rollouts.x0_ang[rows, steps].double().cpu().numpy())
     psi = np.full((b_count, n_slots), np.nan)
     psi[rows, np.tile(slots, b_count)] = -result.formation_energy_per_atom_ev
     counts["energy_failures"] = int((~result.ok).sum())

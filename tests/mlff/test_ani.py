@@ -87,6 +87,24 @@ def test_unknown_element_gets_status_row_and_others_are_scored(ani2x64):
     assert result.ok.tolist() == [True, False, True]
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_energies_without_forces_equal_evaluate_bit_for_bit(dtype):
+    """backend.energies (FED-GRPO's potential) skips the backward pass: the same energies to the bit, the same
+    statuses and formation energies, forces NaN (not computed) rather than zeros that could be mistaken for
+    a minimum."""
+    ani = get_backend("ani2x", dtype=dtype)
+    rng = np.random.default_rng(3)
+    z, x = batch("methane", "bromomethane", "ethanol", "chloromethane", "water")
+    x = x + rng.normal(0.0, 0.05, x.shape) * (z > 0)[..., None]
+    full, alone = ani.evaluate(z, x), ani.energies(z, x)
+    assert list(alone.status) == list(full.status) == ["ok", "unknown_element", "ok", "ok", "ok"]
+    np.testing.assert_array_equal(alone.energy_ev, full.energy_ev)
+    np.testing.assert_array_equal(alone.formation_energy_per_atom_ev, full.formation_energy_per_atom_ev)
+    assert list(alone.reason) == list(full.reason)
+    assert np.isnan(alone.forces_ev_per_ang).all()
+    assert np.isfinite(full.forces_ev_per_ang[full.ok]).all()
+
+
 def test_ani1x_knows_only_hcno():
     ani1x = get_backend("ani1x", dtype="float64")
     result = ani1x.evaluate(*batch("chloromethane", "ethanol"))

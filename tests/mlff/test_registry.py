@@ -83,6 +83,26 @@ def test_failures_are_isolated_per_molecule_and_chunks_agree():
     np.testing.assert_allclose(one_by_one.energy_ev, result.energy_ev, equal_nan=True)
 
 
+def test_energies_fall_back_to_compute_and_keep_failures_per_molecule():
+    """A backend without its own _compute_energy: energies() runs _compute and keeps its energies, with the
+    same isolated failures (a raising chunk retried one by one, a NaN energy non-finite) and forces NaN."""
+    z, x = pad_molecules(
+        [np.array([6, 1]), np.array([9, 1]), np.array([7, 1]), np.array([8, 1, 1])],
+        [
+            np.array([[0, 0, 0], [0, 0, 1.3]]),
+            np.array([[0, 0, 0], [0, 0, 0.9]]),
+            np.array([[0, 0, 0], [0, 0, 1.0]]),
+            np.array([[0, 0, 0], [0, 0.8, 0.5], [0, -0.8, 0.5]]),
+        ],
+    )
+    toy = PairBackend(dtype="float64", batch_size=3)
+    full, alone = toy.evaluate(z, x), toy.energies(z, x)
+    assert list(alone.status) == ["ok", "backend_error", "non_finite", "ok"]
+    assert alone.energy_ev[0] == pytest.approx(7 + 0.3**2)
+    np.testing.assert_array_equal(alone.energy_ev, full.energy_ev)
+    assert np.isnan(alone.forces_ev_per_ang).all()
+
+
 def test_isolated_atom_reference_fallback_is_cached():
     toy = PairBackend(dtype="float64")
     assert toy.reference_energies_ev() == {1: 1.0, 6: 6.0, 8: 8.0}  # Z=7 NaN, Z=9 raises: absent, not made up
