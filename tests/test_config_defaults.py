@@ -1,4 +1,4 @@
-"""The code's defaults (elign/config.py) are the default run's values (config/config.yaml).
+"""The code's defaults (elign/config/) are the default run's values (config/config.yaml).
 
 A newcomer reads one value per key: a key set in config/config.yaml has the same default in the pydantic
 model, unless it is on :data:`DIFFERENT`, the one list of deliberate differences, each with its reason.

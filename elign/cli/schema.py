@@ -1,4 +1,4 @@
-"""``elign config-schema``: write the JSON schema (YAML) of the config, generated from elign/config.py."""
+"""``elign config-schema``: write the JSON schema (YAML) of the config, generated from elign/config/."""
 
 from __future__ import annotations
 

@@ -28,7 +28,7 @@ try:  # the typed config names every bad key path, what is allowed, and the file
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 validate(config, SCHEMA)
-# Every stage sees the full config: keys the files leave out take the typed defaults (elign/config.py).
+# Every stage sees the full config: keys the files leave out take the typed defaults (elign/config/).
 config.update(_typed.model_dump(mode="json"))
 
 DATASET = config["data"]["dataset"]
