@@ -88,15 +88,17 @@ def pyscf_level_problems(functional: str, basis: str, symbols: Iterable[str]) ->
     return out
 
 
-def shipped_card(models_dir: str, name: str) -> dict[str, Any] | str:
-    """The card.json of the shipped backbone ``models_dir/name``, or why it cannot be read."""
+def shipped_card(models_dir: str, name: str, what: str = "backbone") -> dict[str, Any] | str:
+    """The card.json of the shipped model ``models_dir/name`` (``what``: backbone or aligned model, for the
+    message), or why it cannot be read."""
     folder = Path(models_dir) / name
     for file in ("card.json", "weights.pt"):
         if (problem := file_problem(str(folder / file))) is not None:
-            return f"shipped backbone {name!r}: {problem} (`elign models` lists the shipped backbones)"
+            return f"shipped {what} {name!r}: {problem} (`elign models` lists the shipped models)"
     try:
         card = json.loads((folder / "card.json").read_text(encoding="utf-8"))
         card["architecture"]["model_config"]["atom_decoder"]  # noqa: B018 (the keys the checks read)
+        card["weights"]["sha256"]  # noqa: B018
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        return f"shipped backbone {name!r}: {folder / 'card.json'} is not a readable card ({exc!r})"
+        return f"shipped {what} {name!r}: {folder / 'card.json'} is not a readable card ({exc!r})"
     return card

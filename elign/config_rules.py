@@ -3,9 +3,10 @@
 :func:`semantic_problems` runs every rule below on a typed config and returns all problems at once, each as
 (the keys it names, a message with their values and the fix). Families (issue 29):
 
-* **outside the config**: files that must exist (``pretrain.init_from``, the backbone source's files, an MLFF
-  ``model_path``, the data source's files) and PySCF's functional and basis names (:mod:`elign.config_resources`,
-  shared with the stages that use them);
+* **outside the config**: files that must exist (``pretrain.init_from``, the backbone source's files, the
+  aligned model's source and the backbone it was aligned from, an MLFF ``model_path``, the data source's
+  files) and PySCF's functional and basis names (:mod:`elign.config_resources`, shared with the stages that
+  use them);
 * **empty or non-positive**: ``sizes`` lists, atom counts, ``allowed_elements``, ``data.files.paths``;
 * **cross-field contradictions**: shared prefix vs diffusion steps, trained vs branched steps, DFT vs sampled
   molecules, DFT shards vs molecules, batch vs training split, a ``sizes`` list vs its molecule count, the
@@ -117,6 +118,48 @@ def _backbone_files(config: Any) -> Iterator[Problem]:
             continue
         if why := file_problem(getattr(src, key)):
             yield (f"pretrain.source.{key}",), f"{why} (pretrain.source.kind {src.kind!r} reads it); fix the path"
+
+
+@rule("finetune.source", "pretrain.source")
+def _aligned_source(config: Any) -> Iterator[Problem]:
+    """The aligned model a run reads must exist, be an aligned model, and come from this run's backbone."""
+    src, backbone = config.finetune.source, config.pretrain.source
+    if src.kind == "file" and (why := file_problem(src.path)):
+        yield ("finetune.source.path",), f"{why} (finetune.source.kind 'file' reads it); fix the path, or kind train"
+    if src.kind != "shipped":
+        return
+    card = shipped_card(src.models_dir, src.name, "aligned model")
+    if isinstance(card, str):
+        yield ("finetune.source.name", "finetune.source.models_dir"), card
+        return
+    start = card.get("backbone") if card.get("kind") == "aligned" else None
+    if not isinstance(start, dict) or not start.get("sha256"):
+        yield (
+            ("finetune.source.name",),
+            (
+                f"{src.name!r} is not an aligned model (its card has no kind 'aligned' with the backbone it started "
+                "from); name a model `elign models ship-aligned` wrote, or set finetune.source.kind: train"
+            ),
+        )
+        return
+    origin = f"{src.name!r} was aligned from {start.get('name', 'a backbone')} (weights sha256 {start['sha256'][:12]})"
+    if backbone.kind == "train":
+        yield (
+            ("finetune.source.name", "pretrain.source.kind"),
+            (
+                f"{origin}, but this run trains its own backbone (pretrain.source.kind 'train'): the aligned model "
+                "would be compared with a model it did not start from; set finetune.source.kind: train"
+            ),
+        )
+    elif backbone.kind == "shipped" and isinstance(b := shipped_card(backbone.models_dir, backbone.name), dict):
+        if b["weights"]["sha256"] != start["sha256"]:
+            yield (
+                ("finetune.source.name", "pretrain.source.name"),
+                (
+                    f"{origin}, not from this run's backbone {backbone.name!r} ({b['weights']['sha256'][:12]}); use "
+                    f"pretrain.source.name: {start.get('name')!r}, or finetune.source.kind: train"
+                ),
+            )
 
 
 def _mlff_model_files(section: str):

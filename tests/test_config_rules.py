@@ -138,3 +138,58 @@ def test_preset_decoders_and_models_agree_with_their_sources(repo_root):
     common = (repo_root / "workflow/rules/common.smk").read_text()
     assert "MODELS = list(WORKFLOW_MODELS)" in common and WORKFLOW_MODELS == ("pretrained", "aligned", "guided")
     assert yaml.safe_load((repo_root / "config/config.yaml").read_text())["finetune"]["train_steps_per_rollout"] is None
+
+
+def _shipped(folder, card: dict) -> None:
+    folder.mkdir(parents=True)
+    (folder / "weights.pt").write_bytes(b"weights")
+    (folder / "card.json").write_text(__import__("json").dumps(card))
+
+
+@pytest.fixture
+def models_dir(repo_root, tmp_path):
+    """A models folder with a backbone 'bb', an aligned model 'al' started from it, and 'other', aligned from
+    another backbone."""
+    import json
+
+    backbone = json.loads((repo_root / "models/qm9-small/card.json").read_text())
+    backbone["weights"]["sha256"] = "b" * 64
+    _shipped(tmp_path / "models/bb", backbone)
+    aligned = dict(backbone, kind="aligned", weights={"file": "weights.pt", "sha256": "a" * 64})
+    _shipped(tmp_path / "models/al", dict(aligned, backbone={"name": "bb", "sha256": "b" * 64}))
+    _shipped(tmp_path / "models/other", dict(aligned, backbone={"name": "xx", "sha256": "c" * 64}))
+    return tmp_path / "models"
+
+
+def _sources(models_dir, aligned: str, backbone: str = "{kind: shipped, name: bb}") -> str:
+    return (
+        f"pretrain: {{source: {backbone[:-1]}, models_dir: {models_dir}}}}}\n"
+        f"finetune: {{source: {{kind: shipped, name: {aligned}, models_dir: {models_dir}}}}}\n"
+    )
+
+
+def test_a_shipped_aligned_model_from_the_runs_backbone_is_accepted(repo_root, tmp_path, models_dir):
+    cfg = smoke_with(repo_root, tmp_path, _sources(models_dir, "al"))
+    assert cfg.finetune.source.name == "al" and cfg.pretrain.source.name == "bb"
+
+
+@pytest.mark.parametrize(
+    "aligned, backbone, expected",
+    [
+        ("other", "{kind: shipped, name: bb}", "'other' was aligned from xx (weights sha256 cccccccccccc), not from"),
+        ("bb", "{kind: shipped, name: bb}", "finetune.source.name: 'bb' is not an aligned model"),
+        ("nope", "{kind: shipped, name: bb}", "shipped aligned model 'nope':"),
+        ("al", "{kind: train}", "but this run trains its own backbone (pretrain.source.kind 'train')"),
+    ],
+)
+def test_an_aligned_model_that_cannot_be_compared_is_refused_when_read(
+    repo_root, tmp_path, models_dir, aligned, backbone, expected
+):
+    """finetune.source names an aligned model: it must exist, be aligned, and start from this run's backbone
+    (else the pretrained-vs-aligned comparison compares unrelated models), caught before any stage runs."""
+    assert expected in rejected(repo_root, tmp_path, _sources(models_dir, aligned, backbone))
+
+
+def test_an_aligned_checkpoint_file_must_exist(repo_root, tmp_path):
+    msg = rejected(repo_root, tmp_path, "finetune: {source: {kind: file, path: no/aligned.pt}}")
+    assert "finetune.source.path: no/aligned.pt does not exist" in msg
