@@ -243,9 +243,11 @@ def _sample_sizes(config: Any) -> Iterator[Problem]:
         )
 
 
-@rule("finetune.sizes", "finetune.prompts_per_iteration")
+@rule("finetune.source", "finetune.sizes", "finetune.prompts_per_iteration")
 def _finetune_sizes(config: Any) -> Iterator[Problem]:
     fc = config.finetune
+    if fc.source.kind != "train":
+        return
     yield from _sizes_problems("finetune.sizes", fc.sizes, fc.prompts_per_iteration, "finetune.prompts_per_iteration")
 
 
@@ -265,10 +267,16 @@ def _allowed_elements(config: Any) -> Iterator[Problem]:
 
 
 # ---------------------------------------------------------------------------- cross-field contradictions
-@rule("finetune.shared_prefix_steps", "finetune.train_steps_per_rollout", "pretrain.source", "pretrain.diffusion_steps")
+@rule(
+    "finetune.source",
+    "finetune.shared_prefix_steps",
+    "finetune.train_steps_per_rollout",
+    "pretrain.source",
+    "pretrain.diffusion_steps",
+)
 def _prefix_and_trained_steps(config: Any) -> Iterator[Problem]:
     fc, found = config.finetune, diffusion_steps(config)
-    if found is None:
+    if found is None or fc.source.kind != "train":  # the training keys apply to FED-GRPO run here only
         return
     steps, steps_key = found
     prefix = fc.shared_prefix_steps
@@ -389,9 +397,11 @@ for _key, (_bound, _why) in BOUNDS.items():
     _bounded(_key, _bound, _why)
 
 
-@rule("finetune.prompts_per_iteration", "finetune.rollouts_per_prompt")
+@rule("finetune.source", "finetune.prompts_per_iteration", "finetune.rollouts_per_prompt")
 def _rollout_batch(config: Any) -> Iterator[Problem]:
     fc = config.finetune
+    if fc.source.kind != "train":
+        return
     rollouts = fc.prompts_per_iteration * fc.rollouts_per_prompt
     if rollouts > (bound := BOUNDS["finetune.rollouts_per_prompt"][0]):
         yield (

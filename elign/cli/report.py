@@ -40,6 +40,7 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--finetune-history", default=None, help="FED-GRPO finetune_history.parquet")
     p.add_argument("--timing", default=None, help="sampling timing JSON (time_sampling rule)")
     p.add_argument("--backbone", default=None, help="the pretrain stage's backbone.json (where the model came from)")
+    p.add_argument("--aligned", default=None, help="the finetune stage's aligned.json (what 'aligned' is in this run)")
     p.add_argument("--title", default="elign report")
     p.add_argument("--out-dir", required=True, help="e.g. results/report/qm9")
     p.set_defaults(run=run)
@@ -60,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         finetune_history=args.finetune_history,
         timing=args.timing,
         backbone=args.backbone,
+        aligned=args.aligned,
     )
     result = build_report(paths, cfg.report, args.title)
     for note in result.notes:

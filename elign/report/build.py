@@ -27,6 +27,7 @@ from elign.io.atomic import atomic_path, write_text_atomic
 from elign.report import plots
 from elign.report.headline import Headline, build_headline, dft_level_text, headline_html, headline_markdown
 from elign.report.inputs import ReportData, ReportPaths, load_inputs
+from elign.report.models_text import aligned_section, models_sentence
 from elign.report.molecules import example_grid
 from elign.report.tables import backbone_section, display_long, metric_table
 from elign.report.verdict import power_table, verdict
@@ -82,6 +83,7 @@ class ReportResult:
     figures: list[tuple[str, str, str]] = field(default_factory=list)  # (file, title, caption)
     sections: list[tuple[str, str, pd.DataFrame]] = field(default_factory=list)  # (title, intro, table)
     verdict: str = ""  # the opening sentences (elign.report.verdict)
+    models: str = ""  # what "pretrained" and "aligned" are (elign.report.models_text)
 
 
 def _values(frames: dict[str, pd.DataFrame], names, key: str) -> dict:
@@ -225,6 +227,9 @@ def build_report(paths: ReportPaths, cfg: ReportConfig, title: str = "elign repo
     backbone = backbone_section(data.backbone, data.metrics.get("pretrained"))
     if backbone is not None:
         result.sections.append(("Backbone", *backbone))
+    result.models = models_sentence(data.backbone, data.aligned)
+    if (aligned := aligned_section(data.aligned)) is not None:
+        result.sections.append(("Aligned model", *aligned))
     jobs = _figure_jobs(data, paths, cfg)
     for fig in FIGURES:
         remarks = _safely(jobs[fig.file], out / fig.file, fig.title, cfg.dpi, result.notes)

@@ -47,7 +47,8 @@ def write_report_md(
     out: Path, title: str, headline_md: str, metrics: pd.DataFrame, statistics_md: str | None, result
 ) -> Path:
     """``report.md``: the headline table first, then notes, metric table, statistics table, figures."""
-    parts = [f"# {title}\n", f"_{_stamp()}_\n"] + ([f"**{result.verdict}**\n"] if result.verdict else [])
+    parts = [f"# {title}\n", f"_{_stamp()}_\n"] + ([f"{result.models}\n"] if result.models else [])
+    parts += [f"**{result.verdict}**\n"] if result.verdict else []
     parts += ["## Headline\n", headline_md]
     if result.notes:
         parts += ["## Notes\n", "\n".join(f"- {n}" for n in result.notes) + "\n"]
@@ -95,7 +96,8 @@ def write_index_html(
     """``index.html``: the headline table on the first screen, then the rest of ``report.md`` (tables as HTML,
     images embedded or linked). Tables take the page width and wrap their cells: no horizontal scrolling."""
     e = html.escape
-    body = [f"<h1>{e(title)}</h1>"] + ([f'<p class="verdict">{e(result.verdict)}</p>'] if result.verdict else [])
+    body = [f"<h1>{e(title)}</h1>"] + ([f'<p class="models">{e(result.models)}</p>'] if result.models else [])
+    body += [f'<p class="verdict">{e(result.verdict)}</p>'] if result.verdict else []
     body += [headline, f'<p class="stamp">{e(_stamp())}</p>']
     if result.notes:
         body.append('<h2>Notes</h2><ul class="notes">' + "".join(f"<li>{e(n)}</li>" for n in result.notes) + "</ul>")

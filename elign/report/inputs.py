@@ -32,6 +32,7 @@ class ReportPaths:
     finetune_history: str | None = None
     timing: str | None = None  # time_sampling JSON
     backbone: str | None = None  # pretrain stage's backbone.json
+    aligned: str | None = None  # finetune stage's aligned.json
 
 
 @dataclass
@@ -47,6 +48,7 @@ class ReportData:
     finetune_history: pd.DataFrame | None = None
     timing: dict | None = None
     backbone: dict | None = None
+    aligned: dict | None = None
     notes: list[str] = field(default_factory=list)
     sample_names: list[str] = field(default_factory=list)  # models named by --samples, found or not
 
@@ -112,6 +114,7 @@ def load_inputs(paths: ReportPaths) -> ReportData:
     data.finetune_history = _read(paths.finetune_history, "FED-GRPO history", pd.read_parquet, notes)
     data.timing = _read(paths.timing, "sampling timing", _read_timing, notes)
     data.backbone = _read(paths.backbone, "backbone record", _read_json, notes)
+    data.aligned = _read(paths.aligned, "aligned-model record", _read_json, notes)
     if paths.timing is None:
         notes.append("sampling timing: not measured (no --timing file)")
     return data

@@ -4,6 +4,8 @@ with ``finetune.source`` other than ``train``, an aligned model taken as it is
 
 The output checkpoint has the input's architecture (``load_model`` reads it; sampling costs the same).
 A killed run restarted with the same request resumes from ``<out>.partial`` (:mod:`elign.training.checkpointing`).
+Either way the stage writes ``aligned.json`` beside ``out`` (:func:`aligned_record`: what "aligned" is in this run,
+for the report).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import torch
 from elign.config import ConfigError, ElignConfig
 from elign.data.sizes import stage_histogram
 from elign.diffusion.checkpoint import read_checkpoint
+from elign.io.atomic import write_json_atomic
+from elign.model.zoo import find_shipped
 from elign.rl.aligned_source import materialize_aligned
 from elign.rl.trainer import FinetuneResult, finetune
 from elign.stages.evaluate import reference_keys
@@ -27,7 +31,8 @@ log = logging.getLogger("elign.finetune")
 
 @dataclass(frozen=True)
 class FinetuneRequest:
-    """The stage's files and run settings; ``history`` defaults to finetune_history.parquet beside ``out``."""
+    """The stage's files and run settings; ``history`` and ``aligned_json`` default to finetune_history.parquet
+    and aligned.json beside ``out``."""
 
     model: str
     out: str
@@ -37,6 +42,7 @@ class FinetuneRequest:
     train: str | None = None
     progress: bool = True
     max_minutes: float | None = None
+    aligned_json: str | None = None
 
 
 def training_keys_of(path: str) -> set[str]:
@@ -55,6 +61,7 @@ def run_finetune(config: ElignConfig, request: FinetuneRequest) -> None:
     history = Path(request.history) if request.history else Path(out).with_name("finetune_history.parquet")
     if config.finetune.source.kind != "train":
         info = materialize_aligned(config.finetune.source, request.model, out, history)
+        write_json_atomic(_record_path(request), aligned_record(config, info))
         log.info(
             "finetune: no training; aligned model from %s %s (sha256 %s, aligned from %s) -> %s",
             info["kind"],
@@ -91,6 +98,38 @@ def run_finetune(config: ElignConfig, request: FinetuneRequest) -> None:
         time_limit_s=None if request.max_minutes is None else 60.0 * request.max_minutes,
     )
     _log_result(result, out, history)
+    if Path(result.out) == Path(out):  # finished (not stopped by --max-minutes)
+        write_json_atomic(_record_path(request), aligned_record(config, None))
+
+
+def _record_path(request: FinetuneRequest) -> Path:
+    return Path(request.aligned_json) if request.aligned_json else Path(request.out).with_name("aligned.json")
+
+
+TRAIN_KEYS = ("iterations", "prompts_per_iteration", "rollouts_per_prompt", "shared_prefix_steps", "reference_prefix")
+TRAIN_KEYS += ("lr", "kl_weight", "weight_force", "weight_energy", "stable_only")
+
+
+def aligned_record(config: ElignConfig, info: dict | None) -> dict:
+    """What "aligned" is in this run (aligned.json): FED-GRPO trained here (``info`` None: the settings that
+    shape the method), or the shipped model / checkpoint file ``info`` (materialize_aligned's provenance) with,
+    for a shipped model, its card's summary, training and paired comparison with its backbone."""
+    ft = config.finetune
+    if info is None:
+        settings = {k: getattr(ft, k) for k in TRAIN_KEYS}
+        return {"kind": "train", "settings": settings, "mlff": ft.mlff.backend}
+    record = dict(info)
+    if info["kind"] == "shipped":
+        shipped = find_shipped(info["name"], ft.source.models_dir)
+        card = shipped.card
+        metrics = card.get("metrics", {})
+        record["card"] = {
+            "path": str(shipped.folder / "card.md"),
+            "summary": card.get("summary", ""),
+            "training": {k: card.get("training", {}).get(k) for k in ("iterations", "optimizer_steps", "wall_seconds")},
+            "comparison": {k: metrics.get(k) for k in ("num_molecules", "seed", "paired", "sets")},
+        }
+    return record
 
 
 def _log_result(result: FinetuneResult, out: str, history: Path) -> None:

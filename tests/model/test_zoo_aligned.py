@@ -150,3 +150,30 @@ def test_shipping_from_another_backbone_is_refused(aligned, shipped, data_dir, t
     )
     with pytest.raises(ShippedModelError, match="not from the shipped backbone"):
         ship_aligned(AlignedShipRequest(out, "x", "tiny", shipped, data_dir, num_molecules=2), HarmonicBackend())
+
+
+def test_the_finetune_stage_records_what_aligned_is(aligned, shipped, tmp_path):  # noqa: F811
+    """aligned.json (the report's opening sentence): a shipped model with its card's summary, training and
+    paired comparison; FED-GRPO trained here with the settings that shape it."""
+    from elign.stages.finetune import FinetuneRequest, aligned_record, run_finetune
+
+    outs = [tmp_path / "pretrained.pt", tmp_path / "history.parquet", tmp_path / "backbone.json"]
+    from elign.config import PretrainedSource
+
+    materialize_pretrained(PretrainedSource(kind="shipped", name="tiny", models_dir=str(shipped)), *outs)
+    sources = {
+        "pretrain": {"source": {"kind": "shipped", "name": "tiny", "models_dir": str(shipped)}},
+        "finetune": {"source": {"kind": "shipped", "name": "tiny-elign", "models_dir": str(shipped)}},
+    }
+    run_finetune(validate_config(sources), FinetuneRequest(str(outs[0]), str(tmp_path / "aligned.pt")))
+    record = json.loads((tmp_path / "aligned.json").read_text())
+    card = json.loads((shipped / "tiny-elign" / "card.json").read_text())
+    assert (
+        record["kind"] == "shipped" and record["name"] == "tiny-elign" and record["sha256"] == card["weights"]["sha256"]
+    )
+    assert record["card"]["path"] == str(shipped / "tiny-elign" / "card.md")
+    assert record["card"]["comparison"]["paired"] == card["metrics"]["paired"]
+    assert record["card"]["training"]["iterations"] == 2
+    trained = aligned_record(validate_config({"finetune": RUN}), None)
+    assert trained["kind"] == "train" and trained["settings"]["shared_prefix_steps"] == 14
+    assert trained["settings"]["iterations"] == 2 and trained["mlff"] == "ani2x"

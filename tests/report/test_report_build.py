@@ -160,3 +160,61 @@ def test_pretrain_figure_shows_in_training_stability_beside_the_loss(tmp_path):
     assert plot_pretrain_loss(history.iloc[:, :2], tmp_path / "one.png", 50) == []
     two, one = Image.open(tmp_path / "two.png").size, Image.open(tmp_path / "one.png").size
     assert two[0] == 2 * one[0] and two[1] == one[1]  # a second panel, for the evaluations
+
+
+def test_the_report_opens_with_what_pretrained_and_aligned_are(artifacts, tmp_path):
+    """One sentence under the title names the backbone and the aligned model with their cards; a shipped aligned
+    model also gets its card's paired comparison as a section."""
+    import json
+
+    backbone, aligned = tmp_path / "backbone.json", tmp_path / "aligned.json"
+    backbone.write_text(json.dumps({"kind": "shipped", "name": "qm9-small", "sha256": "ab" * 32}))
+    entry = {"backbone": 2.5, "aligned": 2.3, "paired_diff": -0.2, "paired_ci_low": -0.3, "paired_ci_high": -0.1}
+    stable = {"backbone": 0.1, "aligned": 0.12, "paired_diff": 0.02, "paired_ci_low": 0.0, "paired_ci_high": 0.04}
+    card = {
+        "path": "models/qm9-small-elign/card.md",
+        "summary": "FED-GRPO at the paper's settings, ANI-2x for UMA, on the small backbone qm9-small.",
+        "training": {"iterations": 100, "optimizer_steps": 2400, "wall_seconds": 36000.0},
+        "comparison": {
+            "num_molecules": 1000,
+            "seed": 9,
+            "paired": {
+                "force_rms_ev_per_ang": {**entry, "paired_p": 1e-5, "n_pairs": 1000},
+                "molecule_stable": {**stable, "paired_p": 0.04, "n_pairs": 1000},
+            },
+        },
+    }
+    aligned.write_text(json.dumps({"kind": "shipped", "name": "qm9-small-elign", "sha256": "cd" * 32, "card": card}))
+    out = tmp_path / "report"
+    args = [*_cli_args(artifacts, out), "--backbone", str(backbone), "--aligned", str(aligned)]
+    assert main(["report", *args]) == 0
+    md = (out / "report.md").read_text().splitlines()
+    opening = next(line for line in md if line.startswith('"pretrained" is'))
+    assert opening == (
+        '"pretrained" is the shipped backbone qm9-small (models/qm9-small/card.md); "aligned" is the shipped model '
+        "qm9-small-elign (models/qm9-small-elign/card.md): FED-GRPO at the paper's settings, ANI-2x for UMA, on "
+        "the small backbone qm9-small."
+    )
+    assert md.index(opening) < next(i for i, line in enumerate(md) if line.startswith("## "))  # the first screen
+    assert "## Aligned model" in md
+    force = next(line for line in md if line.startswith("| MLFF force RMS"))
+    cells = [c.strip() for c in force.strip("|").split("|")]
+    assert cells == ["MLFF force RMS", "2.5", "2.3", "-0.2 [-0.3, -0.1] eV/Å", "1e-05", "1000"]
+    assert "2 [0, 4] points" in next(line for line in md if line.startswith("| molecule stability"))
+    assert '<p class="models">&quot;pretrained&quot; is the shipped backbone' in (out / "index.html").read_text()
+
+
+def test_the_opening_sentence_for_fedgrpo_trained_in_the_run():
+    from elign.report.models_text import models_sentence
+
+    settings = {"iterations": 40, "prompts_per_iteration": 4, "rollouts_per_prompt": 8, "shared_prefix_steps": 980}
+    text = models_sentence(
+        {"kind": "train", "steps": 1200},
+        {"kind": "train", "settings": {**settings, "reference_prefix": True}, "mlff": "ani2x"},
+    )
+    assert text == (
+        '"pretrained" is a backbone trained in this run (1,200 steps); "aligned" is FED-GRPO trained in this run '
+        "from it: 40 iterations of 4 × 8 rollouts branching after 980 shared reverse steps (the frozen pretrained "
+        "network on the shared steps), ani2x rewards."
+    )
+    assert models_sentence(None, None) == ""

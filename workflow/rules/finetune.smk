@@ -7,6 +7,7 @@ rule finetune:
     output:
         model="results/models/{dataset}/aligned.pt",
         history="results/models/{dataset}/finetune_history.parquet",
+        record="results/models/{dataset}/aligned.json",  # what "aligned" is (the report's opening sentence)
     log:
         "logs/finetune/{dataset}.log",
     benchmark:

@@ -43,6 +43,7 @@ rule report:
         finetune_history="results/models/{dataset}/finetune_history.parquet",
         timing="results/timing/{dataset}/sampling.json",
         backbone="results/models/{dataset}/backbone.json",
+        aligned="results/models/{dataset}/aligned.json",
     output:
         html=report("results/report/{dataset}/index.html", category="Report", caption="../report/index.rst"),
         markdown="results/report/{dataset}/report.md",
@@ -141,5 +142,6 @@ rule report:
     shell:
         "elign report --config-json {params.config:q} {params.named} --statistics {input.statistics}"
         " --pretrain-history {input.pretrain_history} --finetune-history {input.finetune_history}"
-        " --timing {input.timing} --backbone {input.backbone} --title 'elign report: {wildcards.dataset}'"
+        " --timing {input.timing} --backbone {input.backbone} --aligned {input.aligned}"
+        " --title 'elign report: {wildcards.dataset}'"
         " --out-dir results/report/{wildcards.dataset} > {log} 2>&1"
