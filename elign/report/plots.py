@@ -135,9 +135,12 @@ def _plot_evaluations(ax, evals: pd.DataFrame) -> None:
     ax.legend()
 
 
-def plot_finetune(history: pd.DataFrame | None, path: str | Path, dpi: int) -> list[str]:
+def plot_finetune(history: pd.DataFrame | None, path: str | Path, dpi: int, start: dict | None = None) -> list[str]:
     """FED-GRPO curves per iteration: rewards and MLFF statistics (top), training quantities (middle), and
-    the rollouts' and fresh samples' validity, uniqueness and stability (bottom: the collapse watch)."""
+    the rollouts' and fresh samples' validity, uniqueness, stability and relaxation energy (bottom: the
+    collapse watch). Fresh samples (every ``finetune.eval_every`` iterations, fixed noise) also go beside the
+    rollouts' force RMS; ``start``: the evaluation of the weights FED-GRPO started from (``eval_*`` keys),
+    drawn at iteration 0."""
     if not _has(history, "iteration"):
         missing = {c: "no FED-GRPO history" for c, _ in FINETUNE_PANELS}
     else:
@@ -146,6 +149,7 @@ def plot_finetune(history: pd.DataFrame | None, path: str | Path, dpi: int) -> l
             for c, _ in FINETUNE_PANELS
             if c not in history or not np.isfinite(history[c].to_numpy(float)).any()
         }
+    evals = _fresh_samples(history, start)
     with figure(path, dpi, 3, 4, size=(4.0, 3.2)) as axes:
         for ax, (column, label) in zip(axes.ravel()[:8], FINETUNE_PANELS):
             ax.set_title(label, fontsize=10)
@@ -154,28 +158,44 @@ def plot_finetune(history: pd.DataFrame | None, path: str | Path, dpi: int) -> l
                 continue
             ax.plot(history["iteration"].to_numpy(float), history[column].to_numpy(float), marker=".", lw=1.5)
             ax.set_xlabel("iteration")
-        quality_missing = _plot_quality(axes[2], history)
+            if column == "force_rms_mean_ev_per_ang" and _series(ax, evals, "eval_force_rms_mean_ev_per_ang"):
+                ax.get_lines()[0].set_label("rollouts")
+                ax.legend(fontsize=8)
+        quality_missing = _plot_quality(axes[2], history, evals)
     return list(dict.fromkeys([*missing.values(), *quality_missing]))
 
 
-def _plot_quality(axes, history: pd.DataFrame | None) -> list[str]:
+FRESH = {"marker": "o", "lw": 2.0, "color": "C1", "label": "fresh samples"}
+
+
+def _fresh_samples(history: pd.DataFrame | None, start: dict | None) -> pd.DataFrame:
+    """The fresh-sample evaluation rows (iteration and ``eval_*``), ``start`` first at iteration 0."""
+    rows = [pd.DataFrame([{**start, "iteration": 0}])] if start else []
+    if _has(history, "iteration"):
+        rows.append(history[["iteration", *[c for c in history if str(c).startswith("eval_")]]])
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame({"iteration": []})
+
+
+def _series(ax, frame: pd.DataFrame, column: str, **style) -> bool:
+    """Plot ``column`` of ``frame`` against its iterations where finite; whether anything was drawn."""
+    if column not in frame:
+        return False
+    values = pd.to_numeric(frame[column], errors="coerce").to_numpy(float)
+    ok = np.isfinite(values)
+    if ok.any():
+        ax.plot(frame["iteration"].to_numpy(float)[ok], values[ok], **{**FRESH, **style})
+    return bool(ok.any())
+
+
+def _plot_quality(axes, history: pd.DataFrame | None, evals: pd.DataFrame) -> list[str]:
     """The bottom row of :func:`plot_finetune`; returns what it could not draw."""
     missing = []
     for ax, (key, label) in zip(axes, QUALITY_PANELS):
         ax.set_title(label, fontsize=10)
-        drawn = False
-        for prefix, series, style in (
-            ("rollout_", "rollouts", {"marker": ".", "lw": 1.0}),
-            ("eval_", "fresh samples", {"marker": "o", "lw": 2.0}),
-        ):
-            column = prefix + key
-            if not _has(history, column):
-                continue
-            values = history[column].to_numpy(float)
-            ok = np.isfinite(values)
-            if ok.any():
-                ax.plot(history["iteration"].to_numpy(float)[ok], values[ok], label=series, **style)
-                drawn = True
+        drawn = _has(history, "rollout_" + key) and _series(
+            ax, history, "rollout_" + key, marker=".", lw=1.0, color="C0", label="rollouts"
+        )
+        drawn = _series(ax, evals, "eval_" + key) or drawn
         if drawn:
             ax.set_ylim(-0.02, 1.02)
             ax.set_xlabel("iteration")
@@ -183,7 +203,14 @@ def _plot_quality(axes, history: pd.DataFrame | None) -> list[str]:
         else:
             missing.append(f"no values of rollout_{key} or eval_{key}")
             placeholder(ax, missing[-1])
-    axes[3].axis("off")
+    ax = axes[3]
+    ax.set_title("relaxation energy (kcal/mol)", fontsize=10)
+    if _series(ax, evals, "eval_relaxation_energy_mean_kcal_mol"):
+        ax.set_xlabel("iteration")
+        ax.legend(fontsize=8)
+    else:
+        missing.append("no values of eval_relaxation_energy_mean_kcal_mol")
+        placeholder(ax, missing[-1])
     return missing
 
 

@@ -178,7 +178,7 @@ def ship_aligned(req: AlignedShipRequest, backend: MLFFBackend) -> dict[str, Any
         save_checkpoint(w, ckpt["model_config"], weights, None, {"stage": "shipped", "name": req.name})
         history = pd.DataFrame(extra["history"])
         history.to_parquet(h, index=False)
-        plot_finetune(history, c, dpi=110)
+        plot_finetune(history, c, dpi=110, start=evaluated[0])
         card = build_card(req, ckpt, backbone, w, comparison)
         card["training"]["evaluations"] = evaluated
         card["weights"]["file"] = "weights.pt"
