@@ -221,7 +221,7 @@ class MLFFBackend:
         """:meth:`evaluate` for a caller that needs no forces (FED-GRPO's potential Ψ): the same energies,
         formation energies and statuses, with ``forces_ev_per_ang`` all NaN and a molecule non-finite only where
         its energy is. A backend that overrides :meth:`_compute_energy` (ANI) skips the backward pass here
-        (bench/bench_mlff_energies.py measures the gain)."""
+        (bench/potentials.py measures the gain)."""
         return self._evaluate(atomic_numbers, positions_ang, charge, energy_only=True)
 
     def _evaluate(self, atomic_numbers, positions_ang, charge, energy_only: bool) -> MLFFResult:
