@@ -80,6 +80,27 @@ class Channel:
     normalize: str = "zscore"
 
 
+def _by_group(values: np.ndarray, group: np.ndarray, normalize) -> tuple[np.ndarray, np.ndarray, int]:
+    """The loop shared by the group normalizations. For each group, ``normalize(block, ok, n)`` (the group's
+    rows, which of them have a value, how many per column) gives the normalized block and the columns with a
+    signal; members without a value and columns without a signal get 0. Returns (normalized, has_signal,
+    number of (group, column) cells without a signal), in the shape of ``values`` (B,) or (B, S)."""
+    v = np.asarray(values, dtype=np.float64)
+    flat = v[:, None] if v.ndim == 1 else v
+    out, signal, degenerate = np.zeros_like(flat), np.zeros(flat.shape, dtype=bool), 0
+    for g in np.unique(group):
+        rows = np.flatnonzero(group == g)
+        block = flat[rows]
+        ok = np.isfinite(block)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            normalized, good = normalize(block, ok, ok.sum(axis=0))
+        degenerate += int((~good).sum())
+        use = ok & good[None, :]
+        out[rows] = np.where(use, normalized, 0.0)
+        signal[rows] = use
+    return (out[:, 0], signal[:, 0], degenerate) if v.ndim == 1 else (out, signal, degenerate)
+
+
 def group_zscore(
     values: np.ndarray, group: np.ndarray, min_std: float = MIN_STD, std_mode: str = "sample"
 ) -> tuple[np.ndarray, np.ndarray, int]:
@@ -92,48 +113,25 @@ def group_zscore(
     if std_mode not in STD_MODES:
         raise ValueError(f"std_mode must be one of {STD_MODES}, got {std_mode!r}")
     ddof, eps = (1, 0.0) if std_mode == "sample" else (0, POPULATION_EPS)
-    v = np.asarray(values, dtype=np.float64)
-    flat = v[:, None] if v.ndim == 1 else v
-    z, signal = np.zeros_like(flat), np.zeros(flat.shape, dtype=bool)
-    degenerate = 0
-    for g in np.unique(group):
-        rows = np.flatnonzero(group == g)
-        block = flat[rows]
-        ok = np.isfinite(block)
-        n = ok.sum(axis=0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.nansum(block, axis=0) / n
-            var = np.nansum((block - mean) ** 2, axis=0) / (n - ddof)
+
+    def zscore(block, ok, n):
+        mean = np.nansum(block, axis=0) / n
+        var = np.nansum((block - mean) ** 2, axis=0) / (n - ddof)
         std = np.sqrt(np.where(n >= 2, var, 0.0))
         good = (n >= 2) & (std > min_std)
-        degenerate += int((~good).sum())
-        use = ok & good[None, :]
-        z[rows] = np.where(use, (block - mean) / np.where(good, std + eps, 1.0), 0.0)
-        signal[rows] = use
-    if v.ndim == 1:
-        return z[:, 0], signal[:, 0], degenerate
-    return z, signal, degenerate
+        return (block - mean) / np.where(good, std + eps, 1.0), good
+
+    return _by_group(values, group, zscore)
 
 
 def group_center(values: np.ndarray, group: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     """v − mean_g(v) over each group's members with a value (NaN = excluded), per column; (centred values, 0
     where excluded or degenerate; has_signal; number of degenerate (group, column) cells: fewer than 2 members)."""
-    v = np.asarray(values, dtype=np.float64)
-    flat = v[:, None] if v.ndim == 1 else v
-    out, signal, degenerate = np.zeros_like(flat), np.zeros(flat.shape, dtype=bool), 0
-    for g in np.unique(group):
-        rows = np.flatnonzero(group == g)
-        block = flat[rows]
-        ok = np.isfinite(block)
-        n = ok.sum(axis=0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.nansum(np.where(ok, block, 0.0), axis=0) / n
-        good = n >= 2
-        degenerate += int((~good).sum())
-        use = ok & good[None, :]
-        out[rows] = np.where(use, block - mean, 0.0)
-        signal[rows] = use
-    return (out[:, 0], signal[:, 0], degenerate) if v.ndim == 1 else (out, signal, degenerate)
+
+    def center(block, ok, n):
+        return block - np.nansum(np.where(ok, block, 0.0), axis=0) / n, n >= 2
+
+    return _by_group(values, group, center)
 
 
 def normalize_channel(
