@@ -235,10 +235,11 @@ class MLFFBackend:
         for start in range(0, len(todo), self.batch_size):
             idx = todo[start : start + self.batch_size]
             self._score_chunk(idx, z, x, q, energy, forces, status, reason, energy_only=energy_only)
-        forces[z == 0] = 0.0
-        forces[status != STATUS_OK] = np.nan
         if energy_only:
-            forces[:] = np.nan  # not computed
+            forces[:] = np.nan  # not computed (a backend that computes them anyway, like xTB, is not asked)
+        else:
+            forces[z == 0] = 0.0
+            forces[status != STATUS_OK] = np.nan
         energy[status != STATUS_OK] = np.nan
         reference = self._reference_sum(z)
         num_atoms = (z > 0).sum(axis=1)
@@ -302,16 +303,18 @@ class MLFFBackend:
             for i in idx:
                 self._score_chunk(np.array([i]), z, x, q, energy, forces, status, reason, energy_only)
             return
-        finite = np.isfinite(e) & np.isfinite(f).all(axis=(1, 2))
+        finite = np.isfinite(e)
+        if f is not None:
+            finite &= np.isfinite(f).all(axis=(1, 2))
+            forces[idx] = f
         energy[idx] = e
-        forces[idx] = f
         for i in idx[~finite]:
             status[i] = STATUS_NON_FINITE
             reason[i] = f"{self.name} returned a non-finite energy or force"
 
     def _run_packed(self, z: np.ndarray, x: np.ndarray, q: np.ndarray, energy_only: bool = False):
-        """Pack real atoms to the front of each row, trim padding, call _compute (or _compute_energy: forces
-        all 0, which the caller replaces with NaN), scatter back. -> (B,) eV, (B, N, 3) eV/Å."""
+        """Pack real atoms to the front of each row, trim padding, call _compute (or _compute_energy), scatter
+        back. -> (B,) eV, and (B, N, 3) eV/Å or None with ``energy_only``."""
         order = np.argsort(z <= 0, axis=1, kind="stable")  # real atoms first, original order kept
         z_sorted = np.take_along_axis(z, order, axis=1)
         x_sorted = np.take_along_axis(x, order[..., None], axis=1)
@@ -321,9 +324,8 @@ class MLFFBackend:
         x_t = x_t.masked_fill((z_t == 0)[..., None], 0.0)
         q_t = torch.as_tensor(q, dtype=torch.long, device=self.device)
         if energy_only:
-            e_t, f_t = self._compute_energy(z_t, x_t, q_t), torch.zeros_like(x_t)
-        else:
-            e_t, f_t = self._compute(z_t, x_t, q_t)
+            return self._compute_energy(z_t, x_t, q_t).detach().double().cpu().numpy().reshape(-1), None
+        e_t, f_t = self._compute(z_t, x_t, q_t)
         e = e_t.detach().double().cpu().numpy().reshape(-1)
         f_sorted = np.zeros(x.shape, dtype=np.float64)
         f_sorted[:, :n_keep] = f_t.detach().double().cpu().numpy()
