@@ -79,19 +79,28 @@ def aligned_card_markdown(card: dict) -> str:
         "",
         "## Segments",
         "",
-        "| started | code | cpu / gpu | threads | iterations | wall (h) |",
-        "|---|---|---|---|---|---|",
+        "| started | code | cpu / gpu | threads | iterations | wall (h) | ended |",
+        "|---|---|---|---|---|---|---|",
     ]
     for s in t["segments"]:
         hw = s.get("gpu") or s.get("cpu")
         it = s.get("iterations", [None, None])
         lines.append(
             f"| {s.get('started')} | {str(s.get('code_sha'))[:10]} | {hw} | {s.get('threads')} | "
-            f"{it[0]} → {it[1]} | {s.get('wall_seconds', 0) / 3600:.2f} |"
+            f"{it[0]} → {it[1]} | {s.get('wall_seconds', 0) / 3600:.2f} | {_segment_end(s)} |"
         )
     lines += _evaluation_lines(t.get("evaluations") or [])
     lines += ["", "![FED-GRPO curves](curves.png)", "", f"Reproduce: `{card['reproduce']['command']}`", ""]
     return "\n".join(lines)
+
+
+def _segment_end(segment: dict) -> str:
+    """How a sitting ended: its exit status (0: finished or stopped by --max-minutes; 143: killed) and any note."""
+    status = segment.get("exit_status")
+    words = [f"exit {status}" if status is not None else "exit status not recorded"]
+    if segment.get("note"):
+        words.append(str(segment["note"]).replace("|", "/"))
+    return "; ".join(words)
 
 
 def _evaluation_lines(rows: list[dict]) -> list[str]:

@@ -148,7 +148,7 @@ def build_card(req: AlignedShipRequest, ckpt: dict, backbone, weights_file: Path
             "segments": segments,
             "train_seconds": float(extra["seconds"]),
             "wall_seconds": float(sum(s.get("wall_seconds", 0.0) for s in segments)),
-            "code_shas": sorted({s["code_sha"] for s in segments if s.get("code_sha")}),
+            "code_shas": list(dict.fromkeys(s["code_sha"] for s in segments if s.get("code_sha"))),  # as they ran
         },
         "reproduce": {"command": req.reproduce, "expected_wall_hours": float(extra["seconds"]) / 3600.0},
         "metrics": comparison,

@@ -48,8 +48,15 @@ def aligned(shipped, data_dir, tmp_path_factory):  # noqa: F811
     out = work / "aligned.pt"
     finetune(validate_config({"finetune": RUN}), backbone.weights, out, None, backend=HarmonicBackend(), progress=False)
     segments = work / "segments.jsonl"
+    rows = [("zzz", [0, 1], 143), ("abc", [1, 2], 0), ("zzz", [2, 2], 0)]  # the card lists code in the order it ran
     segments.write_text(
-        json.dumps({"code_sha": "abc", "cpu": "x", "threads": 1, "iterations": [0, 2], "wall_seconds": 3.0}) + "\n"
+        "".join(
+            json.dumps(
+                {"code_sha": sha, "cpu": "x", "threads": 1, "iterations": it, "wall_seconds": 3.0, "exit_status": rc}
+            )
+            + "\n"
+            for sha, it, rc in rows
+        )
     )
     req = AlignedShipRequest(
         out,
@@ -72,11 +79,13 @@ def test_the_card_holds_the_paired_comparison(aligned, shipped):  # noqa: F811
     assert card["kind"] == "aligned" and card["backbone"]["sha256"] == find_shipped("tiny", shipped).sha256
     paired = card["metrics"]["paired"]
     assert paired["force_rms_ev_per_ang"]["n_pairs"] == 6 and card["training"]["iterations"] == 2
-    assert card["training"]["segments"][0]["code_sha"] == "abc"
+    assert [s["code_sha"] for s in card["training"]["segments"]] == ["zzz", "abc", "zzz"]
+    assert card["training"]["code_shas"] == ["zzz", "abc"] and card["training"]["wall_seconds"] == 9.0
     folder = shipped / "tiny-elign"
     assert card["weights"]["sha256"] == file_sha256(folder / "weights.pt")
     assert {"card.md", "curves.png", "finetune_history.parquet"} <= {p.name for p in folder.iterdir()}
-    assert "Paired comparison" in (folder / "card.md").read_text()
+    text = (folder / "card.md").read_text()
+    assert "Paired comparison" in text and "| 0 → 1 | 0.00 | exit 143 |" in text and "code: zzz, abc" in text
 
 
 def test_the_card_lists_the_runs_evaluations_after_the_backbones_own(aligned, shipped, tmp_path):  # noqa: F811
