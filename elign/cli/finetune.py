@@ -44,6 +44,14 @@ def add_parser(sub, name: str) -> None:
         "finetune.novelty_penalty is set)",
     )
     add_shared_options(p, "--threads", "--no-progress", "--max-minutes")
+    p.add_argument(
+        "--stop-after-iteration",
+        type=int,
+        default=None,
+        metavar="N",
+        help="end this sitting after iteration N with a resume file (<out>.partial), e.g. a short screen of a "
+        "setting that a full run may later resume from the same bits",
+    )
     p.set_defaults(run=run)
 
 
@@ -53,7 +61,15 @@ def run(args: argparse.Namespace) -> int:
     config = resolve_config(args)
     set_threads(args.threads)
     request = FinetuneRequest(
-        args.model, args.out, args.stats, args.history, args.dtype, args.train, not args.no_progress, args.max_minutes
+        args.model,
+        args.out,
+        args.stats,
+        args.history,
+        args.dtype,
+        args.train,
+        not args.no_progress,
+        args.max_minutes,
+        stop_after_iteration=args.stop_after_iteration,
     )
     run_finetune(config, request)
     return 0

@@ -143,6 +143,7 @@ class FinetuneTrainer:
         input_checkpoint: LoadedCheckpoint | None = None,
         training_keys: set[str] | frozenset[str] | None = None,
         time_limit_s: float | None = None,
+        stop_after_iteration: int | None = None,
     ):
         self.config, self.fc = config, config.finetune
         self.model_path, self.out = Path(model_path), Path(out)
@@ -155,7 +156,7 @@ class FinetuneTrainer:
         if self.fc.novelty_penalty is not None and training_keys is None:
             raise ConfigError("finetune.novelty_penalty needs the training split's SMILES: pass --train")
         self.training_keys = None if training_keys is None else frozenset(training_keys)
-        self.time_limit_s = time_limit_s
+        self.time_limit_s, self.stop_after_iteration = time_limit_s, stop_after_iteration
         self.config_dump = config.model_dump(mode="json")
         # the input is read once: its weights and its identity (sha256) come from the same read
         loaded = input_checkpoint if input_checkpoint is not None else read_checkpoint(self.model_path)
@@ -288,10 +289,11 @@ class FinetuneTrainer:
         row = None
         stop_at = None if self.time_limit_s is None else time.perf_counter() + float(self.time_limit_s)
         while self.iteration < total:
-            if stop_at is not None and time.perf_counter() >= stop_at:
+            reason = self._stop_reason(stop_at)
+            if reason is not None:
                 bar.close()
                 self.save(final=False)
-                log.info("finetune: stopped after iteration %d by the time limit; rerun to go on", self.iteration)
+                log.info("finetune: stopped after iteration %d by %s; rerun to go on", self.iteration, reason)
                 return FinetuneResult(
                     ckpt_io.partial_path(self.out),
                     self.history_path,
@@ -326,6 +328,15 @@ class FinetuneTrainer:
         bar.close()
         self.save(final=True)
         return FinetuneResult(self.out, self.history_path, self.iteration, self.resumed_from, self.seconds, row)
+
+    def _stop_reason(self, stop_at: float | None) -> str | None:
+        """Why this sitting ends before the next iteration (None: it goes on). Both stops leave the run exactly
+        where an uninterrupted run would be (the partial checkpoint; resuming reaches the same bits)."""
+        if self.stop_after_iteration is not None and self.iteration >= self.stop_after_iteration:
+            return f"the requested stop after iteration {self.stop_after_iteration}"
+        if stop_at is not None and time.perf_counter() >= stop_at:
+            return "the time limit"
+        return None
 
     def evaluate(self) -> dict[str, Any]:
         """Fresh samples of the current policy (its EMA when it has one): the eval columns (elign.rl.quality)."""

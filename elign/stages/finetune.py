@@ -43,6 +43,7 @@ class FinetuneRequest:
     progress: bool = True
     max_minutes: float | None = None
     aligned_json: str | None = None
+    stop_after_iteration: int | None = None
 
 
 def training_keys_of(path: str) -> set[str]:
@@ -96,9 +97,10 @@ def run_finetune(config: ElignConfig, request: FinetuneRequest) -> None:
         progress=request.progress,
         training_keys=keys,
         time_limit_s=None if request.max_minutes is None else 60.0 * request.max_minutes,
+        stop_after_iteration=request.stop_after_iteration,
     )
     _log_result(result, out, history)
-    if Path(result.out) == Path(out):  # finished (not stopped by --max-minutes)
+    if Path(result.out) == Path(out):  # finished (not stopped by --max-minutes or --stop-after-iteration)
         write_json_atomic(_record_path(request), aligned_record(config, None))
 
 
@@ -135,7 +137,8 @@ def aligned_record(config: ElignConfig, info: dict | None) -> dict:
 def _log_result(result: FinetuneResult, out: str, history: Path) -> None:
     if Path(result.out) != Path(out):
         log.info(
-            "finetune: stopped at iteration %d by --max-minutes; rerun the same command to go on", result.iteration
+            "finetune: stopped at iteration %d (--max-minutes or --stop-after-iteration); rerun to go on",
+            result.iteration,
         )
         return
     last = result.last or {}

@@ -251,7 +251,11 @@ def test_finetune_cli_end_to_end(tiny_qm9_dir, tmp_path, capsys):
     }
     out, history = tmp_path / "aligned.pt", tmp_path / "finetune_history.parquet"
     args = ["finetune", "--config-json", json.dumps(cfg), "--model", str(model), "--no-progress"]
-    assert main(args + ["--out", str(out), "--history", str(history), "--stats", str(stats)]) == 0
+    run = args + ["--out", str(out), "--history", str(history), "--stats", str(stats)]
+    assert main(run + ["--stop-after-iteration", "1"]) == 0  # a sitting that ends early: no output, no record
+    assert not out.exists() and not out.with_name("aligned.json").exists()
+    assert load_checkpoint(partial_path(out))["extra"]["iteration"] == 1
+    assert main(run) == 0
     df = pq.read_table(history).to_pandas()
     assert df["iteration"].tolist() == [1, 2] and (df["num_rollouts"] == 4).all()
     assert (df["mean_num_atoms"] >= sizes.min()).all() and (df["mean_num_atoms"] <= sizes.max()).all()
@@ -309,3 +313,18 @@ def test_resume_with_the_official_update_reaches_the_same_bits(tiny_ckpt, tmp_pa
     again = finetune(cfg, tiny_ckpt, out, None, backend=HarmonicBackend(), progress=False)
     assert again.resumed_from == 2
     _assert_same_state(once.out, out)
+
+
+def test_a_run_stopped_after_an_iteration_resumes_to_the_same_bits(uninterrupted, tiny_ckpt, tmp_path):
+    """--stop-after-iteration (a short screen of a setting) leaves the run where an uninterrupted one is: iteration
+    3 is not a periodic checkpoint (checkpoint_every 2), so the stop itself must write it."""
+    out, history = tmp_path / "aligned.pt", tmp_path / "history.parquet"
+    stopped = finetune(
+        _config(), tiny_ckpt, out, history, backend=HarmonicBackend(), progress=False, stop_after_iteration=3
+    )
+    assert stopped.out == partial_path(out) and stopped.iteration == 3 and not out.exists()
+    assert load_checkpoint(partial_path(out))["extra"]["iteration"] == 3
+    assert pq.read_table(history).num_rows == 3
+    again = finetune(_config(), tiny_ckpt, out, history, backend=HarmonicBackend(), progress=False)
+    assert again.resumed_from == 3 and again.iteration == 4
+    _assert_same_state(uninterrupted.out, out)
