@@ -75,6 +75,7 @@ def aligned_card_markdown(card: dict) -> str:
         b, a = sets["backbone"].get(key), sets["aligned"].get(key)
         fmt = lambda v: "n/a" if v is None else f"{100 * v:.1f} %"  # noqa: E731
         lines.append(f"| {key} | {fmt(b)} | {fmt(a)} |")
+    lines += _speed_lines(m)
     lines += [
         "",
         "## Segments",
@@ -92,6 +93,19 @@ def aligned_card_markdown(card: dict) -> str:
     lines += _evaluation_lines(t.get("evaluations") or [])
     lines += ["", "![FED-GRPO curves](curves.png)", "", f"Reproduce: `{card['reproduce']['command']}`", ""]
     return "\n".join(lines)
+
+
+def _speed_lines(m: dict) -> list[str]:
+    """Sampling time of both models for the comparison (one process, one after the other, the same sizes)."""
+    sec = m.get("sampling_seconds") or {}
+    if not {"backbone", "aligned"} <= set(sec) or not sec["backbone"]:
+        return []
+    b, a = float(sec["backbone"]), float(sec["aligned"])
+    return [
+        "",
+        f"Sampling time ({m['num_molecules']} molecules each, batch {m.get('batch_size')}, {m.get('threads')} "
+        f"thread(s), one process): backbone {b:.1f} s, aligned {a:.1f} s, aligned / backbone ×{a / b:.3f}.",
+    ]
 
 
 def _segment_end(segment: dict) -> str:

@@ -85,6 +85,7 @@ def test_the_card_holds_the_paired_comparison(aligned, shipped):  # noqa: F811
     assert card["weights"]["sha256"] == file_sha256(folder / "weights.pt")
     assert {"card.md", "curves.png", "finetune_history.parquet"} <= {p.name for p in folder.iterdir()}
     text = (folder / "card.md").read_text()
+    assert "Sampling time (6 molecules each, batch 3" in text and "aligned / backbone ×" in text
     assert "Paired comparison" in text and "| 0 → 1 | 0.00 | exit 143 |" in text and "code: zzz, abc" in text
 
 
