@@ -19,6 +19,7 @@ PAIRED = (
     ("molecule_stable", "molecule_stable"),
     ("atom_stable_fraction", "atom_stable_fraction"),
     ("valid", "valid"),
+    ("valid_and_unique", "valid_and_unique"),  # valid and the first of its SMILES in the set: uniqueness per pair
 )
 SET_KEYS = ("molecule_stability", "atom_stability", "validity", "uniqueness", "valid_and_unique", "novelty")
 

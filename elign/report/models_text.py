@@ -16,6 +16,7 @@ CARD_METRICS = (
     ("relaxation_energy_kcal_mol", "relaxation energy", 1.0, "kcal/mol"),
     ("molecule_stable", "molecule stability", 100.0, "points"),
     ("valid", "validity", 100.0, "points"),
+    ("valid_and_unique", "valid and unique", 100.0, "points"),
 )
 
 

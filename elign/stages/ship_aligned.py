@@ -66,7 +66,18 @@ def _frame(model, sizes, req: AlignedShipRequest, backend: MLFFBackend, keys) ->
     seconds = time.perf_counter() - t0
     frame = evaluate_table(result.table, backend, keys, FireSettings(max_steps=req.relax_steps))
     frame["atom_stable_fraction"] = frame["num_stable_atoms"] / frame["num_atoms"]
+    frame["valid_and_unique"] = valid_and_unique_flags(frame)
     return frame, seconds
+
+
+def valid_and_unique_flags(frame: pd.DataFrame) -> pd.Series:
+    """Per molecule: valid, and the first valid molecule of the set with its SMILES (sample order). The mean is
+    the set's valid_and_unique (:func:`elign.metrics.evaluate.summarize`), so it can be compared pair by pair."""
+    valid = frame["valid"].astype(bool)
+    repeated = frame.loc[valid, "smiles"].duplicated()
+    flags = valid.copy()
+    flags.loc[repeated.index[repeated.to_numpy()]] = False
+    return flags
 
 
 def _model(ckpt: dict, weights: dict) -> torch.nn.Module:

@@ -16,11 +16,12 @@ from elign.cli.main import main
 from elign.config import AlignedSource, validate_config
 from elign.diffusion.checkpoint import load_checkpoint
 from elign.io.provenance import file_sha256
+from elign.metrics.evaluate import summarize
 from elign.model.zoo import ShippedModelError, find_shipped
 from elign.report.aligned_card import paired_comparison
 from elign.rl.aligned_source import materialize_aligned
 from elign.rl.trainer import FinetuneTrainer, finetune
-from elign.stages.ship_aligned import AlignedShipRequest, ship_aligned
+from elign.stages.ship_aligned import AlignedShipRequest, ship_aligned, valid_and_unique_flags
 from elign.training.backbone import materialize_pretrained
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "rl"))
@@ -117,6 +118,7 @@ def test_paired_comparison_of_a_model_with_itself_is_zero():
             "molecule_stable": [True, False, True, True],
             "atom_stable_fraction": [1.0, 0.8, 1.0, 1.0],
             "valid": [True, True, False, True],
+            "valid_and_unique": [True, False, False, True],
         }
     )
     same = paired_comparison({"backbone": frame, "aligned": frame.copy()}, seed=0, n_resamples=200)
@@ -187,3 +189,21 @@ def test_the_finetune_stage_records_what_aligned_is(aligned, shipped, tmp_path):
     trained = aligned_record(validate_config({"finetune": RUN}), None)
     assert trained["kind"] == "train" and trained["settings"]["shared_prefix_steps"] == 14
     assert trained["settings"]["iterations"] == 2 and trained["mlff"] == "ani2x"
+
+
+def test_the_per_molecule_uniqueness_flags_average_to_the_sets_valid_and_unique():
+    """An invalid molecule never counts and never hides a later valid one with its SMILES; a repeat counts once."""
+    frame = pd.DataFrame(
+        {
+            "smiles": ["C", "CO", "C", None, "CC", "CO", "CC", "N"],
+            "valid": [True, False, True, False, True, True, True, True],
+            "novel": [True] * 8,
+            "num_atoms": [5] * 8,
+            "num_stable_atoms": [5] * 8,
+            "molecule_stable": [True] * 8,
+            "sample_status": ["ok"] * 8,
+        }
+    )
+    flags = valid_and_unique_flags(frame)
+    assert flags.tolist() == [True, False, False, False, True, True, False, True]
+    assert flags.mean() == summarize(frame, "x")["valid_and_unique"] == 4 / 8
