@@ -172,6 +172,16 @@ def _mean_sem(values: pd.Series) -> tuple[float, float]:
     return float(v.mean()), float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else float("nan")
 
 
+def valid_and_unique_flags(frame: pd.DataFrame) -> pd.Series:
+    """Per molecule: valid, and the first valid molecule of the set with its SMILES (sample order). The mean is
+    the set's valid_and_unique (:func:`summarize`), so it can be compared pair by pair."""
+    valid = frame["valid"].astype(bool)
+    repeated = frame.loc[valid, "smiles"].duplicated()
+    flags = valid.copy()
+    flags.loc[repeated.index[repeated.to_numpy()]] = False
+    return flags
+
+
 def summarize(frame: pd.DataFrame, name: str) -> dict:
     """One summary row: EDM metrics (atom/molecule stability, validity, uniqueness, novelty), MLFF stats and,
     when relaxed, :func:`elign.metrics.relaxation.summarize_relaxation`."""

@@ -33,7 +33,7 @@ from elign.io.atomic import atomic_paths, json_text
 from elign.io.molecules import read_molecules
 from elign.io.provenance import file_sha256
 from elign.metrics.chemistry import training_keys
-from elign.metrics.evaluate import evaluate_table, summarize
+from elign.metrics.evaluate import evaluate_table, summarize, valid_and_unique_flags
 from elign.mlff.base import MLFFBackend
 from elign.mlff.relax import FireSettings
 from elign.model.zoo import CARD_FORMAT, ShippedModelError, find_shipped, verify_weights
@@ -68,16 +68,6 @@ def _frame(model, sizes, req: AlignedShipRequest, backend: MLFFBackend, keys) ->
     frame["atom_stable_fraction"] = frame["num_stable_atoms"] / frame["num_atoms"]
     frame["valid_and_unique"] = valid_and_unique_flags(frame)
     return frame, seconds
-
-
-def valid_and_unique_flags(frame: pd.DataFrame) -> pd.Series:
-    """Per molecule: valid, and the first valid molecule of the set with its SMILES (sample order). The mean is
-    the set's valid_and_unique (:func:`elign.metrics.evaluate.summarize`), so it can be compared pair by pair."""
-    valid = frame["valid"].astype(bool)
-    repeated = frame.loc[valid, "smiles"].duplicated()
-    flags = valid.copy()
-    flags.loc[repeated.index[repeated.to_numpy()]] = False
-    return flags
 
 
 def _model(ckpt: dict, weights: dict) -> torch.nn.Module:

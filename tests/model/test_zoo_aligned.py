@@ -16,12 +16,12 @@ from elign.cli.main import main
 from elign.config import AlignedSource, validate_config
 from elign.diffusion.checkpoint import load_checkpoint
 from elign.io.provenance import file_sha256
-from elign.metrics.evaluate import summarize
+from elign.metrics.evaluate import summarize, valid_and_unique_flags
 from elign.model.zoo import ShippedModelError, find_shipped
 from elign.report.aligned_card import paired_comparison
 from elign.rl.aligned_source import materialize_aligned
 from elign.rl.trainer import FinetuneTrainer, finetune
-from elign.stages.ship_aligned import AlignedShipRequest, ship_aligned, valid_and_unique_flags
+from elign.stages.ship_aligned import AlignedShipRequest, ship_aligned
 from elign.training.backbone import materialize_pretrained
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "rl"))
