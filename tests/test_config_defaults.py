@@ -19,6 +19,13 @@ DIFFERENT: dict[str, tuple[object, object, str]] = {
         "its own, which works for any dataset",
     ),
     "pretrain.source.name": (None, "qm9-small", "the shipped backbone's name (see pretrain.source.kind)"),
+    "finetune.source.kind": (
+        "train",
+        "shipped",
+        "the default run starts from the shipped aligned model (models/qm9-small-elign, FED-GRPO at the paper's "
+        "settings on qm9-small); without a source a run trains FED-GRPO itself, from any backbone",
+    ),
+    "finetune.source.name": (None, "qm9-small-elign", "the shipped aligned model's name (see finetune.source.kind)"),
     "pretrain.ema_decay": (
         0.9999,
         0.995,
