@@ -42,10 +42,10 @@ def test_fedgrpo_is_bit_identical_to_the_two_channel_code(case, golden, tmp_path
         assert np.array_equal(value, expected[key], equal_nan=value.dtype.kind == "f"), key
 
 
-def test_the_paper_run_checkpoint_still_resumes():
-    """aligned.pt.partial was written before ``finetune.extra_rewards`` existed; its config must still match the
-    config the paper run resumes with (segment.sh: config.yaml + qm9_paper.yaml + cpu.yaml)."""
-    path = PAPER_RUN / "aligned.pt.partial"
+def test_the_paper_run_checkpoint_matches_its_config():
+    """The paper run (aligned.pt, finished) began before ``finetune.extra_rewards`` existed; its config must
+    still match the config it ran with (segment.sh: config.yaml + qm9_paper.yaml + cpu.yaml)."""
+    path = PAPER_RUN / "aligned.pt"
     extra = torch.load(path, map_location="cpu", weights_only=False)["extra"]
     config = load_config(
         REPO / "config" / "config.yaml", REPO / "config" / "experiments" / "qm9_paper.yaml", PAPER_RUN / "cpu.yaml"
