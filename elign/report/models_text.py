@@ -68,10 +68,12 @@ def aligned_section(aligned: dict | None) -> tuple[str, pd.DataFrame] | None:
     paired = comparison.get("paired") or {}
     if not paired:
         return None
-    hours = (training.get("wall_seconds") or 0) / 3600
+    wall_h = (training.get("wall_seconds") or 0) / 3600
+    train_s = training.get("train_seconds")  # the trainer's own clock; wall = the sittings' sum (start-up too)
+    hours = f"{train_s / 3600:.1f} h of training ({wall_h:.1f} h wall)" if train_s else f"{wall_h:.1f} h wall"
     intro = (
         f"Shipped aligned model {aligned.get('name')} ({card.get('path')}): {training.get('iterations')} FED-GRPO "
-        f"iterations, {training.get('optimizer_steps')} optimizer steps, {hours:.1f} h. Its card compares "
+        f"iterations, {training.get('optimizer_steps')} optimizer steps, {hours}. Its card compares "
         f"{comparison.get('num_molecules')} molecules of it and of its backbone sampled with the same noise (seed "
         f"{comparison.get('seed')}, a seed training never used), pair by pair."
     )

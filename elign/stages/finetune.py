@@ -124,11 +124,13 @@ def aligned_record(config: ElignConfig, info: dict | None) -> dict:
     if info["kind"] == "shipped":
         shipped = find_shipped(info["name"], ft.source.models_dir)
         card = shipped.card
-        metrics = card.get("metrics", {})
+        metrics, training = card.get("metrics", {}), card.get("training", {})
         record["card"] = {
             "path": str(shipped.folder / "card.md"),
             "summary": card.get("summary", ""),
-            "training": {k: card.get("training", {}).get(k) for k in ("iterations", "optimizer_steps", "wall_seconds")},
+            "training": {
+                k: training.get(k) for k in ("iterations", "optimizer_steps", "train_seconds", "wall_seconds")
+            },
             "comparison": {k: metrics.get(k) for k in ("num_molecules", "seed", "paired", "sets")},
         }
     return record

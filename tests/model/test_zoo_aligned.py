@@ -186,6 +186,8 @@ def test_the_finetune_stage_records_what_aligned_is(aligned, shipped, tmp_path):
     assert record["card"]["path"] == str(shipped / "tiny-elign" / "card.md")
     assert record["card"]["comparison"]["paired"] == card["metrics"]["paired"]
     assert record["card"]["training"]["iterations"] == 2
+    for key in ("optimizer_steps", "train_seconds", "wall_seconds"):  # the report's "N h of training (M h wall)"
+        assert record["card"]["training"][key] == card["training"][key] is not None, key
     trained = aligned_record(validate_config({"finetune": RUN}), None)
     assert trained["kind"] == "train" and trained["settings"]["shared_prefix_steps"] == 14
     assert trained["settings"]["iterations"] == 2 and trained["mlff"] == "ani2x"

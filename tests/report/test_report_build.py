@@ -174,7 +174,7 @@ def test_the_report_opens_with_what_pretrained_and_aligned_are(artifacts, tmp_pa
     card = {
         "path": "models/qm9-small-elign/card.md",
         "summary": "FED-GRPO at the paper's settings, ANI-2x for UMA, on the small backbone qm9-small.",
-        "training": {"iterations": 100, "optimizer_steps": 2400, "wall_seconds": 36000.0},
+        "training": {"iterations": 100, "optimizer_steps": 2400, "train_seconds": 34200.0, "wall_seconds": 36000.0},
         "comparison": {
             "num_molecules": 1000,
             "seed": 9,
@@ -197,6 +197,7 @@ def test_the_report_opens_with_what_pretrained_and_aligned_are(artifacts, tmp_pa
     )
     assert md.index(opening) < next(i for i, line in enumerate(md) if line.startswith("## "))  # the first screen
     assert "## Aligned model" in md
+    assert "100 FED-GRPO iterations, 2400 optimizer steps, 9.5 h of training (10.0 h wall)." in "\n".join(md)
     force = next(line for line in md if line.startswith("| MLFF force RMS"))
     cells = [c.strip() for c in force.strip("|").split("|")]
     assert cells == ["MLFF force RMS", "2.5", "2.3", "-0.2 [-0.3, -0.1] eV/Å", "1e-05", "1000"]
