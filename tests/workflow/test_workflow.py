@@ -198,7 +198,9 @@ def _smoke_finetune_with_xtb_reward(root: Path, args: tuple[str, ...]) -> None:
 
 def test_pretrain_launches_torchrun_with_the_jobs_gpus(fresh):
     """pretrain.gpus > 1 is the job's gpu resource (Slurm --gpus) and one torchrun process per GPU."""
-    (fresh / "gpus.yaml").write_text("pretrain:\n  source: {kind: train}\n  gpus: 4\n  device: cuda\n")
+    (fresh / "gpus.yaml").write_text(
+        "pretrain:\n  source: {kind: train}\n  gpus: 4\n  device: cuda\nfinetune:\n  source: {kind: train}\n"
+    )
     proc = _snakemake(
         fresh,
         "results/models/qm9/pretrained.pt",
